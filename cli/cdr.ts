@@ -1,0 +1,240 @@
+// `minisipserver cdr query|stats|convert`: read, summarise and convert call detail records.
+// The work lives in lib/cdr/; this file maps command-line arguments onto it.
+import path from 'node:path';
+import yargs, { type Argv, type CommandModule } from 'yargs';
+import { parseCallTag, ALL_CALL_TAGS, callTagName } from '../lib/cdr/record.js';
+import { parseTimeArg, statusMatcher, type CdrFilter } from '../lib/cdr/filter.js';
+import { listCdrFiles, UnreadableFileError } from '../lib/cdr/source.js';
+import { parseSortSpec, runQuery, type SortSpec } from '../lib/cdr/query.js';
+import { computeStats, printStats, STATS_GROUPS, type StatsGroup, type StatsFormat } from '../lib/cdr/stats.js';
+import { convertFile, ConvertRefusedError } from '../lib/cdr/convert.js';
+import { formatProblem, type Problem } from '../lib/cdr/problems.js';
+import { Progress } from '../lib/cdr/progress.js';
+import type { RowFormat } from '../lib/cdr/output.js';
+
+export interface CdrIo {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+  /** Whether `out` is a terminal: the default query format is then `table` instead of `csv`. */
+  isTTY?: boolean;
+}
+
+type Subcommand = 'query' | 'stats' | 'convert';
+type Args = Record<string, unknown>;
+type Runner = (cmd: Subcommand, args: Args) => void | Promise<void>;
+
+const EXIT_CODES = `Exit codes: 0 ok; 1 bad input with --strict, or an unreadable file; 2 usage error.`;
+const TAG_LIST = ALL_CALL_TAGS.map((t) => `${t}=${callTagName(t)}`).join(', ');
+
+function filterOptions(y: Argv): Argv {
+  return y
+    .option('data-dir', { type: 'string', default: './data', describe: 'data directory; PATH defaults to <data-dir>/cdr' })
+    .option('from', { type: 'string', describe: 'start time >= T (2026-11-26, 2026-11-26T10:00, optional offset; local time otherwise)' })
+    .option('to', { type: 'string', describe: 'start time < T (a bare date includes that whole day)' })
+    .option('caller', { type: 'string', describe: 'caller number is exactly N' })
+    .option('callee', { type: 'string', describe: 'callee number is exactly N' })
+    .option('number', { type: 'string', describe: 'caller, callee or dialled number matches GLOB (* and ?)' })
+    .option('cause', { type: 'number', describe: 'Q.850 cause in the FCI field' })
+    .option('tag', { type: 'string', describe: `callTag name or number: ${TAG_LIST}` })
+    .option('status', { type: 'string', describe: 'final SIP status: 486, or a class such as 4xx' })
+    .option('min-duration', { type: 'number', describe: 'duration (start to end) >= S seconds' })
+    .option('answered', { type: 'boolean', describe: 'answered calls only' })
+    .option('failed', { type: 'boolean', describe: 'unanswered calls only' })
+    .conflicts('answered', 'failed')
+    .option('strict', { type: 'boolean', default: false, describe: 'bad input records make the exit code 1' })
+    .positional('paths', { type: 'string', array: true, describe: 'CDR files (.csv, .csv.gz, .cdr) or directories' });
+}
+
+/** Registers query, stats and convert on `y`; `run` receives the chosen command. */
+export function defineCdrSubcommands(y: Argv, run: Runner): Argv {
+  return y
+    .command(
+      'query [paths..]',
+      'list call records matching the filters',
+      (q) =>
+        filterOptions(q)
+          .option('sort', { type: 'string', describe: 'sort by a column, FIELD or FIELD:desc. Holds the matching rows in memory (only the best N with --limit); without --sort output streams' })
+          .option('limit', { type: 'number', describe: 'print at most N rows' })
+          .option('format', { choices: ['table', 'csv', 'json', 'ndjson'] as const, describe: 'output format (default: table on a terminal, csv otherwise)' })
+          .epilog(EXIT_CODES),
+      (args) => run('query', args),
+    )
+    .command(
+      'stats [paths..]',
+      'calls, answered, failed, ASR, ACD, billable minutes, busiest hour',
+      (s) =>
+        filterOptions(s)
+          .option('by', { choices: STATS_GROUPS, describe: 'one line per group' })
+          .option('format', { choices: ['table', 'csv', 'json'] as const, default: 'table', describe: 'output format' })
+          .epilog(EXIT_CODES),
+      (args) => run('stats', args),
+    )
+    .command(
+      'convert <in> <out>',
+      'convert between .csv (.csv.gz) and binary .cdr files; the direction follows the extensions',
+      (c) =>
+        c
+          .positional('in', { type: 'string', describe: 'input: .csv, .csv.gz or .cdr' })
+          .positional('out', { type: 'string', describe: 'output: .csv or .cdr' })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output file' })
+          .option('strict', { type: 'boolean', default: false, describe: 'bad input records: exit 1 and write no output' })
+          .epilog(EXIT_CODES),
+      (args) => run('convert', args),
+    );
+}
+
+class UsageError extends Error {}
+
+function buildFilter(args: Args): CdrFilter {
+  const f: CdrFilter = {};
+  for (const bound of ['from', 'to'] as const) {
+    if (args[bound] === undefined) continue;
+    const t = parseTimeArg(String(args[bound]), bound);
+    if (t === null) throw new UsageError(`--${bound}: not a date/time: ${String(args[bound])}`);
+    f[bound] = t;
+  }
+  if (args.caller !== undefined) f.caller = String(args.caller);
+  if (args.callee !== undefined) f.callee = String(args.callee);
+  if (args.number !== undefined) f.number = String(args.number);
+  if (args.cause !== undefined) {
+    if (!Number.isInteger(args.cause)) throw new UsageError('--cause: expected a whole number');
+    f.cause = args.cause as number;
+  }
+  if (args.tag !== undefined) {
+    const tag = parseCallTag(String(args.tag));
+    if (tag === undefined) throw new UsageError(`--tag: unknown call tag ${String(args.tag)} (${TAG_LIST})`);
+    f.tag = tag;
+  }
+  if (args.status !== undefined) {
+    if (!statusMatcher(String(args.status))) throw new UsageError('--status: expected a code (486) or a class (4xx)');
+    f.status = String(args.status);
+  }
+  if (args.minDuration !== undefined) {
+    if (!Number.isFinite(args.minDuration)) throw new UsageError('--min-duration: expected a number of seconds');
+    f.minDuration = args.minDuration as number;
+  }
+  if (args.answered) f.answered = true;
+  if (args.failed) f.failed = true;
+  return f;
+}
+
+function inputPaths(args: Args): string[] {
+  const paths = (args.paths as string[] | undefined) ?? [];
+  return paths.length > 0 ? paths : [path.join(String(args.dataDir ?? './data'), 'cdr')];
+}
+
+const MAX_PRINTED_PROBLEMS = 1000;
+
+/** Runs one subcommand and returns its exit code. */
+export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promise<number> {
+  let problems = 0;
+  const onProblem = (p: Problem) => {
+    problems++;
+    if (problems <= MAX_PRINTED_PROBLEMS) io.err.write(formatProblem(p) + '\n');
+  };
+  const progress = new Progress(io.err, (io.err as { isTTY?: boolean }).isTTY === true);
+  const read = {
+    onProblem,
+    onFile: (f: string) => progress.setFile(f),
+    onRowsRead: (n: number) => progress.addRows(n),
+  };
+  const strict = args.strict === true;
+  try {
+    if (cmd === 'convert') {
+      const { rows, written } = await convertFile(String(args.in), String(args.out), {
+        ...read,
+        force: args.force === true,
+        keepOutput: () => !(strict && problems > 0),
+      });
+      progress.done();
+      if (!written) io.err.write(`${String(args.out)}: not written (bad input with --strict)\n`);
+      else io.err.write(`${rows} records written to ${String(args.out)}\n`);
+    } else {
+      const filter = buildFilter(args);
+      const files = listCdrFiles(inputPaths(args));
+      if (cmd === 'query') {
+        let sort: SortSpec | undefined;
+        if (args.sort !== undefined) {
+          const spec = parseSortSpec(String(args.sort));
+          if (!spec) throw new UsageError(`--sort: expected a column name, optionally with :asc or :desc`);
+          sort = spec;
+        }
+        if (args.limit !== undefined && !(Number.isInteger(args.limit) && (args.limit as number) >= 0)) {
+          throw new UsageError('--limit: expected a whole number >= 0');
+        }
+        const format = (args.format as RowFormat | undefined) ?? (io.isTTY ? 'table' : 'csv');
+        await runQuery({ ...read, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
+      } else {
+        const by = args.by as StatsGroup | undefined;
+        const format = (args.format as StatsFormat | undefined) ?? 'table';
+        const result = await computeStats({ ...read, files, filter, ...(by ? { by } : {}), format });
+        progress.done();
+        await printStats(result, { ...(by ? { by } : {}), format }, io.out);
+      }
+    }
+  } catch (err) {
+    progress.done();
+    if (err instanceof UsageError || err instanceof ConvertRefusedError) {
+      io.err.write(`minisipserver cdr ${cmd}: ${err.message}\n`);
+      return err instanceof ConvertRefusedError ? err.exitCode : 2;
+    }
+    if (err instanceof UnreadableFileError) {
+      io.err.write(`minisipserver cdr ${cmd}: cannot read ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  progress.done();
+  if (problems > MAX_PRINTED_PROBLEMS) io.err.write(`... ${problems - MAX_PRINTED_PROBLEMS} more problems not shown\n`);
+  if (problems > 0) io.err.write(`${problems} bad input record(s) skipped\n`);
+  return strict && problems > 0 ? 1 : 0;
+}
+
+/** Runs `minisipserver cdr <argv...>` in-process; resolves to the exit code. */
+export async function runCdr(argv: string[], io: CdrIo): Promise<number> {
+  let chosen: { cmd: Subcommand; args: Args } | undefined;
+  const parser = defineCdrSubcommands(yargs(), (cmd, args) => {
+    chosen = { cmd, args };
+  })
+    .scriptName('minisipserver cdr')
+    .usage('$0 <command> [options]')
+    .demandCommand(1, 'name a command: query, stats or convert')
+    .strict()
+    .version(false)
+    .help()
+    .wrap(Math.min(110, (io.out as { columns?: number }).columns ?? 100))
+    .epilog(EXIT_CODES)
+    .exitProcess(false);
+
+  let failure: Error | null = null;
+  let text = '';
+  await new Promise<void>((resolve) => {
+    void parser.parse(argv, {}, (err: Error | undefined, _parsed: unknown, output: string) => {
+      failure = err ?? null;
+      text = output;
+      resolve();
+    });
+  });
+  if (failure) {
+    io.err.write(text ? text + '\n' : `${(failure as Error).message}\n`);
+    return 2;
+  }
+  if (!chosen) {
+    if (text) io.out.write(text + '\n'); // --help
+    return 0;
+  }
+  return executeCdr(chosen.cmd, chosen.args, io);
+}
+
+/** The `cdr` command for the root parser in cli/main.ts (run it with parseAsync). */
+export const cdrCommand: CommandModule = {
+  command: 'cdr',
+  describe: 'query, summarise and convert call detail records (replaces miniCDR)',
+  builder: (y) =>
+    defineCdrSubcommands(y, async (cmd, args) => {
+      process.exitCode = await executeCdr(cmd, args, { out: process.stdout, err: process.stderr, isTTY: process.stdout.isTTY === true });
+    })
+      .demandCommand(1, 'name a command: query, stats or convert')
+      .epilog(EXIT_CODES),
+  handler: () => undefined,
+};

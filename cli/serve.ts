@@ -1,0 +1,99 @@
+import type { Argv, CommandModule } from 'yargs';
+import { loadConfigFile, ConfigError } from '../lib/config/load.js';
+import { defaultConfig, type Config } from '../lib/config/schema.js';
+import { Logger } from '../lib/log.js';
+
+interface ServeArgs {
+  config?: string;
+  'data-dir'?: string;
+  bind?: string;
+  'sip-port'?: number;
+  'log-format'?: 'auto' | 'text' | 'json';
+  'log-level'?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Config file (or built-in defaults) with the command-line flags on top. */
+export function resolveServeConfig(args: ServeArgs): Config {
+  const config = args.config ? loadConfigFile(args.config) : defaultConfig();
+  if (args['data-dir'] !== undefined) config.data.dir = args['data-dir'];
+  if (args.bind !== undefined) {
+    if (args.bind.includes(':')) {
+      config.sip.bind6 = args.bind;
+      config.sip.bind = '';
+    } else {
+      config.sip.bind = args.bind;
+      config.sip.bind6 = '';
+    }
+  }
+  if (args['sip-port'] !== undefined) config.sip.port = args['sip-port'];
+  if (args['log-format'] !== undefined) config.log.format = args['log-format'];
+  if (args['log-level'] !== undefined) config.log.level = args['log-level'];
+  return config;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve',
+  describe: 'Run the SIP server (registrar with digest authentication)',
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string', describe: 'YAML configuration file (see docs/CONFIG.md); built-in defaults without it' })
+      .option('data-dir', { type: 'string', describe: 'Data folder (SQLite store, CDR files); default ./data' })
+      .option('bind', { type: 'string', describe: 'Listen only on this address (IPv4 or IPv6); default all of 0.0.0.0 and ::' })
+      .option('sip-port', { type: 'number', describe: 'SIP port for UDP and TCP (0 picks a free one); default 5060' })
+      .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'Log lines as text or JSON (auto: text on a terminal)' })
+      .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'Lowest level logged' })
+      .check((a) => {
+        const p = a['sip-port'];
+        if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new Error(`--sip-port must be 0..65535, got ${String(p)}`);
+        return true;
+      }) as unknown as Argv<ServeArgs>,
+  handler: async (args) => {
+    let config: Config;
+    try {
+      config = resolveServeConfig(args);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`minisipserver: configuration error: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    const logger = new Logger({ level: config.log.level as 'info', format: config.log.format as 'auto', peerEventsPerSecond: config.log.peerEventsPerSecond });
+    const { PbxServer } = await import('../lib/pbx/server.js');
+    let server: InstanceType<typeof PbxServer>;
+    try {
+      server = new PbxServer(config, logger);
+    } catch (err) {
+      process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    let info;
+    try {
+      info = await server.start();
+    } catch (err) {
+      process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
+      await server.stop().catch(() => {});
+      process.exit(1);
+    }
+    if (info.createdDefaults) {
+      // Printed once on the terminal (stdout), never written to the log.
+      process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
+      for (const e of info.createdDefaults) process.stdout.write(`  ${e.number}  password ${e.password}\n`);
+    }
+    process.stdout.write(`minisipserver listening on port ${info.port} (udp/tcp), data in ${config.data.dir}\n`);
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('server.signal', { signal });
+      const force = setTimeout(() => process.exit(1), 5000);
+      force.unref();
+      server.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  },
+};

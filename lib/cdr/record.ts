@@ -1,0 +1,285 @@
+// The CDR record: column list, the FCI field (callTag=/cause=), the release-point enum, the
+// Q.850 cause rules and the timestamp format. A record is kept in its text form (one string per
+// column) so that every file format round-trips it exactly; buildCdrRecord() makes one from the
+// typed facts of a finished call.
+
+export const CDR_COLUMNS = [
+  'record_id',
+  'record_type',
+  'party_kind',
+  'call_id',
+  'caller',
+  'caller_name',
+  'callee',
+  'dialled',
+  'route',
+  'start_time',
+  'answer_time',
+  'end_time',
+  'duration',
+  'billable',
+  'status',
+  'fci',
+  'caller_address',
+  'callee_address',
+  'media',
+  'codec',
+  'user_agent',
+  'node',
+] as const;
+
+export type CdrColumn = (typeof CDR_COLUMNS)[number];
+export type CdrRecord = Record<CdrColumn, string>;
+
+/** Where in the server the call was released. Numbers are part of the public file format. */
+export enum CallTag {
+  CallerBye = 1,
+  CalleeBye = 2,
+  CallerCancel = 3,
+  CalleeRejected = 4,
+  NoAnswer = 5,
+  RoutingFailure = 6,
+  DurationLimit = 7,
+  AdminRelease = 8,
+  Busy = 9,
+  UnknownNumber = 10,
+  Unregistered = 11,
+  MediaTimeout = 12,
+  ServerShutdown = 13,
+  AuthFailure = 14,
+  NoResponse = 15,
+}
+
+const CALL_TAG_NAMES: Record<CallTag, string> = {
+  [CallTag.CallerBye]: 'caller-bye',
+  [CallTag.CalleeBye]: 'callee-bye',
+  [CallTag.CallerCancel]: 'caller-cancel',
+  [CallTag.CalleeRejected]: 'callee-rejected',
+  [CallTag.NoAnswer]: 'no-answer',
+  [CallTag.RoutingFailure]: 'routing-failure',
+  [CallTag.DurationLimit]: 'duration-limit',
+  [CallTag.AdminRelease]: 'admin-release',
+  [CallTag.Busy]: 'busy',
+  [CallTag.UnknownNumber]: 'unknown-number',
+  [CallTag.Unregistered]: 'unregistered',
+  [CallTag.MediaTimeout]: 'media-timeout',
+  [CallTag.ServerShutdown]: 'server-shutdown',
+  [CallTag.AuthFailure]: 'auth-failure',
+  [CallTag.NoResponse]: 'no-response',
+};
+
+/** Q.850 cause written when nothing more specific is known. */
+export const DEFAULT_CAUSE: Record<CallTag, number> = {
+  [CallTag.CallerBye]: 16,
+  [CallTag.CalleeBye]: 16,
+  [CallTag.CallerCancel]: 16,
+  [CallTag.CalleeRejected]: 21,
+  [CallTag.NoAnswer]: 19,
+  [CallTag.RoutingFailure]: 3,
+  [CallTag.DurationLimit]: 16,
+  [CallTag.AdminRelease]: 16,
+  [CallTag.Busy]: 17,
+  [CallTag.UnknownNumber]: 1,
+  [CallTag.Unregistered]: 20,
+  [CallTag.MediaTimeout]: 102,
+  [CallTag.ServerShutdown]: 41,
+  [CallTag.AuthFailure]: 21,
+  [CallTag.NoResponse]: 18,
+};
+
+export const ALL_CALL_TAGS: readonly CallTag[] = Object.keys(CALL_TAG_NAMES).map(Number) as CallTag[];
+
+export function callTagName(tag: number): string | undefined {
+  return CALL_TAG_NAMES[tag as CallTag];
+}
+
+/** Accepts a tag name (`busy`, case-insensitive) or number (`9`); undefined if unknown. */
+export function parseCallTag(s: string): CallTag | undefined {
+  const t = s.trim().toLowerCase();
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    return CALL_TAG_NAMES[n as CallTag] ? (n as CallTag) : undefined;
+  }
+  for (const tag of ALL_CALL_TAGS) if (CALL_TAG_NAMES[tag] === t) return tag;
+  return undefined;
+}
+
+// SIP final status -> Q.850 cause, after RFC 3398 section 8.2.6.1 (SIP -> ISUP direction).
+const SIP_STATUS_CAUSE: Record<number, number> = {
+  400: 41, 401: 21, 402: 21, 403: 21, 404: 1, 405: 63, 406: 79, 407: 21, 408: 102, 410: 22,
+  413: 127, 414: 28, 415: 79, 416: 127, 420: 127, 421: 127, 423: 127, 480: 18, 481: 41, 482: 25,
+  483: 25, 484: 28, 485: 1, 486: 17, 487: 16, 488: 127, 500: 41, 501: 79, 502: 38, 503: 63,
+  504: 102, 505: 127, 513: 127, 600: 17, 603: 21, 604: 1, 606: 58,
+};
+
+export function causeFromSipStatus(status: number): number {
+  const known = SIP_STATUS_CAUSE[status];
+  if (known !== undefined) return known;
+  if (status >= 500 && status < 600) return 41;
+  return 21;
+}
+
+/** The cause of a `Reason: Q.850;cause=N` header value (several reasons may be comma-joined). */
+export function parseReasonCause(reason: string | undefined): number | undefined {
+  if (!reason) return undefined;
+  const m = /\bQ\.850\b[^,]*?\bcause\s*=\s*(\d{1,3})\b/i.exec(reason);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The rule for a call failed by a final 4xx-6xx: a Q.850 Reason cause wins, else the status map. */
+export function causeForFinalResponse(status: number, reasonHeader?: string): number {
+  if (status >= 400 && status <= 699) {
+    const fromReason = parseReasonCause(reasonHeader);
+    if (fromReason !== undefined) return fromReason;
+  }
+  return causeFromSipStatus(status);
+}
+
+export function formatFci(tag: number, cause: number): string {
+  return `callTag=${tag};cause=${cause}`;
+}
+
+export interface Fci {
+  callTag?: number;
+  cause?: number;
+  /** Every name=value pair, including unknown ones (kept for forward compatibility). */
+  params: Record<string, string>;
+}
+
+export function parseFci(s: string): Fci {
+  const fci: Fci = { params: {} };
+  for (const part of s.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    fci.params[name] = value;
+    if (/^\d+$/.test(value)) {
+      if (name === 'callTag') fci.callTag = Number(value);
+      else if (name === 'cause') fci.cause = Number(value);
+    }
+  }
+  return fci;
+}
+
+// ---- timestamps -------------------------------------------------------------------------------
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** The server's UTC offset in minutes (east positive) at instant `ms`. */
+export function localOffsetMin(ms: number): number {
+  return -new Date(ms).getTimezoneOffset();
+}
+
+/** `2026-11-26T09:15:02.123+01:00`; the offset defaults to the server's local offset at `ms`. */
+export function formatTimestamp(ms: number, tzOffsetMin: number = localOffsetMin(ms)): string {
+  const d = new Date(ms + tzOffsetMin * 60_000);
+  const sign = tzOffsetMin < 0 ? '-' : '+';
+  const off = Math.abs(tzOffsetMin);
+  return (
+    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
+    `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}` +
+    `${sign}${pad(Math.floor(off / 60))}:${pad(off % 60)}`
+  );
+}
+
+const TIMESTAMP_RE = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)$/;
+
+/** Epoch ms of an ISO 8601 timestamp that carries its UTC offset (or Z); null if invalid. */
+export function parseTimestamp(s: string): number | null {
+  const m = TIMESTAMP_RE.exec(s);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, sec, frac, zone] = m;
+  const year = Number(y), month = Number(mo), day = Number(d);
+  const hour = Number(h), minute = Number(mi), second = Number(sec);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
+  let offsetMin = 0;
+  if (zone !== 'Z') {
+    const digits = zone!.replace(':', '');
+    const oh = Number(digits.slice(1, 3)), om = Number(digits.slice(3, 5));
+    if (oh > 23 || om > 59) return null;
+    offsetMin = (oh * 60 + om) * (zone![0] === '-' ? -1 : 1);
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
+}
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+// ---- building a record from a finished call ---------------------------------------------------
+
+export interface CallSummary {
+  callId: string;
+  caller: string;
+  callerName?: string;
+  callee: string;
+  dialled: string;
+  /** `local`, `trunk:<name>`, `ivr:<name>`, ... */
+  route: string;
+  startMs: number;
+  answerMs?: number;
+  endMs: number;
+  status: number;
+  tag: CallTag;
+  /** Defaults to DEFAULT_CAUSE[tag]. */
+  cause?: number;
+  recordType?: 'O' | 'T';
+  partyKind?: 'local' | 'outside';
+  callerAddress?: string;
+  calleeAddress?: string;
+  media?: string;
+  codec?: string;
+  userAgent?: string;
+  node?: string;
+  /** UTC offset for the timestamps; defaults to the server's local offset. */
+  tzOffsetMin?: number;
+}
+
+let recordSeq = 0;
+
+/** `<start ms, base36, 9 chars>-<seq, base36, 4 chars>`: sorts by start time, unique per process. */
+export function makeRecordId(startMs: number, seq: number): string {
+  return `${Math.max(0, Math.floor(startMs)).toString(36).padStart(9, '0')}-${(seq % 36 ** 4).toString(36).padStart(4, '0')}`;
+}
+
+export function buildCdrRecord(call: CallSummary): CdrRecord {
+  const ts = (ms: number) => formatTimestamp(ms, call.tzOffsetMin ?? localOffsetMin(ms));
+  const answered = call.answerMs !== undefined;
+  const billable = answered ? Math.max(0, Math.ceil((call.endMs - call.answerMs!) / 1000)) : 0;
+  return {
+    record_id: makeRecordId(call.startMs, recordSeq++),
+    record_type: call.recordType ?? 'O',
+    party_kind: call.partyKind ?? 'local',
+    call_id: call.callId,
+    caller: call.caller,
+    caller_name: call.callerName ?? '',
+    callee: call.callee,
+    dialled: call.dialled,
+    route: call.route,
+    start_time: ts(call.startMs),
+    answer_time: answered ? ts(call.answerMs!) : '',
+    end_time: ts(call.endMs),
+    duration: (Math.max(0, call.endMs - call.startMs) / 1000).toFixed(3),
+    billable: String(billable),
+    status: String(call.status),
+    fci: formatFci(call.tag, call.cause ?? DEFAULT_CAUSE[call.tag]),
+    caller_address: call.callerAddress ?? '',
+    callee_address: call.calleeAddress ?? '',
+    media: call.media ?? '',
+    codec: call.codec ?? '',
+    user_agent: call.userAgent ?? '',
+    node: call.node ?? '',
+  };
+}
+
+/** A record with every column empty, to fill from a file whose header lacks some columns. */
+export function emptyCdrRecord(): CdrRecord {
+  const rec = {} as CdrRecord;
+  for (const c of CDR_COLUMNS) rec[c] = '';
+  return rec;
+}

@@ -1,0 +1,126 @@
+// Finds CDR files under the given paths and reads them, in time order, as one stream of row
+// batches (one batch per chunk read, so memory stays flat whatever the file size).
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { CsvCdrDecoder } from './csv.js';
+import { BinaryCdrDecoder } from './binary.js';
+import type { CdrRow } from './row.js';
+import type { ProblemSink } from './problems.js';
+
+export type CdrFileKind = 'csv' | 'csv.gz' | 'cdr';
+
+export function cdrFileKind(file: string): CdrFileKind | undefined {
+  const lower = file.toLowerCase();
+  if (lower.endsWith('.csv.gz')) return 'csv.gz';
+  if (lower.endsWith('.csv')) return 'csv';
+  if (lower.endsWith('.cdr')) return 'cdr';
+  return undefined;
+}
+
+function stemOf(file: string): string {
+  return path.basename(file).replace(/\.(csv\.gz|csv|cdr)$/i, '');
+}
+
+export class UnreadableFileError extends Error {}
+
+/**
+ * The CDR files named by `paths` (files, or directories searched one level deep), sorted by file
+ * name so daily files come in date order. In a directory, a day present both as .csv and as
+ * .csv.gz/.cdr (format `both`, or a compression in progress) is read once, preferring .csv.
+ */
+export function listCdrFiles(paths: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(p);
+    } catch (err) {
+      throw new UnreadableFileError(`${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!stat.isDirectory()) {
+      files.push(p);
+      continue;
+    }
+    const byStem = new Map<string, string>();
+    const rank: Record<CdrFileKind, number> = { csv: 0, 'csv.gz': 1, cdr: 2 };
+    for (const name of fs.readdirSync(p).sort()) {
+      const kind = cdrFileKind(name);
+      if (!kind) continue;
+      const full = path.join(p, name);
+      if (!fs.statSync(full).isFile()) continue;
+      const prev = byStem.get(stemOf(name));
+      if (prev === undefined || rank[kind] < rank[cdrFileKind(prev)!]) byStem.set(stemOf(name), full);
+    }
+    files.push(...byStem.values());
+  }
+  return files
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => (stemOf(a.f) < stemOf(b.f) ? -1 : stemOf(a.f) > stemOf(b.f) ? 1 : a.i - b.i))
+    .map((x) => x.f);
+}
+
+export interface ReadOptions {
+  onProblem: ProblemSink;
+  /** Told when a file starts (progress display). */
+  onFile?: (file: string) => void;
+  alwaysCsvParse?: boolean;
+}
+
+const CHUNK = 1 << 20;
+
+/** Rows of one file, a batch per chunk. Throws UnreadableFileError if it cannot be opened. */
+export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenerator<CdrRow[]> {
+  const kind = cdrFileKind(file) ?? 'csv';
+  let fd: fs.promises.FileHandle;
+  try {
+    fd = await fs.promises.open(file, 'r');
+  } catch (err) {
+    throw new UnreadableFileError(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  opts.onFile?.(file);
+  let batch: CdrRow[] = [];
+  const onRow = (row: CdrRow) => batch.push(row);
+  const raw = fd.createReadStream({ highWaterMark: CHUNK });
+  let input: Readable = raw;
+  if (kind === 'csv.gz') {
+    const gunzip = zlib.createGunzip({ chunkSize: CHUNK });
+    raw.on('error', (err) => gunzip.destroy(err));
+    input = raw.pipe(gunzip);
+  }
+  const decoder =
+    kind === 'cdr'
+      ? new BinaryCdrDecoder({ file, onRow, onProblem: opts.onProblem })
+      : new CsvCdrDecoder({ file, onRow, onProblem: opts.onProblem, alwaysCsvParse: opts.alwaysCsvParse ?? false });
+  const utf8 = new StringDecoder('utf8');
+  try {
+    try {
+      for await (const chunk of input) {
+        if (decoder instanceof BinaryCdrDecoder) decoder.push(chunk as Buffer);
+        else decoder.push(utf8.write(chunk as Buffer));
+        if (batch.length > 0) {
+          const out = batch;
+          batch = [];
+          yield out;
+        }
+      }
+    } catch (err) {
+      // A damaged .gz: keep what was decoded, report where reading stopped.
+      opts.onProblem({ file, message: `read error: ${(err as Error).message}` });
+    }
+    if (!(decoder instanceof BinaryCdrDecoder)) decoder.push(utf8.end());
+    decoder.end();
+    if (batch.length > 0) yield batch;
+  } finally {
+    input.destroy();
+    raw.destroy();
+    await fd.close().catch(() => undefined);
+  }
+}
+
+/** All rows of all files, in order. */
+export async function* readCdrFiles(files: readonly string[], opts: ReadOptions): AsyncGenerator<CdrRow[]> {
+  for (const file of files) yield* readCdrFile(file, opts);
+}

@@ -1,0 +1,154 @@
+// `cdr stats`: totals, answer-seizure ratio, average call duration, billable minutes, busiest
+// hour, optionally per group. Memory grows with the number of groups, not of rows.
+import { callTagName, parseFci } from './record.js';
+import { compileFilter, type CdrFilter } from './filter.js';
+import { readCdrFiles, type ReadOptions } from './source.js';
+import { BufferedOutput } from './output.js';
+import { formatCsvLine } from './csv.js';
+import type { CdrRow } from './row.js';
+
+export const STATS_GROUPS = ['cause', 'tag', 'caller', 'callee', 'hour', 'day'] as const;
+export type StatsGroup = (typeof STATS_GROUPS)[number];
+export type StatsFormat = 'table' | 'csv' | 'json';
+
+class Tally {
+  calls = 0;
+  answered = 0;
+  talkMs = 0;
+  billableSec = 0;
+
+  add(row: CdrRow): void {
+    this.calls++;
+    if (row.answerMs !== null) {
+      this.answered++;
+      this.talkMs += Math.max(0, row.endMs - row.answerMs);
+      const billable = Number(row.rec.billable);
+      if (Number.isFinite(billable)) this.billableSec += billable;
+    }
+  }
+
+  summary() {
+    return {
+      calls: this.calls,
+      answered: this.answered,
+      failed: this.calls - this.answered,
+      /** Answered / all, percent. */
+      asr: this.calls === 0 ? 0 : round((this.answered / this.calls) * 100, 2),
+      /** Mean answer->end of answered calls, seconds. */
+      acd: this.answered === 0 ? 0 : round(this.talkMs / this.answered / 1000, 1),
+      billableMinutes: round(this.billableSec / 60, 2),
+    };
+  }
+}
+
+type Summary = ReturnType<Tally['summary']>;
+
+function round(n: number, places: number): number {
+  const f = 10 ** places;
+  return Math.round(n * f) / f;
+}
+
+function groupKey(by: StatsGroup): (row: CdrRow) => string {
+  switch (by) {
+    case 'cause': return (r) => String(parseFci(r.rec.fci).cause ?? '');
+    case 'tag': return (r) => { const t = parseFci(r.rec.fci).callTag; return t === undefined ? '' : `${t} ${callTagName(t) ?? '?'}`; };
+    case 'caller': return (r) => r.rec.caller;
+    case 'callee': return (r) => r.rec.callee;
+    case 'hour': return (r) => r.rec.start_time.slice(11, 13);
+    case 'day': return (r) => r.rec.start_time.slice(0, 10);
+  }
+}
+
+/** Numeric keys (cause, tag, hour) sort as numbers, others as text; empty key last. */
+function compareKeys(a: string, b: string): number {
+  if (a === '' || b === '') return a === b ? 0 : a === '' ? 1 : -1;
+  const na = parseInt(a, 10), nb = parseInt(b, 10);
+  if (!Number.isNaN(na) && !Number.isNaN(nb) && na !== nb) return na - nb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export interface StatsOptions extends ReadOptions {
+  files: readonly string[];
+  filter: CdrFilter;
+  by?: StatsGroup;
+  format: StatsFormat;
+  onRowsRead?: (n: number) => void;
+}
+
+export interface StatsResult {
+  total: Summary;
+  busiestHour: { hour: string; calls: number } | null;
+  groups?: (Summary & { key: string })[];
+}
+
+export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
+  const matches = compileFilter(opts.filter);
+  const total = new Tally();
+  const perHour = new Map<string, number>();
+  const key = opts.by ? groupKey(opts.by) : null;
+  const groups = new Map<string, Tally>();
+  for await (const batch of readCdrFiles(opts.files, opts)) {
+    opts.onRowsRead?.(batch.length);
+    for (const row of batch) {
+      if (!matches(row)) continue;
+      total.add(row);
+      const hour = row.rec.start_time.slice(0, 13); // local wall-clock hour of the server
+      perHour.set(hour, (perHour.get(hour) ?? 0) + 1);
+      if (key) {
+        const k = key(row);
+        let tally = groups.get(k);
+        if (!tally) groups.set(k, (tally = new Tally()));
+        tally.add(row);
+      }
+    }
+  }
+  let busiestHour: StatsResult['busiestHour'] = null;
+  for (const [hour, calls] of perHour) {
+    if (!busiestHour || calls > busiestHour.calls || (calls === busiestHour.calls && hour < busiestHour.hour)) busiestHour = { hour, calls };
+  }
+  const result: StatsResult = { total: total.summary(), busiestHour: busiestHour && { hour: busiestHour.hour.replace('T', ' ') + ':00', calls: busiestHour.calls } };
+  if (key) {
+    result.groups = [...groups.keys()].sort(compareKeys).map((k) => ({ key: k, ...groups.get(k)!.summary() }));
+  }
+  return result;
+}
+
+const GROUP_FIELDS = ['calls', 'answered', 'failed', 'asr', 'acd', 'billableMinutes'] as const;
+const CSV_NAMES = ['calls', 'answered', 'failed', 'asr_percent', 'acd_seconds', 'billable_minutes'];
+
+export async function printStats(result: StatsResult, opts: { by?: StatsGroup; format: StatsFormat }, out: NodeJS.WritableStream): Promise<void> {
+  const o = new BufferedOutput(out);
+  if (opts.format === 'json') {
+    await o.write(JSON.stringify(opts.by ? { ...result, by: opts.by } : result, null, 2) + '\n');
+  } else if (opts.format === 'csv') {
+    if (result.groups) {
+      await o.write(formatCsvLine([opts.by!, ...CSV_NAMES]));
+      for (const g of result.groups) await o.write(formatCsvLine([g.key, ...GROUP_FIELDS.map((f) => String(g[f]))]));
+    } else {
+      await o.write(formatCsvLine([...CSV_NAMES, 'busiest_hour', 'busiest_hour_calls']));
+      const t = result.total;
+      await o.write(formatCsvLine([...GROUP_FIELDS.map((f) => String(t[f])), result.busiestHour?.hour ?? '', String(result.busiestHour?.calls ?? '')]));
+    }
+  } else {
+    const t = result.total;
+    const lines: [string, string][] = [
+      ['calls', String(t.calls)],
+      ['answered', String(t.answered)],
+      ['failed', String(t.failed)],
+      ['ASR', `${t.asr.toFixed(2)} %`],
+      ['ACD', `${t.acd.toFixed(1)} s`],
+      ['billable minutes', t.billableMinutes.toFixed(2)],
+      ['busiest hour', result.busiestHour ? `${result.busiestHour.hour} (${result.busiestHour.calls} calls)` : '-'],
+    ];
+    for (const [k, v] of lines) await o.write(`${k.padEnd(18)}${v}\n`);
+    if (result.groups) {
+      const head = [opts.by!, 'calls', 'answered', 'failed', 'ASR %', 'ACD s', 'bill min'];
+      const rows = result.groups.map((g) => [g.key === '' ? '(none)' : g.key, String(g.calls), String(g.answered), String(g.failed), g.asr.toFixed(2), g.acd.toFixed(1), g.billableMinutes.toFixed(2)]);
+      const widths = head.map((h, i) => Math.min(40, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
+      const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.slice(0, widths[i]).padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ') + '\n';
+      await o.write('\n' + fmt(head));
+      for (const r of rows) await o.write(fmt(r));
+    }
+  }
+  await o.flush();
+}

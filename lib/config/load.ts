@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
+import { defaultConfig, SCHEMA, type Config, type KeySpec } from './schema.js';
+
+/** A configuration problem, with where it is and what to do. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly column: number,
+    readonly problem: string,
+  ) {
+    super(`${file}:${line}:${column}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads a YAML configuration file, checks every key against the schema, and returns the
+ * defaults overlaid with it. Any unknown key, wrong type or out-of-range value is an error that
+ * names the file, line and column, and what is accepted there.
+ */
+export function loadConfigFile(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, 0, 0, `cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  return parseConfigText(text, file);
+}
+
+export function parseConfigText(text: string, file = '<config>'): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (node: { range?: [number, number, number] | null } | null | undefined): [number, number] => {
+    const offset = node?.range?.[0] ?? 0;
+    const pos = lines.linePos(offset);
+    return [pos.line, pos.col];
+  };
+  const fail = (node: { range?: [number, number, number] | null } | null | undefined, problem: string): never => {
+    const [line, col] = at(node);
+    throw new ConfigError(file, line, col, problem);
+  };
+
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lines.linePos(e.pos[0]);
+    throw new ConfigError(file, pos.line, pos.col, `YAML syntax: ${e.message.split('\n')[0]}`);
+  }
+  const config = defaultConfig() as unknown as Record<string, Record<string, unknown>>;
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return config as unknown as Config;
+  if (!isMap(root)) fail(root as Node, 'the configuration must be a mapping of sections (sip:, registrar:, ...)');
+
+  for (const sectionPair of (root as { items: Pair[] }).items) {
+    const sectionName = scalarKey(sectionPair, fail);
+    const sectionSpec = (SCHEMA as Record<string, Record<string, KeySpec>>)[sectionName];
+    if (!sectionSpec) {
+      fail(sectionPair.key as Node, `unknown section "${sectionName}"; known sections: ${Object.keys(SCHEMA).join(', ')}`);
+    }
+    const sectionNode = sectionPair.value as Node | null;
+    if (sectionNode === null || (isScalar(sectionNode) && sectionNode.value === null)) continue;
+    if (!isMap(sectionNode)) fail(sectionNode, `"${sectionName}" must be a mapping of keys`);
+    for (const pair of (sectionNode as { items: Pair[] }).items) {
+      const key = scalarKey(pair, fail);
+      const spec = sectionSpec![key];
+      if (!spec) {
+        fail(pair.key as Node, `unknown key "${sectionName}.${key}"; known keys: ${Object.keys(sectionSpec!).join(', ')}`);
+      }
+      config[sectionName]![key] = checkValue(`${sectionName}.${key}`, spec!, pair.value as Node | null, fail);
+    }
+  }
+  const result = config as unknown as Config;
+  crossCheck(result, doc, fail);
+  return result;
+}
+
+type Fail = (node: { range?: [number, number, number] | null } | null | undefined, problem: string) => never;
+
+function scalarKey(pair: Pair, fail: Fail): string {
+  if (!isScalar(pair.key) || typeof pair.key.value !== 'string') fail(pair.key as Node, 'keys must be plain names');
+  return (pair.key as { value: string }).value;
+}
+
+function checkValue(name: string, spec: KeySpec, node: Node | null, fail: Fail): unknown {
+  if (spec.type === 'list') {
+    if (!isSeq(node)) fail(node, `"${name}" must be a list, e.g. [${spec.default.join(', ')}]`);
+    const out: string[] = [];
+    for (const item of (node as unknown as { items: Node[] }).items) {
+      const v = isScalar(item) ? item.value : undefined;
+      if (typeof v !== 'string' || !spec.values.includes(v)) {
+        fail(item, `"${name}" entries must be one of: ${spec.values.join(', ')}`);
+      }
+      out.push(v as string);
+    }
+    return out;
+  }
+  const value = isScalar(node) ? node.value : undefined;
+  switch (spec.type) {
+    case 'int':
+      if (typeof value !== 'number' || !Number.isInteger(value)) fail(node, `"${name}" must be a whole number (default ${spec.default})`);
+      if ((value as number) < spec.min || (value as number) > spec.max) {
+        fail(node, `"${name}" is ${value as number}; it must be between ${spec.min} and ${spec.max}`);
+      }
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') fail(node, `"${name}" must be true or false`);
+      return value;
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values.includes(value)) fail(node, `"${name}" must be one of: ${spec.values.join(', ')}`);
+      return value;
+    case 'string':
+      if (typeof value !== 'string') fail(node, `"${name}" must be text (quote it if it looks like a number)`);
+      if (spec.pattern && !spec.pattern.test(value as string)) fail(node, `"${name}": ${spec.patternHint ?? 'bad format'}`);
+      return value;
+  }
+}
+
+function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail: Fail): void {
+  const nodeOf = (path: string[]) => doc.getIn(path, true) as Node | undefined;
+  const r = config.registrar;
+  if (r.minExpires > r.maxExpires) fail(nodeOf(['registrar', 'minExpires']), 'registrar.minExpires must not exceed registrar.maxExpires');
+  if (r.defaultExpires < r.minExpires || r.defaultExpires > r.maxExpires) {
+    fail(nodeOf(['registrar', 'defaultExpires']), 'registrar.defaultExpires must lie between minExpires and maxExpires');
+  }
+  if (config.sip.transports.length === 0) fail(nodeOf(['sip', 'transports']), 'sip.transports must name at least one transport');
+  if (config.sip.t2 < config.sip.t1) fail(nodeOf(['sip', 't2']), 'sip.t2 must be at least sip.t1');
+}

@@ -1,0 +1,137 @@
+/**
+ * Every configuration key: its type, default, bounds and the sentence docs/CONFIG.md shows.
+ * The loader validates against this table and a test checks that docs/CONFIG.md names every key,
+ * so the table is the single source of truth.
+ */
+
+export type KeySpec =
+  | { type: 'int'; default: number; min: number; max: number; doc: string }
+  | { type: 'string'; default: string; doc: string; pattern?: RegExp; patternHint?: string }
+  | { type: 'bool'; default: boolean; doc: string }
+  | { type: 'enum'; default: string; values: readonly string[]; doc: string }
+  | { type: 'list'; default: string[]; values: readonly string[]; doc: string };
+
+export const SCHEMA = {
+  sip: {
+    bind: { type: 'string', default: '0.0.0.0', doc: 'IPv4 address the SIP transports listen on (0.0.0.0 = all).' },
+    bind6: {
+      type: 'string',
+      default: '::',
+      doc: 'IPv6 address the SIP transports listen on (:: = all); empty string disables IPv6.',
+    },
+    port: { type: 'int', default: 5060, min: 1, max: 65535, doc: 'SIP port for UDP and TCP.' },
+    transports: {
+      type: 'list',
+      default: ['udp', 'tcp'],
+      values: ['udp', 'tcp'],
+      doc: 'Transports to open.',
+    },
+    realm: {
+      type: 'string',
+      default: 'minisipserver',
+      doc: 'Digest realm. Passwords are stored as hashes bound to it: changing it needs new passwords.',
+    },
+    t1: { type: 'int', default: 500, min: 50, max: 10000, doc: 'RFC 3261 timer T1 (ms): round-trip estimate.' },
+    t2: { type: 'int', default: 4000, min: 500, max: 60000, doc: 'RFC 3261 timer T2 (ms): longest non-INVITE retransmit interval.' },
+    t4: { type: 'int', default: 5000, min: 500, max: 60000, doc: 'RFC 3261 timer T4 (ms): how long a message may stay in the network.' },
+    udpBufferBytes: {
+      type: 'int',
+      default: 4194304,
+      min: 65536,
+      max: 268435456,
+      doc: 'UDP socket receive/send buffer asked of the kernel (capped by net.core.rmem_max).',
+    },
+    maxMessageBytes: { type: 'int', default: 65536, min: 1500, max: 1048576, doc: 'Largest SIP message accepted; larger ones get 513.' },
+    maxHeaders: { type: 'int', default: 256, min: 16, max: 4096, doc: 'Most header lines in one message.' },
+    maxVia: { type: 'int', default: 32, min: 2, max: 256, doc: 'Most Via values in one message.' },
+    tcpMaxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Most open TCP connections; more are refused.' },
+    tcpIdleSeconds: {
+      type: 'int',
+      default: 600,
+      min: 5,
+      max: 86400,
+      doc: 'A TCP connection with no traffic for this long is closed (a registered phone refreshes well before).',
+    },
+    userAgent: { type: 'string', default: 'minisipserver', doc: 'Server header value sent in responses.' },
+  },
+  registrar: {
+    minExpires: { type: 'int', default: 60, min: 1, max: 86400, doc: 'Shorter registrations get 423 Interval Too Brief.' },
+    maxExpires: { type: 'int', default: 3600, min: 60, max: 604800, doc: 'Longer registrations are shortened to this.' },
+    defaultExpires: { type: 'int', default: 3600, min: 60, max: 604800, doc: 'Lifetime when the REGISTER names none.' },
+    maxContacts: {
+      type: 'int',
+      default: 5,
+      min: 1,
+      max: 100,
+      doc: 'Bindings per extension; a new one beyond it replaces the oldest.',
+    },
+  },
+  auth: {
+    nonceLifetime: {
+      type: 'int',
+      default: 300,
+      min: 10,
+      max: 86400,
+      doc: 'Seconds a nonce stays valid; then the client is challenged again with stale=true.',
+    },
+  },
+  limits: {
+    maxClients: {
+      type: 'int',
+      default: 0,
+      min: 0,
+      max: 100000000,
+      doc: 'Most extensions registered at once (0 = unlimited). Beyond it a new registration gets 403.',
+    },
+    serverTransactions: {
+      type: 'int',
+      default: 200000,
+      min: 100,
+      max: 10000000,
+      doc: 'Most live server transactions; beyond it requests get 503.',
+    },
+  },
+  data: {
+    dir: { type: 'string', default: './data', doc: 'Data folder: the SQLite store, CDR files.' },
+  },
+  log: {
+    level: { type: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], doc: 'Lowest level written.' },
+    format: {
+      type: 'enum',
+      default: 'auto',
+      values: ['auto', 'text', 'json'],
+      doc: 'auto: readable text on a terminal, JSON lines otherwise.',
+    },
+    peerEventsPerSecond: {
+      type: 'int',
+      default: 20,
+      min: 1,
+      max: 100000,
+      doc: 'Log lines per second about what peers send (bad messages, failed auth); the rest are counted.',
+    },
+  },
+} as const satisfies Record<string, Record<string, KeySpec>>;
+
+type Schema = typeof SCHEMA;
+type ValueOf<S extends KeySpec> = S extends { type: 'int' }
+  ? number
+  : S extends { type: 'bool' }
+    ? boolean
+    : S extends { type: 'list' }
+      ? string[]
+      : string;
+
+export type Config = {
+  -readonly [Section in keyof Schema]: { -readonly [Key in keyof Schema[Section]]: ValueOf<Schema[Section][Key] & KeySpec> };
+};
+
+export function defaultConfig(): Config {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    out[section] = {};
+    for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) {
+      out[section]![key] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+    }
+  }
+  return out as Config;
+}

@@ -1,0 +1,96 @@
+import {
+  challengeHeaderValues,
+  decoyHA1,
+  parseCredentials,
+  verifyResponse,
+  type Credentials,
+  type DigestAlgorithm,
+  type NonceService,
+} from '../sip/digest.js';
+import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
+import type { Store } from '../store/store.js';
+
+export type AuthOutcome = { ok: true; user: string } | { ok: false; response: SipResponse; reason: string };
+
+export interface AuthenticatorOptions {
+  store: Store;
+  nonces: NonceService;
+  realm: string;
+  /** Server secret: derives decoy hashes for users that do not exist. */
+  secret: Buffer;
+}
+
+/**
+ * Digest authentication of requests (RFC 3261 section 22, RFC 7616, RFC 8760) for REGISTER (401,
+ * WWW-Authenticate) and for requests a proxy would challenge (407, Proxy-Authenticate).
+ *
+ * Known and unknown users are indistinguishable from outside: both get the same challenge, an
+ * unknown user's answer is checked against a decoy hash (same work, always wrong), and a wrong
+ * answer gets the same 403 either way.
+ */
+export class Authenticator {
+  private readonly opaque: string;
+
+  constructor(private readonly opts: AuthenticatorOptions) {
+    this.opaque = opts.secret.subarray(0, 8).toString('hex');
+  }
+
+  authenticate(req: SipRequest, mode: 'www' | 'proxy', toTag: string): AuthOutcome {
+    const headerName = mode === 'www' ? 'authorization' : 'proxy-authorization';
+    const creds = this.pickCredentials(req.headers.getAll(headerName));
+    if (!creds) return this.challenge(req, mode, toTag, false, 'no credentials');
+
+    const algorithm = normaliseAlgorithm(creds.algorithm);
+    if (!algorithm) return this.challenge(req, mode, toTag, false, `unsupported algorithm ${creds.algorithm}`);
+    if (creds.qop !== undefined && creds.qop.toLowerCase() !== 'auth') {
+      return this.challenge(req, mode, toTag, false, `unsupported qop ${creds.qop}`);
+    }
+
+    const nonceState = this.opts.nonces.check(creds.nonce);
+    if (nonceState !== 'ok') return this.challenge(req, mode, toTag, nonceState === 'stale', `nonce ${nonceState}`);
+
+    const ext = this.opts.store.getExtension(creds.username);
+    const ha1 =
+      ext && ext.realm === this.opts.realm
+        ? algorithm === 'SHA-256'
+          ? ext.ha1Sha256
+          : ext.ha1Md5
+        : decoyHA1(algorithm, creds.username, this.opts.realm, this.opts.secret);
+    if (!verifyResponse(creds, req.method, ha1)) {
+      return { ok: false, response: createResponse(req, 403, 'Forbidden', toTag), reason: 'wrong credentials' };
+    }
+    // RFC 7616 section 3.4: a nonce-count that does not increase is a replay; challenge afresh.
+    if (creds.qop !== undefined && !this.opts.nonces.acceptNonceCount(creds.nonce, creds.nc ?? '')) {
+      return this.challenge(req, mode, toTag, true, 'nonce-count replayed');
+    }
+    return { ok: true, user: creds.username };
+  }
+
+  /** Several credentials may be present (one per realm or algorithm): take the one for our realm. */
+  private pickCredentials(values: string[]): Credentials | null {
+    let fallback: Credentials | null = null;
+    for (const v of values) {
+      const c = parseCredentials(v);
+      if (!c) continue;
+      if (c.realm === this.opts.realm) return c;
+      fallback ??= c;
+    }
+    return fallback && fallback.realm === this.opts.realm ? fallback : null;
+  }
+
+  challenge(req: SipRequest, mode: 'www' | 'proxy', toTag: string, stale: boolean, reason: string): AuthOutcome {
+    const res = createResponse(req, mode === 'www' ? 401 : 407, undefined, toTag);
+    const header = mode === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
+    for (const value of challengeHeaderValues(this.opts.realm, this.opts.nonces.issue(), this.opaque, stale)) {
+      res.headers.append(header, value);
+    }
+    return { ok: false, response: res, reason };
+  }
+}
+
+function normaliseAlgorithm(alg: string): DigestAlgorithm | null {
+  const a = alg.toUpperCase();
+  if (a === 'MD5') return 'MD5';
+  if (a === 'SHA-256') return 'SHA-256';
+  return null;
+}

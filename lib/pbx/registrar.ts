@@ -1,0 +1,269 @@
+import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
+import { parseContactList, parseNameAddr, type NameAddr } from '../sip/headers/name-addr.js';
+import { parseCSeq } from '../sip/headers/cseq.js';
+import { parseUri, uriEquals, type SipUri } from '../sip/uri.js';
+import type { Endpoint } from '../sip/transport/types.js';
+import type { BindingRecord, Store } from '../store/store.js';
+import type { BindingWriter } from '../store/binding-writer.js';
+import type { Authenticator } from './authenticator.js';
+import type { Logger } from '../log.js';
+
+export interface RegistrarOptions {
+  store: Store;
+  writer: BindingWriter;
+  auth: Authenticator;
+  logger: Logger;
+  minExpires: number;
+  maxExpires: number;
+  defaultExpires: number;
+  maxContacts: number;
+  /** Most extensions registered at once; 0 = unlimited. */
+  maxClients: number;
+  now?: () => number;
+}
+
+/** A binding as the registrar keeps it in memory: the stored record plus its parsed URI. */
+export interface Binding extends BindingRecord {
+  uri: SipUri;
+}
+
+export type RegisterResult = { response: SipResponse; event?: { aor: string; action: 'register' | 'refresh' | 'unregister' } };
+
+/**
+ * The registrar (RFC 3261 section 10.3): authenticates REGISTER, keeps several contacts per
+ * extension with their lifetimes, and persists them so that a restart forgets nobody.
+ */
+export class Registrar {
+  private readonly bindings = new Map<string, Binding[]>();
+  private readonly now: () => number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: RegistrarOptions) {
+    this.now = opts.now ?? Date.now;
+    for (const rec of opts.store.loadBindings(this.now())) {
+      const uri = parseUri(rec.contact);
+      if (!uri) continue;
+      const list = this.bindings.get(rec.aor) ?? [];
+      list.push({ ...rec, uri });
+      this.bindings.set(rec.aor, list);
+    }
+  }
+
+  /** Starts the once-a-second expiry sweep. */
+  start(): void {
+    this.sweepTimer ??= setInterval(() => this.sweep(), 1000);
+    this.sweepTimer.unref();
+  }
+
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.opts.writer.flush();
+  }
+
+  /** Current bindings of an extension (not expired), most recent first. */
+  lookup(aor: string): Binding[] {
+    const t = this.now();
+    return (this.bindings.get(aor) ?? []).filter((b) => b.expiresAt > t).sort((a, b) => b.updatedAt - a.updatedAt);
+  }
+
+  /** Number of extensions with at least one live binding. */
+  get registeredCount(): number {
+    return this.bindings.size;
+  }
+
+  get bindingCount(): number {
+    let n = 0;
+    for (const list of this.bindings.values()) n += list.length;
+    return n;
+  }
+
+  allBindings(): Binding[] {
+    const out: Binding[] = [];
+    for (const list of this.bindings.values()) out.push(...list);
+    return out;
+  }
+
+  handle(req: SipRequest, source: Endpoint, toTag: string): RegisterResult {
+    const fail = (status: number, reason?: string): RegisterResult => ({ response: createResponse(req, status, reason, toTag) });
+
+    const to = parseNameAddr(req.headers.get('to') ?? '');
+    const toUri = to ? parseUri(to.uri) : null;
+    if (!toUri || (toUri.scheme !== 'sip' && toUri.scheme !== 'sips')) return fail(400, 'Bad Request (To is not a sip: address-of-record)');
+    const aor = toUri.user ?? '';
+
+    const auth = this.opts.auth.authenticate(req, 'www', toTag);
+    if (!auth.ok) {
+      if (auth.response.status === 403) {
+        this.opts.logger.peer('warn', 'register.auth_failed', { aor, from: `${source.address}:${source.port}` });
+      }
+      return { response: auth.response };
+    }
+    // RFC 3261 section 10.3 step 6: the authenticated user may only change its own bindings.
+    if (auth.user !== aor) return fail(403, 'Forbidden');
+
+    const contacts = parseContactList(req);
+    if (!contacts) return fail(400, 'Bad Request (malformed Contact)');
+    const cseq = parseCSeq(req.headers.get('cseq') ?? '');
+    if (!cseq) return fail(400, 'Bad Request (malformed CSeq)');
+    const callId = req.headers.get('call-id') ?? '';
+    const expiresHeader = parseExpires(req.headers.get('expires'));
+    if (expiresHeader === 'invalid') return fail(400, 'Bad Request (malformed Expires)');
+
+    const now = this.now();
+    const current = this.liveList(aor, now);
+
+    if (contacts.star) {
+      // Section 10.3 step 6: "*" only with Expires: 0 and no other Contact.
+      if (contacts.contacts.length > 0 || expiresHeader !== 0) return fail(400, 'Bad Request (Contact * needs Expires: 0 alone)');
+      for (const b of current) {
+        if (b.callId === callId && cseq.seq <= b.cseq) return fail(500, 'Server Internal Error (out-of-order REGISTER)');
+      }
+      for (const b of current) this.opts.writer.remove(aor, b.contact);
+      this.bindings.delete(aor);
+      this.opts.logger.info('register.unregister_all', { aor, from: `${source.address}:${source.port}` });
+      return { response: this.ok(req, toTag, []), event: { aor, action: 'unregister' } };
+    }
+
+    if (contacts.contacts.length === 0) return { response: this.ok(req, toTag, current) };
+
+    // Validate every contact first: the request is atomic (section 10.3 step 7).
+    const changes: Array<{ contact: NameAddr; uri: SipUri; expires: number }> = [];
+    for (const c of contacts.contacts) {
+      const uri = parseUri(c.uri);
+      if (!uri) return fail(400, 'Bad Request (malformed Contact URI)');
+      const param = c.params.get('expires');
+      let expires = param !== undefined ? parseExpires(param ?? '') : expiresHeader;
+      if (expires === 'invalid') expires = this.opts.defaultExpires;
+      if (expires === undefined) expires = this.opts.defaultExpires;
+      if (expires > 0 && expires < this.opts.minExpires) {
+        const res = createResponse(req, 423, undefined, toTag);
+        res.headers.append('Min-Expires', String(this.opts.minExpires));
+        return { response: res };
+      }
+      changes.push({ contact: c, uri, expires: Math.min(expires, this.opts.maxExpires) });
+    }
+
+    const isNewClient = current.length === 0;
+    if (isNewClient && this.opts.maxClients > 0 && changes.some((c) => c.expires > 0) && this.bindings.size >= this.opts.maxClients) {
+      this.opts.logger.peer('warn', 'register.limit_reached', { aor, maxClients: this.opts.maxClients });
+      return fail(403, `Forbidden (registration limit of ${this.opts.maxClients} clients reached)`);
+    }
+
+    const list = [...current];
+    let action: 'register' | 'refresh' | 'unregister' = isNewClient ? 'register' : 'refresh';
+    for (const ch of changes) {
+      const idx = list.findIndex((b) => b.contact === ch.contact.uri || uriEquals(b.uri, ch.uri));
+      const existing = idx >= 0 ? list[idx] : undefined;
+      if (existing && existing.callId === callId && cseq.seq <= existing.cseq) {
+        return fail(500, 'Server Internal Error (out-of-order REGISTER)');
+      }
+      if (ch.expires === 0) {
+        if (existing) {
+          list.splice(idx, 1);
+          this.opts.writer.remove(aor, existing.contact);
+        }
+        continue;
+      }
+      const binding: Binding = {
+        aor,
+        contact: ch.contact.uri,
+        contactHeader: contactElement(ch.contact),
+        uri: ch.uri,
+        expiresAt: now + ch.expires * 1000,
+        callId,
+        cseq: cseq.seq,
+        q: parseQ(ch.contact.params.get('q')),
+        instanceId: unquote(ch.contact.params.get('+sip.instance')),
+        transport: source.transport,
+        sourceAddress: source.address,
+        sourcePort: source.port,
+        userAgent: req.headers.get('user-agent')?.slice(0, 200),
+        updatedAt: now,
+      };
+      if (existing) list[idx] = binding;
+      else list.push(binding);
+      this.opts.writer.upsert(stripUri(binding));
+    }
+    // Beyond the per-extension limit the oldest binding gives way to the newest (a phone that
+    // rebooted with a new Call-ID must not be locked out until its old binding expires).
+    list.sort((a, b) => b.updatedAt - a.updatedAt);
+    while (list.length > this.opts.maxContacts) {
+      const dropped = list.pop()!;
+      this.opts.writer.remove(aor, dropped.contact);
+    }
+    if (list.length === 0) {
+      this.bindings.delete(aor);
+      action = 'unregister';
+    } else {
+      this.bindings.set(aor, list);
+    }
+    if (this.opts.logger.enabled('debug')) {
+      this.opts.logger.debug('register.ok', { aor, action, contacts: list.length, from: `${source.address}:${source.port}` });
+    }
+    return { response: this.ok(req, toTag, list), event: { aor, action } };
+  }
+
+  private liveList(aor: string, now: number): Binding[] {
+    const list = this.bindings.get(aor);
+    if (!list) return [];
+    return list.filter((b) => b.expiresAt > now);
+  }
+
+  /** 200 OK listing every current binding with its remaining lifetime (section 10.3 step 8). */
+  private ok(req: SipRequest, toTag: string, list: Binding[]): SipResponse {
+    const res = createResponse(req, 200, undefined, toTag);
+    const now = this.now();
+    for (const b of list) {
+      res.headers.append('Contact', `${b.contactHeader};expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
+    }
+    res.headers.append('Date', new Date(now).toUTCString());
+    return res;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [aor, list] of this.bindings) {
+      const live = list.filter((b) => b.expiresAt > now);
+      if (live.length === list.length) continue;
+      for (const b of list) if (b.expiresAt <= now) this.opts.writer.remove(aor, b.contact);
+      if (live.length === 0) this.bindings.delete(aor);
+      else this.bindings.set(aor, live);
+    }
+  }
+}
+
+/** The Contact element as we will list it: URI in angle brackets plus its params, minus expires. */
+function contactElement(c: NameAddr): string {
+  let s = `<${c.uri}>`;
+  for (const [k, v] of c.params) {
+    if (k === 'expires') continue;
+    s += v === null ? `;${k}` : `;${k}=${v}`;
+  }
+  return s;
+}
+
+function stripUri(b: Binding): BindingRecord {
+  const { uri: _uri, ...rec } = b;
+  return rec;
+}
+
+/** Expires value: delta-seconds (RFC 3261 section 20.19); huge values are capped later. */
+function parseExpires(v: string | undefined): number | undefined | 'invalid' {
+  if (v === undefined) return undefined;
+  const s = v.trim();
+  if (!/^\d{1,20}$/.test(s)) return 'invalid';
+  const n = Number(s);
+  return n > 0xffffffff ? 0xffffffff : n;
+}
+
+function parseQ(v: string | null | undefined): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) && n >= 0 && n <= 1 ? n : undefined;
+}
+
+function unquote(v: string | null | undefined): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  return v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
+}

@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { createResponse, type SipRequest } from '../sip/message.js';
+import { NonceService } from '../sip/digest.js';
+import { SipStack } from '../sip/stack.js';
+import type { ServerTransaction } from '../sip/transaction/layer.js';
+import type { Endpoint } from '../sip/transport/types.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/store.js';
+import { BindingWriter } from '../store/binding-writer.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { Authenticator } from './authenticator.js';
+import { Registrar } from './registrar.js';
+import { Extensions } from './extensions.js';
+import {
+  ACCEPTED_BODY_TYPES,
+  ALLOW_HEADER,
+  preCheckRequest,
+  SUPPORTED_OPTIONS,
+  unsupportedMethodResponse,
+} from './request-checks.js';
+
+export interface ServerStartInfo {
+  port: number;
+  /** Extensions created on the very first start, with their passwords (shown once, never logged). */
+  createdDefaults: Array<{ number: string; password: string }> | null;
+}
+
+/**
+ * Composes the SIP stack, the store and the PBX services for `minisipserver serve`, and is the
+ * transaction user: every request that the transaction layer accepts lands in `onRequest`.
+ */
+export class PbxServer {
+  readonly store: Store;
+  readonly stack: SipStack;
+  readonly registrar: Registrar;
+  private readonly writer: BindingWriter;
+  private readonly tagPrefix: string;
+  private tagCounter = 0;
+
+  constructor(
+    readonly config: Config,
+    private readonly logger: Logger,
+  ) {
+    mkdirSync(config.data.dir, { recursive: true });
+    this.store = openSqliteStore(config.data.dir);
+    const secret = this.serverSecret();
+    const realm = config.sip.realm;
+    this.store.setMeta('realm', realm);
+    const nonces = new NonceService({ secret, lifetimeMs: config.auth.nonceLifetime * 1000 });
+    const auth = new Authenticator({ store: this.store, nonces, realm, secret });
+    this.writer = new BindingWriter(this.store);
+    this.store.purgeExpiredBindings(Date.now());
+    this.registrar = new Registrar({
+      store: this.store,
+      writer: this.writer,
+      auth,
+      logger,
+      minExpires: config.registrar.minExpires,
+      maxExpires: config.registrar.maxExpires,
+      defaultExpires: config.registrar.defaultExpires,
+      maxContacts: config.registrar.maxContacts,
+      maxClients: config.limits.maxClients,
+    });
+    this.tagPrefix = randomBytes(4).toString('hex');
+    this.stack = new SipStack(
+      {
+        bind4: config.sip.bind,
+        bind6: config.sip.bind6,
+        port: config.sip.port,
+        transports: config.sip.transports as Array<'udp' | 'tcp'>,
+        udpBufferBytes: config.sip.udpBufferBytes,
+        limits: { maxMessageBytes: config.sip.maxMessageBytes, maxHeaders: config.sip.maxHeaders, maxVia: config.sip.maxVia },
+        tcpMaxConnections: config.sip.tcpMaxConnections,
+        tcpIdleMs: config.sip.tcpIdleSeconds * 1000,
+        timers: { T1: config.sip.t1, T2: config.sip.t2, T4: config.sip.t4 },
+        maxServerTransactions: config.limits.serverTransactions,
+        serverHeader: config.sip.userAgent,
+        logger,
+      },
+      { onRequest: (req, tx, source) => this.onRequest(req, tx, source) },
+    );
+  }
+
+  async start(): Promise<ServerStartInfo> {
+    const extensions = new Extensions(this.store, this.config.sip.realm);
+    const createdDefaults = extensions.ensureDefaults();
+    const stale = extensions.staleRealm();
+    if (stale.length > 0) {
+      this.logger.warn('extensions.realm_changed', {
+        count: stale.length,
+        hint: 'these extensions were hashed for another realm: set new passwords with `minisipserver ext passwd NUMBER`',
+      });
+    }
+    await this.stack.start();
+    this.registrar.start();
+    this.logger.info('server.started', {
+      port: this.stack.port,
+      realm: this.config.sip.realm,
+      dataDir: this.config.data.dir,
+      extensions: this.store.countExtensions(),
+      bindings: this.registrar.bindingCount,
+    });
+    return { port: this.stack.port, createdDefaults };
+  }
+
+  async stop(): Promise<void> {
+    await this.stack.stop();
+    this.registrar.stop();
+    this.writer.close();
+    this.store.close();
+    this.logger.info('server.stopped');
+  }
+
+  private newTag(): string {
+    return `${this.tagPrefix}${(this.tagCounter++).toString(36)}`;
+  }
+
+  private onRequest(req: SipRequest, tx: ServerTransaction | null, source: Endpoint): void {
+    if (!tx) return; // an ACK for a 2xx: no dialogs exist yet, so nothing to do (RFC 3261 section 17.2.3)
+    const toTag = this.newTag();
+    const early = preCheckRequest(req, toTag);
+    if (early) {
+      tx.respond(early);
+      return;
+    }
+    switch (req.method) {
+      case 'REGISTER': {
+        const result = this.registrar.handle(req, source, toTag);
+        tx.respond(result.response);
+        if (result.event && result.event.action !== 'refresh') {
+          this.logger.info(`register.${result.event.action}`, { aor: result.event.aor, from: `${source.address}:${source.port}` });
+        }
+        return;
+      }
+      case 'OPTIONS': {
+        const res = createResponse(req, 200, undefined, toTag);
+        res.headers.append('Allow', ALLOW_HEADER);
+        res.headers.append('Accept', ACCEPTED_BODY_TYPES.join(', '));
+        res.headers.append('Supported', SUPPORTED_OPTIONS.join(', '));
+        tx.respond(res);
+        return;
+      }
+      default:
+        tx.respond(unsupportedMethodResponse(req, toTag));
+    }
+  }
+
+  private serverSecret(): Buffer {
+    const stored = this.store.getMeta('secret');
+    if (stored && /^[0-9a-f]{64}$/.test(stored)) return Buffer.from(stored, 'hex');
+    const secret = randomBytes(32);
+    this.store.setMeta('secret', secret.toString('hex'));
+    return secret;
+  }
+}
+

@@ -1,0 +1,83 @@
+/**
+ * The `;name=value` parameter list shared by Via, From/To/Contact, Reason, Content-Type ...
+ * (RFC 3261 section 25.1: generic-param = token [ EQUAL gen-value ], gen-value = token / host /
+ * quoted-string). SEMI and EQUAL allow whitespace on both sides.
+ *
+ * Names are stored lower-case (parameter names compare case-insensitively); values are kept as
+ * written, quoted-strings with their quotes, so formatting a parsed list gives the same text back.
+ * A parameter without a value maps to null. When a name repeats, the first occurrence wins.
+ */
+import { isTokenChar, scanQuoted, skipWs, trimEnd, quote } from './lex.js';
+
+export type Params = Map<string, string | null>;
+
+/** Ends an unquoted gen-value: whitespace, ";", ",", quote and angle brackets. */
+function endsValue(c: number): boolean {
+  return c === 59 || c === 44 || c === 32 || c === 9 || c === 34 || c === 60 || c === 62;
+}
+
+/**
+ * Parses s[i, end), which must be nothing but parameters (each introduced by ";"), into `out`.
+ * Returns false on any syntax error (an empty name such as ";;", a dangling "=", a stray character).
+ */
+export function parseParams(s: string, i: number, end: number, out: Params): boolean {
+  end = trimEnd(s, i, end);
+  i = skipWs(s, i, end);
+  while (i < end) {
+    if (s.charCodeAt(i) !== 59 /* ; */) return false;
+    i = skipWs(s, i + 1, end);
+    const nameStart = i;
+    while (i < end && isTokenChar(s.charCodeAt(i))) i++;
+    if (i === nameStart) return false;
+    const name = s.slice(nameStart, i).toLowerCase();
+    i = skipWs(s, i, end);
+    let value: string | null = null;
+    if (i < end && s.charCodeAt(i) === 61 /* = */) {
+      i = skipWs(s, i + 1, end);
+      const valueStart = i;
+      if (i < end && s.charCodeAt(i) === 34) {
+        const q = scanQuoted(s, i, end);
+        if (q < 0) return false;
+        i = q;
+      } else {
+        while (i < end && !endsValue(s.charCodeAt(i))) i++;
+      }
+      if (i === valueStart) return false;
+      value = s.slice(valueStart, i);
+      i = skipWs(s, i, end);
+    }
+    if (!out.has(name)) out.set(name, value);
+  }
+  return true;
+}
+
+/** ";a=b;c" for a parameter map (values written as stored). */
+export function formatParams(params: Params): string {
+  let out = '';
+  for (const [name, value] of params) out += value === null ? `;${name}` : `;${name}=${value}`;
+  return out;
+}
+
+/**
+ * A parameter value as text: quoted values are unquoted and unescaped, token values returned
+ * as they are, a valueless parameter gives undefined.
+ */
+export function paramText(value: string | null | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (value.length >= 2 && value.charCodeAt(0) === 34 && value.charCodeAt(value.length - 1) === 34) {
+    let out = '';
+    for (let i = 1; i < value.length - 1; i++) {
+      if (value.charCodeAt(i) === 92 && i + 1 < value.length - 1) i++;
+      out += value[i];
+    }
+    return out;
+  }
+  return value;
+}
+
+/** A gen-value for `text`: kept bare when it is a token, quoted otherwise. */
+export function paramValue(text: string): string {
+  if (text.length === 0) return '""';
+  for (let i = 0; i < text.length; i++) if (!isTokenChar(text.charCodeAt(i))) return quote(text);
+  return text;
+}

@@ -1,0 +1,216 @@
+import { parseMessage, type ParseLimits } from './parser.js';
+import { createResponse, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { parseVia, formatVia } from './headers/via.js';
+import { TransactionLayer, type TransactionUser } from './transaction/layer.js';
+import type { TimerConfig } from './transaction/timers.js';
+import { UdpTransport } from './transport/udp.js';
+import { TcpTransport } from './transport/tcp.js';
+import type { Endpoint } from './transport/types.js';
+import type { Logger } from '../log.js';
+
+export interface StackOptions {
+  bind4: string;
+  /** Empty string: no IPv6 sockets. */
+  bind6: string;
+  port: number;
+  transports: Array<'udp' | 'tcp'>;
+  udpBufferBytes: number;
+  limits: ParseLimits;
+  tcpMaxConnections: number;
+  tcpIdleMs: number;
+  timers: TimerConfig;
+  maxServerTransactions: number;
+  serverHeader: string;
+  logger: Logger;
+}
+
+export interface StackCounters {
+  received: number;
+  parseErrors: number;
+  droppedResponses: number;
+  sent: number;
+}
+
+/**
+ * Wires transports, the parser and the transaction layer: bytes in, requests handed to the
+ * transaction user (the PBX core); messages out, serialized and sent to the right socket.
+ */
+export class SipStack {
+  readonly transactions: TransactionLayer;
+  readonly counters: StackCounters = { received: 0, parseErrors: 0, droppedResponses: 0, sent: 0 };
+  private readonly udp: UdpTransport[] = [];
+  private readonly tcp: TcpTransport[] = [];
+  private boundPort = 0;
+
+  constructor(
+    private readonly opts: StackOptions,
+    tu: TransactionUser,
+  ) {
+    this.transactions = new TransactionLayer({
+      send: (msg, dest) => this.send(msg, dest),
+      timers: opts.timers,
+      tu,
+      maxServerTransactions: opts.maxServerTransactions,
+    });
+  }
+
+  /** The port every transport listens on (resolved when `port` was 0). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    const onMessage = (data: Buffer, source: Endpoint) => this.receive(data, source);
+    const families: Array<{ family: 4 | 6; address: string }> = [{ family: 4, address: opts.bind4 }];
+    if (opts.bind6) families.push({ family: 6, address: opts.bind6 });
+    let port = opts.port;
+    for (const { family, address } of families) {
+      try {
+        if (opts.transports.includes('udp')) {
+          const t = await UdpTransport.open({
+            address,
+            port,
+            family,
+            bufferBytes: opts.udpBufferBytes,
+            onMessage,
+            onError: (err) => opts.logger.warn('udp.error', { error: err.message }),
+          });
+          port = t.port;
+          this.udp.push(t);
+        }
+        if (opts.transports.includes('tcp')) {
+          const t = await TcpTransport.open({
+            address,
+            port,
+            limits: opts.limits,
+            maxConnections: opts.tcpMaxConnections,
+            idleMs: opts.tcpIdleMs,
+            onMessage,
+            onFramingError: (error, remote) => opts.logger.peer('warn', 'tcp.framing_error', { remote, error }),
+          });
+          port = t.port;
+          this.tcp.push(t);
+        }
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (family === 6 && (e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL')) {
+          opts.logger.warn('sip.ipv6_unavailable', { address, error: e.code });
+          continue;
+        }
+        await this.stop();
+        throw new Error(
+          `cannot listen on ${family === 6 ? `[${address}]` : address}:${port} (${e.code ?? e.message})` +
+            (e.code === 'EADDRINUSE' ? ': another program uses this port; stop it or choose another with --sip-port' : '') +
+            (e.code === 'EACCES' ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another with --sip-port' : ''),
+        );
+      }
+      this.boundPort = port;
+    }
+    for (const t of this.udp) opts.logger.info('sip.listening', { transport: 'udp', address: t.address, port: t.port });
+    for (const t of this.tcp) opts.logger.info('sip.listening', { transport: 'tcp', address: t.address, port: t.port });
+  }
+
+  async stop(): Promise<void> {
+    this.transactions.close();
+    await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.close())]);
+    this.udp.length = 0;
+    this.tcp.length = 0;
+  }
+
+  /** Entry point for bytes from any transport. Never throws. */
+  receive(data: Buffer, source: Endpoint): void {
+    this.counters.received++;
+    const result = parseMessage(data, { datagram: source.transport === 'udp', limits: this.opts.limits });
+    if (!result.ok) {
+      this.counters.parseErrors++;
+      this.opts.logger.peer('info', 'sip.bad_message', { from: `${source.address}:${source.port}`, error: result.error });
+      if (result.request && result.request.method !== 'ACK') {
+        // RFC 3261 section 8.2.6.1: a stateless answer naming the fault in its reason phrase.
+        this.stampVia(result.request, source);
+        const reason = result.status === 400 ? `Bad Request (${sanitizeReason(result.error)})` : undefined;
+        this.send(createResponse(result.request, result.status, reason), source);
+      }
+      return;
+    }
+    const msg = result.message;
+    try {
+      if (msg.kind === 'request') {
+        this.stampVia(msg, source);
+        this.transactions.receiveRequest(msg, source);
+      } else {
+        this.transactions.receiveResponse(msg, source);
+      }
+    } catch (err) {
+      // A fault in request handling answers 500 and is logged; the server keeps serving.
+      this.opts.logger.error('sip.handler_error', { error: (err as Error).stack ?? String(err) });
+      if (msg.kind === 'request' && msg.method !== 'ACK') this.send(createResponse(msg, 500), source);
+    }
+  }
+
+  /**
+   * RFC 3261 section 18.2.1 and RFC 3581 section 4: record where the request really came from in
+   * the top Via (received, and rport when the client asked for it). Responses always go back to
+   * the source address and port (symmetric response routing, as phones behind NAT need).
+   */
+  private stampVia(req: SipRequest, source: Endpoint): void {
+    const h = req.headers;
+    const i = h.names.indexOf('via');
+    if (i < 0) return;
+    const line = h.values[i]!;
+    const comma = topLevelCommaIndex(line);
+    const element = comma < 0 ? line : line.slice(0, comma);
+    const via = parseVia(element);
+    if (!via) return;
+    const wantsRport = via.rport === true || via.params.has('rport');
+    const hostDiffers = stripBrackets(via.host) !== source.address;
+    if (!hostDiffers && !wantsRport) return;
+    via.received = source.address;
+    if (wantsRport) via.rport = source.port;
+    const rest = comma < 0 ? '' : line.slice(comma);
+    h.values[i] = formatVia(via) + rest;
+  }
+
+  send(msg: SipMessage, dest: Endpoint): void {
+    if (msg.kind === 'response' && !msg.headers.has('server')) msg.headers.append('Server', this.opts.serverHeader);
+    const data = serialize(msg);
+    this.counters.sent++;
+    if (dest.transport === 'tcp') {
+      for (const t of this.tcp) if (dest.connectionId !== undefined && t.send(data, dest.connectionId)) return;
+      this.opts.logger.peer('debug', 'tcp.connection_gone', { to: `${dest.address}:${dest.port}` });
+      return;
+    }
+    const v6 = dest.address.includes(':');
+    for (const t of this.udp) {
+      if (t.address.includes(':') === v6) {
+        t.send(data, dest.address, dest.port);
+        return;
+      }
+    }
+    this.opts.logger.peer('debug', 'udp.no_socket_for_family', { to: dest.address });
+  }
+
+  /** Sends a response that no transaction tracks (e.g. an answer to an ACK-less stray). */
+  sendStateless(res: SipResponse, dest: Endpoint): void {
+    this.send(res, dest);
+  }
+}
+
+function topLevelCommaIndex(value: string): number {
+  let inQuote = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 34) inQuote = !inQuote;
+    else if (c === 44 && !inQuote) return i;
+  }
+  return -1;
+}
+
+function stripBrackets(host: string): string {
+  return host.charCodeAt(0) === 91 ? host.slice(1, -1) : host;
+}
+
+/** A parse error text made safe for a reason phrase (printable ASCII, bounded). */
+function sanitizeReason(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
+}

@@ -1,0 +1,122 @@
+/**
+ * Non-INVITE client transaction, RFC 3261 §17.1.2 (figure 6).
+ */
+import type { SipRequest, SipResponse } from '../message.js';
+import type { TimerHandle } from './clock.js';
+import type { Expirable } from './expiry-queue.js';
+import type {
+  ClientNonInviteState,
+  ClientTransaction,
+  ClientTransactionUser,
+  Destination,
+  TransactionContext,
+} from './types.js';
+
+export class ClientNonInviteTransaction implements ClientTransaction, Expirable {
+  state: ClientNonInviteState = 'Trying';
+  expirySeq = 0;
+  private timerE: TimerHandle | null = null;
+  private eInterval = 0;
+  private onTimerE: (() => void) | null = null;
+
+  constructor(
+    private readonly ctx: TransactionContext,
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly destination: Destination,
+    private readonly user: ClientTransactionUser,
+  ) {}
+
+  get kind(): 'client-non-invite' {
+    return 'client-non-invite';
+  }
+
+  private get timers() {
+    return this.ctx.durations(this.destination.transport === 'tcp');
+  }
+
+  /** Sends the request; starts Timer E (unreliable only) and Timer F. */
+  start(): void {
+    const t = this.timers;
+    if (!this.transmit()) return;
+    if (t.retransmit) {
+      this.eInterval = t.T1;
+      this.onTimerE = () => this.timerEFired();
+      this.timerE = this.ctx.clock.setTimer(this.eInterval, this.onTimerE);
+    }
+    this.ctx.expiry.schedule(this, t.F);
+  }
+
+  /**
+   * Event: a response matched. Returns false when it was absorbed (a retransmission in
+   * Completed) rather than passed to the TU.
+   */
+  receiveResponse(res: SipResponse): boolean {
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return false;
+    if (res.status < 200) {
+      this.state = 'Proceeding';
+      this.user.onResponse(res);
+      return true;
+    }
+    this.state = 'Completed';
+    this.stopTimerE();
+    // Timer K: wait for response retransmissions; zero on reliable transports.
+    this.expirySeq++;
+    const k = this.timers.K;
+    if (k === 0) this.terminate();
+    else this.ctx.expiry.schedule(this, k);
+    this.user.onResponse(res);
+    return true;
+  }
+
+  /** Timer F (Trying / Proceeding) or Timer K (Completed) fired. */
+  onExpiry(): void {
+    if (this.state === 'Completed') {
+      this.terminate();
+    } else if (this.state === 'Trying' || this.state === 'Proceeding') {
+      this.terminate();
+      this.user.onTimeout();
+    }
+  }
+
+  dispose(): void {
+    this.stopTimerE();
+    this.state = 'Terminated';
+    this.expirySeq++;
+  }
+
+  private timerEFired(): void {
+    this.timerE = null;
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
+    if (!this.transmit()) return;
+    // §17.1.2.2: doubling up to T2 in Trying; a flat T2 once a provisional response came.
+    const t = this.timers;
+    this.eInterval = this.state === 'Trying' ? Math.min(2 * this.eInterval, t.T2) : t.T2;
+    this.timerE = this.ctx.clock.setTimer(this.eInterval, this.onTimerE!);
+  }
+
+  private stopTimerE(): void {
+    if (this.timerE !== null) {
+      this.ctx.clock.clearTimer(this.timerE);
+      this.timerE = null;
+    }
+  }
+
+  private transmit(): boolean {
+    const err = this.ctx.transmit(this.request, this.destination);
+    if (err === null) return true;
+    // §17.1.4: a transport failure is reported to the TU and ends the transaction.
+    this.terminate();
+    if (this.user.onTransportError) this.user.onTransportError(err);
+    else this.user.onTimeout();
+    return false;
+  }
+
+  private terminate(): void {
+    if (this.state === 'Terminated') return;
+    this.stopTimerE();
+    this.state = 'Terminated';
+    this.expirySeq++;
+    this.ctx.removeClient(this);
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The few header facts the transaction layer needs (top Via, branch, sent-by, CSeq, tags), read
+ * straight from the raw `Headers`. Kept in one place so they can later be swapped for the shared
+ * typed header parsers. None of these throw: a missing or malformed field reads as undefined.
+ */
+import { randomBytes } from 'node:crypto';
+import type { SipMessage, SipRequest } from '../message.js';
+
+/** RFC 3261 §8.1.1.7: branches of RFC 3261 implementations start with this. */
+export const MAGIC_COOKIE = 'z9hG4bK';
+
+/** The top Via element: the first Via line up to its first top-level comma. */
+export function topVia(msg: SipMessage): string | undefined {
+  const line = msg.headers.get('via');
+  if (line === undefined) return undefined;
+  let inQuote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (inQuote) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inQuote = false;
+    } else if (c === 34) inQuote = true;
+    else if (c === 44 /* , */) return line.slice(0, i).trim();
+  }
+  return line.trim();
+}
+
+/**
+ * Value of a `;name=value` parameter in `value` starting the search at `from`, matched
+ * case-insensitively on the name ('' for a parameter without value, undefined when absent).
+ * `lowerName` must already be lower case.
+ */
+export function paramValue(value: string, lowerName: string, from = 0): string | undefined {
+  let i = value.indexOf(';', from);
+  while (i >= 0) {
+    const next = value.indexOf(';', i + 1);
+    const end = next < 0 ? value.length : next;
+    const eq = value.indexOf('=', i + 1);
+    const nameEnd = eq >= 0 && eq < end ? eq : end;
+    const name = value.slice(i + 1, nameEnd).trim();
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) {
+      return nameEnd === end ? '' : value.slice(nameEnd + 1, end).trim();
+    }
+    i = next;
+  }
+  return undefined;
+}
+
+export function viaBranch(via: string): string | undefined {
+  return paramValue(via, 'branch');
+}
+
+/**
+ * sent-by of a Via element ("host[:port]", lower-cased). The element is
+ * `SIP / 2.0 / transport LWS sent-by *(; param)`, RFC 3261 §20.42.
+ */
+export function viaSentBy(via: string): string | undefined {
+  const semi = via.indexOf(';');
+  const head = semi < 0 ? via : via.slice(0, semi);
+  const lastSlash = head.lastIndexOf('/');
+  if (lastSlash < 0) return undefined;
+  let i = lastSlash + 1;
+  while (i < head.length && isSpace(head.charCodeAt(i))) i++;
+  while (i < head.length && !isSpace(head.charCodeAt(i))) i++; // transport token
+  const sentBy = head.slice(i).trim();
+  return sentBy.length === 0 ? undefined : sentBy.toLowerCase();
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
+/** Method of the CSeq header ("4711 INVITE" -> "INVITE"). */
+export function cseqMethod(msg: SipMessage): string | undefined {
+  const v = msg.headers.get('cseq');
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  let i = 0;
+  while (i < t.length && !isSpace(t.charCodeAt(i))) i++;
+  const m = t.slice(i).trim();
+  return m.length === 0 ? undefined : m;
+}
+
+/** Sequence number of the CSeq header as written ("4711 INVITE" -> "4711"). */
+export function cseqNumber(msg: SipMessage): string | undefined {
+  const v = msg.headers.get('cseq');
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  let i = 0;
+  while (i < t.length && !isSpace(t.charCodeAt(i))) i++;
+  return i === 0 ? undefined : t.slice(0, i);
+}
+
+/** The tag parameter of a From/To value, looked for after the name-addr's closing '>'. */
+export function tagOf(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const gt = value.lastIndexOf('>');
+  return paramValue(value, 'tag', gt < 0 ? 0 : gt);
+}
+
+export function toTag(msg: SipMessage): string | undefined {
+  return tagOf(msg.headers.get('to'));
+}
+
+export function fromTag(msg: SipMessage): string | undefined {
+  return tagOf(msg.headers.get('from'));
+}
+
+/** RFC 3261 §17.2.3 key of a server transaction whose branch carries the magic cookie. */
+export function serverKey(branch: string, sentBy: string, method: string): string {
+  return branch + '\n' + sentBy + '\n' + method;
+}
+
+/**
+ * RFC 3261 §17.2.3 fallback for RFC 2543 peers (no magic cookie): Request-URI, To tag, From tag,
+ * Call-ID, CSeq and top Via. For INVITE (and the ACK or CANCEL that refer to it) the To tag is
+ * left out: the INVITE usually has none while its ACK carries the tag of our response, which the
+ * caller checks separately.
+ */
+export function legacyServerKey(req: SipRequest, via: string, method: string): string {
+  const base =
+    'L\n' + req.uri + '\n' + (fromTag(req) ?? '') + '\n' + (req.headers.get('call-id') ?? '') + '\n' +
+    (cseqNumber(req) ?? '') + '\n' + method + '\n' + via;
+  return method === 'INVITE' ? base : base + '\n' + (toTag(req) ?? '');
+}
+
+/** RFC 3261 §17.1.3 key of a client transaction. */
+export function clientKey(branch: string, method: string): string {
+  return branch + '\n' + method;
+}
+
+// Unique ids without a crypto call per message: a random per-process prefix and a counter.
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** A fresh RFC 3261 branch (magic cookie + unique suffix). */
+export function newBranch(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return MAGIC_COOKIE + ID_PREFIX + idCounter.toString(36);
+}
+
+/** A fresh To tag. */
+export function newTag(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return ID_PREFIX + idCounter.toString(36);
+}

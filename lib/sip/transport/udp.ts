@@ -1,0 +1,58 @@
+import dgram from 'node:dgram';
+import type { InboundHandler } from './types.js';
+
+export interface UdpOptions {
+  address: string;
+  port: number;
+  family: 4 | 6;
+  bufferBytes: number;
+  onMessage: InboundHandler;
+  onError?: (err: Error) => void;
+}
+
+/** One UDP socket (RFC 3261 section 18.1/18.2 over datagrams). */
+export class UdpTransport {
+  private constructor(
+    private readonly socket: dgram.Socket,
+    readonly address: string,
+    readonly port: number,
+  ) {}
+
+  static open(opts: UdpOptions): Promise<UdpTransport> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({
+        type: opts.family === 6 ? 'udp6' : 'udp4',
+        ipv6Only: opts.family === 6,
+        recvBufferSize: opts.bufferBytes,
+        sendBufferSize: opts.bufferBytes,
+      });
+      const onBindError = (err: Error) => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', onBindError);
+      socket.bind({ address: opts.address, port: opts.port, exclusive: true }, () => {
+        socket.off('error', onBindError);
+        socket.on('error', (err) => opts.onError?.(err));
+        socket.on('message', (data, rinfo) => {
+          opts.onMessage(data, { transport: 'udp', address: rinfo.address, port: rinfo.port });
+        });
+        const a = socket.address();
+        resolve(new UdpTransport(socket, a.address, a.port));
+      });
+    });
+  }
+
+  send(data: Buffer, address: string, port: number): void {
+    // A send to an unreachable or invalid address must never take the server down.
+    try {
+      this.socket.send(data, port, address);
+    } catch {
+      /* counted by the caller's absent response; nothing else to do for a datagram */
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Forward-only schema migrations for the SQLite store. Migration N (1-based) brings the schema
+ * from version N-1 to N; append new steps, never edit a released one.
+ */
+import type Database from 'better-sqlite3';
+
+const MIGRATIONS: readonly string[] = [
+  // 1: extensions, bindings, meta
+  `CREATE TABLE meta (
+     key   TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE extensions (
+     number       TEXT PRIMARY KEY,
+     display_name TEXT NOT NULL DEFAULT '',
+     realm        TEXT NOT NULL,
+     ha1_md5      TEXT NOT NULL,
+     ha1_sha256   TEXT NOT NULL,
+     created_at   INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE bindings (
+     aor            TEXT NOT NULL,
+     contact        TEXT NOT NULL,
+     contact_header TEXT NOT NULL,
+     expires_at     INTEGER NOT NULL,
+     call_id        TEXT NOT NULL,
+     cseq           INTEGER NOT NULL,
+     q              REAL,
+     instance_id    TEXT,
+     reg_id         INTEGER,
+     transport      TEXT NOT NULL,
+     source_address TEXT NOT NULL,
+     source_port    INTEGER NOT NULL,
+     local_address  TEXT,
+     local_port     INTEGER,
+     user_agent     TEXT,
+     updated_at     INTEGER NOT NULL,
+     PRIMARY KEY (aor, contact)
+   );
+   CREATE INDEX bindings_expires_at ON bindings (expires_at);`,
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Brings the database to LATEST_SCHEMA_VERSION, each step in its own transaction. Throws if the
+ * file was written by a newer minisipserver (its schema is unknown to us).
+ */
+export function migrate(db: Database.Database, file: string): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+  let version = row?.version ?? 0;
+  if (version > LATEST_SCHEMA_VERSION) {
+    throw new Error(
+      `${file}: schema version ${version} is newer than this minisipserver understands (${LATEST_SCHEMA_VERSION}); ` +
+        'run a newer minisipserver or restore a backup made by this version',
+    );
+  }
+  if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+  const setVersion = db.prepare('UPDATE schema_version SET version = ?');
+  while (version < LATEST_SCHEMA_VERSION) {
+    const sql = MIGRATIONS[version]!;
+    const next = version + 1;
+    db.transaction(() => {
+      db.exec(sql);
+      setVersion.run(next);
+    })();
+    version = next;
+  }
+}

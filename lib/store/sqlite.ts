@@ -1,0 +1,290 @@
+/**
+ * The embedded store: one SQLite file, <dataDir>/minisipserver.db, in WAL mode. All statements
+ * are prepared once at open; better-sqlite3 is synchronous, so each call is one short step.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './migrations.js';
+import {
+  ExtensionExistsError,
+  StoreOpenError,
+  type BindingRecord,
+  type ExtensionRecord,
+  type ImportCounts,
+  type Store,
+} from './store.js';
+
+export const DATABASE_FILE_NAME = 'minisipserver.db';
+
+interface ExtensionRow {
+  number: string;
+  display_name: string;
+  realm: string;
+  ha1_md5: string;
+  ha1_sha256: string;
+  created_at: number;
+}
+
+interface BindingRow {
+  aor: string;
+  contact: string;
+  contact_header: string;
+  expires_at: number;
+  call_id: string;
+  cseq: number;
+  q: number | null;
+  instance_id: string | null;
+  reg_id: number | null;
+  transport: string;
+  source_address: string;
+  source_port: number;
+  local_address: string | null;
+  local_port: number | null;
+  user_agent: string | null;
+  updated_at: number;
+}
+
+function toExtension(row: ExtensionRow): ExtensionRecord {
+  return {
+    number: row.number,
+    displayName: row.display_name,
+    realm: row.realm,
+    ha1Md5: row.ha1_md5,
+    ha1Sha256: row.ha1_sha256,
+    createdAt: row.created_at,
+  };
+}
+
+function extensionParams(rec: ExtensionRecord): ExtensionRow {
+  return {
+    number: rec.number,
+    display_name: rec.displayName,
+    realm: rec.realm,
+    ha1_md5: rec.ha1Md5,
+    ha1_sha256: rec.ha1Sha256,
+    created_at: rec.createdAt,
+  };
+}
+
+function toBinding(row: BindingRow): BindingRecord {
+  const b: BindingRecord = {
+    aor: row.aor,
+    contact: row.contact,
+    contactHeader: row.contact_header,
+    expiresAt: row.expires_at,
+    callId: row.call_id,
+    cseq: row.cseq,
+    transport: row.transport === 'tcp' ? 'tcp' : 'udp',
+    sourceAddress: row.source_address,
+    sourcePort: row.source_port,
+    updatedAt: row.updated_at,
+  };
+  if (row.q !== null) b.q = row.q;
+  if (row.instance_id !== null) b.instanceId = row.instance_id;
+  if (row.reg_id !== null) b.regId = row.reg_id;
+  if (row.local_address !== null) b.localAddress = row.local_address;
+  if (row.local_port !== null) b.localPort = row.local_port;
+  if (row.user_agent !== null) b.userAgent = row.user_agent;
+  return b;
+}
+
+function bindingParams(b: BindingRecord): BindingRow {
+  return {
+    aor: b.aor,
+    contact: b.contact,
+    contact_header: b.contactHeader,
+    expires_at: b.expiresAt,
+    call_id: b.callId,
+    cseq: b.cseq,
+    q: b.q ?? null,
+    instance_id: b.instanceId ?? null,
+    reg_id: b.regId ?? null,
+    transport: b.transport,
+    source_address: b.sourceAddress,
+    source_port: b.sourcePort,
+    local_address: b.localAddress ?? null,
+    local_port: b.localPort ?? null,
+    user_agent: b.userAgent ?? null,
+    updated_at: b.updatedAt,
+  };
+}
+
+/** Escapes GLOB metacharacters so a number matches only itself. */
+function globLiteral(text: string): string {
+  return text.replace(/[*?[\]]/g, (c) => `[${c}]`);
+}
+
+/**
+ * Opens (creating if needed) the store in `dataDir`. A file that is not a usable SQLite
+ * database is reported with a StoreOpenError and left exactly as it was: it is never
+ * recreated, so no data is lost by accident.
+ */
+export function openSqliteStore(dataDir: string): Store {
+  const file = join(dataDir, DATABASE_FILE_NAME);
+  let db: Database.Database;
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    db = new Database(file);
+  } catch (err) {
+    throw new StoreOpenError(file, `${file}: cannot open the database (${describe(err)}); check that the data directory exists and is writable`, { cause: err });
+  }
+  try {
+    // Reading the schema first makes SQLite validate the header before anything is written.
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db, file);
+    return new SqliteStore(db);
+  } catch (err) {
+    db.close();
+    if (err instanceof Error && err.message.startsWith(file)) throw new StoreOpenError(file, err.message, { cause: err });
+    throw new StoreOpenError(
+      file,
+      `${file}: not a usable minisipserver database (${describe(err)}). It was left untouched: ` +
+        'restore it from a backup, or move it aside to start with an empty database',
+      { cause: err },
+    );
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+class SqliteStore implements Store {
+  private readonly stmt;
+  private readonly importTx;
+  private readonly saveBindingsTx;
+  private readonly removeExtensionTx;
+  private readonly updateExtensionTx;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      getExtension: db.prepare<[string], ExtensionRow>('SELECT * FROM extensions WHERE number = ?'),
+      listExtensions: db.prepare<[], ExtensionRow>('SELECT * FROM extensions ORDER BY number'),
+      countExtensions: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM extensions'),
+      insertExtension: db.prepare<[ExtensionRow]>(
+        `INSERT INTO extensions (number, display_name, realm, ha1_md5, ha1_sha256, created_at)
+         VALUES (@number, @display_name, @realm, @ha1_md5, @ha1_sha256, @created_at) ON CONFLICT (number) DO NOTHING`,
+      ),
+      replaceExtension: db.prepare<[ExtensionRow]>(
+        `UPDATE extensions SET display_name = @display_name, realm = @realm, ha1_md5 = @ha1_md5,
+           ha1_sha256 = @ha1_sha256, created_at = @created_at WHERE number = @number`,
+      ),
+      deleteExtension: db.prepare<[string]>('DELETE FROM extensions WHERE number = ?'),
+      deleteBindingsOf: db.prepare<[string, string, string]>('DELETE FROM bindings WHERE aor = ? OR aor GLOB ? OR aor GLOB ?'),
+      loadBindings: db.prepare<[number], BindingRow>('SELECT * FROM bindings WHERE expires_at > ?'),
+      upsertBinding: db.prepare<[BindingRow]>(
+        `INSERT INTO bindings (aor, contact, contact_header, expires_at, call_id, cseq, q, instance_id, reg_id, transport,
+           source_address, source_port, local_address, local_port, user_agent, updated_at)
+         VALUES (@aor, @contact, @contact_header, @expires_at, @call_id, @cseq, @q, @instance_id, @reg_id, @transport,
+           @source_address, @source_port, @local_address, @local_port, @user_agent, @updated_at)
+         ON CONFLICT (aor, contact) DO UPDATE SET contact_header = excluded.contact_header, expires_at = excluded.expires_at,
+           call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q, instance_id = excluded.instance_id,
+           reg_id = excluded.reg_id, transport = excluded.transport, source_address = excluded.source_address,
+           source_port = excluded.source_port, local_address = excluded.local_address, local_port = excluded.local_port,
+           user_agent = excluded.user_agent, updated_at = excluded.updated_at`,
+      ),
+      deleteBinding: db.prepare<[string, string]>('DELETE FROM bindings WHERE aor = ? AND contact = ?'),
+      purgeBindings: db.prepare<[number]>('DELETE FROM bindings WHERE expires_at <= ?'),
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare<[string, string]>(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
+    };
+
+    this.importTx = db.transaction((recs: ExtensionRecord[], mode: 'skip-existing' | 'replace'): ImportCounts => {
+      const counts: ImportCounts = { added: 0, replaced: 0, skipped: 0 };
+      for (const rec of recs) {
+        const params = extensionParams(rec);
+        if (this.stmt.insertExtension.run(params).changes === 1) {
+          counts.added++;
+        } else if (mode === 'replace') {
+          const existing = this.stmt.getExtension.get(rec.number);
+          this.stmt.replaceExtension.run({ ...params, created_at: existing?.created_at ?? rec.createdAt });
+          counts.replaced++;
+        } else {
+          counts.skipped++;
+        }
+      }
+      return counts;
+    });
+
+    this.saveBindingsTx = db.transaction((upserts: BindingRecord[], deletes: Array<{ aor: string; contact: string }>) => {
+      for (const b of upserts) this.stmt.upsertBinding.run(bindingParams(b));
+      for (const d of deletes) this.stmt.deleteBinding.run(d.aor, d.contact);
+    });
+
+    this.removeExtensionTx = db.transaction((number: string): boolean => {
+      const removed = this.stmt.deleteExtension.run(number).changes > 0;
+      const user = globLiteral(number);
+      this.stmt.deleteBindingsOf.run(number, `sip:${user}@*`, `sips:${user}@*`);
+      return removed;
+    });
+
+    this.updateExtensionTx = db.transaction((number: string, patch: Partial<ExtensionRecord>): boolean => {
+      const row = this.stmt.getExtension.get(number);
+      if (row === undefined) return false;
+      const merged: ExtensionRecord = { ...toExtension(row), ...patch, number };
+      this.stmt.replaceExtension.run(extensionParams(merged));
+      return true;
+    });
+  }
+
+  getExtension(number: string): ExtensionRecord | undefined {
+    const row = this.stmt.getExtension.get(number);
+    return row === undefined ? undefined : toExtension(row);
+  }
+
+  listExtensions(): ExtensionRecord[] {
+    return this.stmt.listExtensions.all().map(toExtension);
+  }
+
+  countExtensions(): number {
+    return this.stmt.countExtensions.get()?.n ?? 0;
+  }
+
+  addExtension(rec: ExtensionRecord): void {
+    if (this.stmt.insertExtension.run(extensionParams(rec)).changes === 0) throw new ExtensionExistsError(rec.number);
+  }
+
+  updateExtension(number: string, patch: Partial<ExtensionRecord>): boolean {
+    return this.updateExtensionTx(number, patch);
+  }
+
+  removeExtension(number: string): boolean {
+    return this.removeExtensionTx(number);
+  }
+
+  importExtensions(recs: ExtensionRecord[], mode: 'skip-existing' | 'replace'): ImportCounts {
+    return this.importTx(recs, mode);
+  }
+
+  loadBindings(now: number): BindingRecord[] {
+    return this.stmt.loadBindings.all(now).map(toBinding);
+  }
+
+  saveBindings(upserts: BindingRecord[], deletes: Array<{ aor: string; contact: string }>): void {
+    if (upserts.length === 0 && deletes.length === 0) return;
+    this.saveBindingsTx(upserts, deletes);
+  }
+
+  purgeExpiredBindings(now: number): number {
+    return this.stmt.purgeBindings.run(now).changes;
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.stmt.getMeta.get(key)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmt.setMeta.run(key, value);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The persistent store behind the PBX: extensions (credentials as HA1 only), registrar
+ * bindings and a small key/value meta table. Implementations: sqlite.ts (embedded default).
+ */
+
+export interface ExtensionRecord {
+  number: string;
+  displayName: string;
+  /** The realm the HA1 values were computed with; a realm change makes them useless. */
+  realm: string;
+  ha1Md5: string;
+  ha1Sha256: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+export interface BindingRecord {
+  aor: string;
+  /** The Contact URI. */
+  contact: string;
+  /** The full Contact element as received, including its parameters. */
+  contactHeader: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  callId: string;
+  cseq: number;
+  q?: number;
+  instanceId?: string;
+  regId?: number;
+  transport: 'udp' | 'tcp';
+  sourceAddress: string;
+  sourcePort: number;
+  localAddress?: string;
+  localPort?: number;
+  userAgent?: string;
+  /** Epoch ms. */
+  updatedAt: number;
+}
+
+export interface ImportCounts {
+  added: number;
+  replaced: number;
+  skipped: number;
+}
+
+export interface Store {
+  getExtension(number: string): ExtensionRecord | undefined;
+  listExtensions(): ExtensionRecord[];
+  countExtensions(): number;
+  /** Throws ExtensionExistsError if the number is taken. */
+  addExtension(rec: ExtensionRecord): void;
+  /** Changes the given fields (not the number); false if there is no such extension. */
+  updateExtension(number: string, patch: Partial<ExtensionRecord>): boolean;
+  /** Also removes the extension's bindings (AOR equal to the number or sip(s):number@...). */
+  removeExtension(number: string): boolean;
+  /** One transaction. 'replace' keeps an existing record's createdAt. */
+  importExtensions(recs: ExtensionRecord[], mode: 'skip-existing' | 'replace'): ImportCounts;
+  /** All bindings not expired at `now`. */
+  loadBindings(now: number): BindingRecord[];
+  /** Upserts keyed by (aor, contact), then deletes; one transaction. */
+  saveBindings(upserts: BindingRecord[], deletes: Array<{ aor: string; contact: string }>): void;
+  /** Deletes bindings expired at `now`; returns how many. */
+  purgeExpiredBindings(now: number): number;
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+  close(): void;
+}
+
+export class ExtensionExistsError extends Error {
+  constructor(readonly number: string) {
+    super(`extension ${number} already exists`);
+    this.name = 'ExtensionExistsError';
+  }
+}
+
+/** The database file cannot be used as it is; the message says which file and what to do. */
+export class StoreOpenError extends Error {
+  constructor(readonly file: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreOpenError';
+  }
+}

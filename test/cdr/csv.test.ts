@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CsvCdrDecoder, formatCsvLine, formatCsvRecord, CSV_HEADER } from '../../lib/cdr/csv.js';
+import { formatProblem, type Problem } from '../../lib/cdr/problems.js';
+import type { CdrRow } from '../../lib/cdr/row.js';
+import { stringify } from 'csv-stringify/sync';
+
+const fixture = (name: string) => path.resolve(process.cwd(), 'test/fixtures/cdr', name);
+
+function decode(text: string, opts: { chunk?: number; alwaysCsvParse?: boolean; file?: string } = {}) {
+  const rows: CdrRow[] = [];
+  const problems: Problem[] = [];
+  const d = new CsvCdrDecoder({ file: opts.file ?? 'f.csv', onRow: (r) => rows.push(r), onProblem: (p) => problems.push(p), alwaysCsvParse: opts.alwaysCsvParse ?? false });
+  const step = opts.chunk ?? text.length;
+  for (let i = 0; i < text.length; i += step) d.push(text.slice(i, i + step));
+  d.end();
+  return { rows, problems };
+}
+
+test('quoted fields, embedded newline, non-ASCII and CRLF line ends are read exactly', () => {
+  const text = fs.readFileSync(fixture('quoted-crlf.csv'), 'utf8');
+  assert.ok(text.includes('\r\n'));
+  const { rows, problems } = decode(text);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(rows.map((r) => r.rec.caller_name), ['Smith, John', 'The "Boss"', 'two\nlines', 'Zoë 王']);
+  assert.equal(rows[0]!.rec.node, 'pbx1', 'last column has no stray \\r');
+});
+
+test('the result does not depend on how the input is chunked, nor on the fast path', () => {
+  for (const name of ['quoted-crlf.csv', 'bad.csv', 'repeated-headers.csv']) {
+    const text = fs.readFileSync(fixture(name), 'utf8');
+    const whole = decode(text);
+    for (const chunk of [1, 7, 64]) assert.deepEqual(decode(text, { chunk }), whole, `${name} in chunks of ${chunk}`);
+    const slow = decode(text, { alwaysCsvParse: true });
+    assert.deepEqual(slow.rows.map((r) => r.rec), whole.rows.map((r) => r.rec), `${name} through csv-parse only`);
+    assert.deepEqual(slow.problems.map((p) => p.line), whole.problems.map((p) => p.line));
+  }
+});
+
+test('repeated header lines are skipped', () => {
+  const { rows, problems } = decode(fs.readFileSync(fixture('repeated-headers.csv'), 'utf8'));
+  assert.deepEqual(problems, []);
+  assert.equal(rows.length, 8);
+  assert.deepEqual(rows.map((r) => r.rec.call_id).slice(3, 5), ['a4@x', 'b1@x']);
+});
+
+test('damaged lines are reported with their line and skipped; a partial last line is dropped silently', () => {
+  const { rows, problems } = decode(fs.readFileSync(fixture('bad.csv'), 'utf8'), { file: 'bad.csv' });
+  assert.deepEqual(rows.map((r) => r.rec.call_id), ['b1@x', 'b4@x']);
+  assert.deepEqual(problems.map(formatProblem), [
+    'bad.csv:3: expected 22 fields, got 5',
+    'bad.csv:4: bad start_time "2026-13-26T10:00:00.000+01:00"',
+    'bad.csv:5: unterminated quoted field',
+  ]);
+});
+
+test('a complete last record without its newline is kept', () => {
+  const text = fs.readFileSync(fixture('days/20261126.csv'), 'utf8');
+  assert.ok(text.endsWith('\n'));
+  const { rows, problems } = decode(text.slice(0, -1));
+  assert.equal(rows.length, 4);
+  assert.deepEqual(problems, []);
+});
+
+test('a header in another order (and with a missing column) maps by name', () => {
+  const { rows, problems } = decode(fs.readFileSync(fixture('reordered.csv'), 'utf8'));
+  assert.deepEqual(problems, []);
+  assert.equal(rows.length, 1);
+  const r = rows[0]!;
+  assert.equal(r.rec.caller, '301');
+  assert.equal(r.rec.record_id, 'r1');
+  assert.equal(r.rec.media, '');
+  assert.equal(r.csvLine, undefined, 'not copied verbatim: the column order differs');
+  assert.equal(r.answerMs! - r.startMs, 1000);
+});
+
+test('a stray quote swallowing lines is given up after a bounded number of lines', () => {
+  const good = fs.readFileSync(fixture('days/20261126.csv'), 'utf8').split('\n')[1]!;
+  const lines = [CSV_HEADER, 'a,"b', ...Array.from({ length: 100 }, () => good)];
+  const { rows, problems } = decode(lines.join('\n') + '\n');
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]!.line, 2);
+  assert.equal(rows.length, 100, 'no good line is lost');
+});
+
+test('a BOM and blank lines are tolerated', () => {
+  const text = '\uFEFF' + fs.readFileSync(fixture('days/20261126.csv'), 'utf8').replace('\n', '\n\n');
+  const { rows, problems } = decode(text);
+  assert.equal(rows.length, 4);
+  assert.deepEqual(problems, []);
+});
+
+test('formatCsvLine equals csv-stringify for plain and awkward values', () => {
+  const samples = [['a', 'b', ''], ['x,y', 'q"q', 'new\nline'], ['cr\r', ' lead', 'ünï'], ['', '', '']];
+  for (const s of samples) assert.equal(formatCsvLine(s), stringify([s], { record_delimiter: '\n' }));
+  assert.ok(formatCsvRecord(decode(fs.readFileSync(fixture('quoted-crlf.csv'), 'utf8')).rows[1]!.rec).includes('"The ""Boss"""'));
+});

@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfigFile, parseConfigText } from '../../lib/config/load.js';
+import { defaultConfig, SCHEMA } from '../../lib/config/schema.js';
+
+function problem(text: string): ConfigError {
+  try {
+    parseConfigText(text, 'conf.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a configuration error');
+}
+
+test('an empty file gives the built-in defaults', () => {
+  assert.deepEqual(parseConfigText(''), defaultConfig());
+  assert.equal(defaultConfig().sip.port, 5060);
+  assert.deepEqual(defaultConfig().sip.transports, ['udp', 'tcp']);
+  assert.equal(defaultConfig().data.dir, './data');
+});
+
+test('keys given override the defaults and the rest keep them', () => {
+  const c = parseConfigText('sip:\n  port: 5070\n  realm: office\nlimits:\n  maxClients: 5\n');
+  assert.equal(c.sip.port, 5070);
+  assert.equal(c.sip.realm, 'office');
+  assert.equal(c.limits.maxClients, 5);
+  assert.equal(c.registrar.maxContacts, 5);
+});
+
+test('an unknown key is refused with file, line, column and the known keys', () => {
+  const e = problem('sip:\n  port: 5060\n  prot: 5061\n');
+  assert.equal(e.line, 3);
+  assert.equal(e.column, 3);
+  assert.match(e.message, /^conf\.yaml:3:3: unknown key "sip\.prot"; known keys: .*port/);
+});
+
+test('an unknown section is refused', () => {
+  const e = problem('sipp:\n  port: 1\n');
+  assert.equal(e.line, 1);
+  assert.match(e.message, /unknown section "sipp"/);
+});
+
+test('a port out of range names the bounds', () => {
+  const e = problem('sip:\n  port: 70000\n');
+  assert.equal(e.line, 2);
+  assert.match(e.message, /"sip\.port" is 70000; it must be between 1 and 65535/);
+});
+
+test('a wrong type is refused', () => {
+  assert.match(problem('sip:\n  port: "abc"\n').message, /must be a whole number/);
+  assert.match(problem('sip:\n  transports: udp\n').message, /must be a list/);
+  assert.match(problem('sip:\n  transports: [udp, sctp]\n').message, /entries must be one of: udp, tcp/);
+  assert.match(problem('log:\n  level: loud\n').message, /must be one of: debug, info, warn, error/);
+  assert.match(problem('sip:\n  realm: 42\n').message, /must be text/);
+});
+
+test('YAML syntax errors and duplicate keys give a position', () => {
+  const e = problem('sip:\n  port: [5060\n');
+  assert.ok(e.line >= 2);
+  assert.match(e.message, /YAML syntax/);
+  assert.match(problem('sip:\n  port: 1\n  port: 2\n').message, /YAML syntax/);
+});
+
+test('inconsistent values across keys are refused', () => {
+  assert.match(problem('registrar:\n  minExpires: 4000\n  maxExpires: 3600\n').message, /minExpires must not exceed/);
+  assert.match(problem('sip:\n  transports: []\n').message, /at least one transport/);
+});
+
+test('loadConfigFile reads a file and reports an unreadable one', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mss-config-'));
+  const file = join(dir, 'c.yaml');
+  writeFileSync(file, 'sip:\n  port: 5090\n');
+  assert.equal(loadConfigFile(file).sip.port, 5090);
+  assert.throws(() => loadConfigFile(join(dir, 'missing.yaml')), /missing\.yaml:0:0: cannot read the configuration file \(ENOENT\)/);
+});
+
+test('docs/CONFIG.md documents every key with its default', () => {
+  const doc = readFileSync('docs/CONFIG.md', 'utf8');
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    for (const [key, spec] of Object.entries(keys)) {
+      const def = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : JSON.stringify(spec.default);
+      assert.ok(doc.includes(`| \`${section}.${key}\` |`), `docs/CONFIG.md lacks ${section}.${key}`);
+      assert.ok(doc.includes(`\`${def}\``), `docs/CONFIG.md lacks the default of ${section}.${key}`);
+    }
+  }
+});

@@ -1,0 +1,38 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultConfig, type Config } from '../../lib/config/schema.js';
+import { Logger } from '../../lib/log.js';
+import { PbxServer } from '../../lib/pbx/server.js';
+import { Extensions } from '../../lib/pbx/extensions.js';
+
+export interface TestServer {
+  server: PbxServer;
+  port: number;
+  dataDir: string;
+  config: Config;
+  logLines: string[];
+  createdDefaults: Array<{ number: string; password: string }> | null;
+  stop(): Promise<void>;
+}
+
+/** A real server on 127.0.0.1 with a free port and a fresh data folder, in this process. */
+export async function startTestServer(
+  opts: { configure?: (c: Config) => void; dataDir?: string; users?: Array<[string, string]> } = {},
+): Promise<TestServer> {
+  const config = defaultConfig();
+  config.sip.bind = '127.0.0.1';
+  config.sip.bind6 = '';
+  config.sip.port = 0;
+  config.data.dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mss-test-'));
+  opts.configure?.(config);
+  const logLines: string[] = [];
+  const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
+  const server = new PbxServer(config, logger);
+  if (opts.users) {
+    const ext = new Extensions(server.store, config.sip.realm);
+    for (const [n, p] of opts.users) if (!server.store.getExtension(n)) ext.add(n, { password: p });
+  }
+  const info = await server.start();
+  return { server, port: info.port, dataDir: config.data.dir, config, logLines, createdDefaults: info.createdDefaults, stop: () => server.stop() };
+}

@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer } from '../helpers/server.js';
+import { UdpPeer } from '../helpers/sip-peer.js';
+
+/** mulberry32: a small seeded PRNG so every run sends the same 10,000 messages. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function seeds(port: number, localPort: number): string[] {
+  const common = (method: string, n: number) => [
+    `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK-fz${n};rport`,
+    'Max-Forwards: 70',
+    'From: "Fuzz" <sip:100@127.0.0.1>;tag=fz1',
+    `To: <sip:${method === 'INVITE' ? '101' : '100'}@127.0.0.1>`,
+    `Call-ID: fuzz-${n}@127.0.0.1`,
+    `CSeq: ${n} ${method}`,
+  ];
+  const sdp = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n';
+  return [
+    [`REGISTER sip:127.0.0.1:${port} SIP/2.0`, ...common('REGISTER', 1), `Contact: <sip:100@127.0.0.1:${localPort}>;expires=60`,
+      'Authorization: Digest username="100", realm="minisipserver", nonce="abc", uri="sip:127.0.0.1", response="00", qop=auth, nc=00000001, cnonce="x"',
+      'Expires: 60', 'Content-Length: 0', '', ''].join('\r\n'),
+    [`INVITE sip:101@127.0.0.1:${port} SIP/2.0`, ...common('INVITE', 2), `Contact: <sip:100@127.0.0.1:${localPort}>`,
+      'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp].join('\r\n'),
+    [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, ...common('OPTIONS', 3), 'Accept: application/sdp', 'Content-Length: 0', '', ''].join('\r\n'),
+  ];
+}
+
+const INSERTS = ['\r', '\n', '\0', '"', ',', ';', '<', '>', ':', ' ', '\t', '99999999999999999999', '%', '[', ']', '\r\n ', '\u00ff'];
+
+function mutate(msg: string, rnd: () => number): Buffer {
+  let s = msg;
+  const ops = 1 + Math.floor(rnd() * 4);
+  for (let k = 0; k < ops; k++) {
+    const pos = Math.floor(rnd() * s.length);
+    switch (Math.floor(rnd() * 7)) {
+      case 0: // flip a character
+        s = s.slice(0, pos) + String.fromCharCode(Math.floor(rnd() * 256)) + s.slice(pos + 1);
+        break;
+      case 1: // truncate
+        s = s.slice(0, pos);
+        break;
+      case 2: // insert a delimiter or a huge number
+        s = s.slice(0, pos) + INSERTS[Math.floor(rnd() * INSERTS.length)] + s.slice(pos);
+        break;
+      case 3: { // duplicate a line
+        const lines = s.split('\r\n');
+        const i = Math.floor(rnd() * lines.length);
+        lines.splice(i, 0, lines[i]!);
+        s = lines.join('\r\n');
+        break;
+      }
+      case 4: { // remove a line
+        const lines = s.split('\r\n');
+        lines.splice(Math.floor(rnd() * lines.length), 1);
+        s = lines.join('\r\n');
+        break;
+      }
+      case 5: // delete a span
+        s = s.slice(0, pos) + s.slice(pos + Math.floor(rnd() * 20));
+        break;
+      default: { // repeat a span many times
+        const span = s.slice(pos, pos + 1 + Math.floor(rnd() * 10));
+        s = s.slice(0, pos) + span.repeat(1 + Math.floor(rnd() * 200)) + s.slice(pos);
+      }
+    }
+  }
+  return Buffer.from(s, 'latin1');
+}
+
+test('10,000 mutated REGISTER/INVITE/OPTIONS: the server stays up, answers sanely and its memory stays bounded', async (t) => {
+  const srv = await startTestServer({ users: [['100', 'pw100'], ['101', 'pw101']] });
+  const peer = await UdpPeer.open();
+  t.after(async () => {
+    peer.close();
+    await srv.stop();
+  });
+  const rnd = prng(20261126);
+  const base = seeds(srv.port, peer.port);
+  const probe = (n: number) =>
+    [`OPTIONS sip:127.0.0.1:${srv.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK-probe${n}`, 'Max-Forwards: 70',
+      'From: <sip:p@127.0.0.1>;tag=p', 'To: <sip:127.0.0.1>', `Call-ID: probe-${n}`, `CSeq: ${n} OPTIONS`, 'Content-Length: 0', '', ''].join('\r\n');
+
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const CASES = 10_000;
+  for (let i = 0; i < CASES; i++) {
+    peer.send(mutate(base[i % base.length]!, rnd), srv.port);
+    if (i % 250 === 249) {
+      // pace the sender so the kernel buffer does not drop; then prove the server is alive
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (i % 2500 === 2499) {
+      const alive = await peer.request(probe(i), srv.port, 5000);
+      assert.equal(alive.status, 200, `server not answering after case ${i}`);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const counters = srv.server.stack.counters;
+  assert.ok(counters.received >= CASES * 0.9, `server received ${counters.received} of ${CASES}`);
+  assert.ok(counters.parseErrors > 1000, 'the mutations must produce many malformed messages');
+  assert.ok(!srv.logLines.some((l) => l.includes('"sip.handler_error"')), 'no request may reach a handler fault');
+  global.gc?.();
+  const growth = process.memoryUsage().heapUsed - heapBefore;
+  assert.ok(growth < 64 * 1024 * 1024, `heap grew by ${Math.round(growth / 1048576)} MiB`);
+  assert.ok(srv.server.stack.transactions.stats.serverTransactions <= CASES, 'transactions are bounded by requests');
+  const final = await peer.request(probe(CASES), srv.port, 5000);
+  assert.equal(final.status, 200);
+});
