@@ -21,13 +21,16 @@ await yargs(hideBin(process.argv))
   .command(extCommand)
   .command(cdrCommand)
   .demandCommand(1, 'Name a command: serve, ext, cdr (see --help)')
+  .parserConfiguration({ 'camel-case-expansion': false })
   .strict()
   .version(packageVersion())
   .help()
   .alias('h', 'help')
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err) => {
-    if (err) throw err;
+    // Validation failures (unknown flags, bad values, .check()) are usage errors: exit 2.
+    // Anything else is a fault in a command and is not dressed up as a usage error.
+    if (err && err.name !== 'YError' && !msg) throw err;
     process.stderr.write(`minisipserver: ${msg}\nRun with --help for usage.\n`);
     process.exit(2);
   })

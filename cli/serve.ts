@@ -44,7 +44,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'Lowest level logged' })
       .check((a) => {
         const p = a['sip-port'];
-        if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) throw new Error(`--sip-port must be 0..65535, got ${String(p)}`);
+        if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) return `--sip-port must be 0..65535, got ${String(p)}`;
         return true;
       }) as unknown as Argv<ServeArgs>,
   handler: async (args) => {
@@ -67,20 +67,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
       process.exit(1);
     }
-    let info;
-    try {
-      info = await server.start();
-    } catch (err) {
-      process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
-      await server.stop().catch(() => {});
-      process.exit(1);
-    }
-    if (info.createdDefaults) {
-      // Printed once on the terminal (stdout), never written to the log.
-      process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
-      for (const e of info.createdDefaults) process.stdout.write(`  ${e.number}  password ${e.password}\n`);
-    }
-    process.stdout.write(`minisipserver listening on port ${info.port} (udp/tcp), data in ${config.data.dir}\n`);
+    // Signal handlers come before anything announces the server, so a SIGTERM sent as soon as
+    // the port is printed is handled as a clean stop.
     let stopping = false;
     const shutdown = (signal: string) => {
       if (stopping) return;
@@ -95,5 +83,19 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
+    let info;
+    try {
+      info = await server.start();
+    } catch (err) {
+      process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
+      await server.stop().catch(() => {});
+      process.exit(1);
+    }
+    if (info.createdDefaults) {
+      // Printed once on the terminal (stdout), never written to the log.
+      process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
+      for (const e of info.createdDefaults) process.stdout.write(`  ${e.number}  password ${e.password}\n`);
+    }
+    process.stdout.write(`minisipserver listening on port ${info.port} (udp/tcp), data in ${config.data.dir}\n`);
   },
 };

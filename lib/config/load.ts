@@ -125,5 +125,9 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
     fail(nodeOf(['registrar', 'defaultExpires']), 'registrar.defaultExpires must lie between minExpires and maxExpires');
   }
   if (config.sip.transports.length === 0) fail(nodeOf(['sip', 'transports']), 'sip.transports must name at least one transport');
+  if (config.auth.algorithms.length === 0) fail(nodeOf(['auth', 'algorithms']), 'auth.algorithms must name at least one algorithm');
+  if (new Set(config.auth.algorithms).size !== config.auth.algorithms.length) {
+    fail(nodeOf(['auth', 'algorithms']), 'auth.algorithms lists an algorithm twice');
+  }
   if (config.sip.t2 < config.sip.t1) fail(nodeOf(['sip', 't2']), 'sip.t2 must be at least sip.t1');
 }

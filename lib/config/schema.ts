@@ -67,6 +67,12 @@ export const SCHEMA = {
     },
   },
   auth: {
+    algorithms: {
+      type: 'list',
+      default: ['SHA-256', 'MD5'],
+      values: ['SHA-256', 'MD5'],
+      doc: 'Digest algorithms offered, one challenge each, in this order (most preferred first, RFC 8760). Put MD5 first for clients that only read the first challenge (SIPp, some older desk phones).',
+    },
     nonceLifetime: {
       type: 'int',
       default: 300,

@@ -18,6 +18,8 @@ export interface AuthenticatorOptions {
   realm: string;
   /** Server secret: derives decoy hashes for users that do not exist. */
   secret: Buffer;
+  /** Algorithms offered, in the order of the challenges (most preferred first, RFC 7616 section 3.7). */
+  algorithms?: readonly DigestAlgorithm[];
 }
 
 /**
@@ -30,9 +32,11 @@ export interface AuthenticatorOptions {
  */
 export class Authenticator {
   private readonly opaque: string;
+  private readonly algorithms: readonly DigestAlgorithm[];
 
   constructor(private readonly opts: AuthenticatorOptions) {
     this.opaque = opts.secret.subarray(0, 8).toString('hex');
+    this.algorithms = opts.algorithms ?? ['SHA-256', 'MD5'];
   }
 
   authenticate(req: SipRequest, mode: 'www' | 'proxy', toTag: string): AuthOutcome {
@@ -41,7 +45,7 @@ export class Authenticator {
     if (!creds) return this.challenge(req, mode, toTag, false, 'no credentials');
 
     const algorithm = normaliseAlgorithm(creds.algorithm);
-    if (!algorithm) return this.challenge(req, mode, toTag, false, `unsupported algorithm ${creds.algorithm}`);
+    if (!algorithm || !this.algorithms.includes(algorithm)) return this.challenge(req, mode, toTag, false, `unsupported algorithm ${creds.algorithm}`);
     if (creds.qop !== undefined && creds.qop.toLowerCase() !== 'auth') {
       return this.challenge(req, mode, toTag, false, `unsupported qop ${creds.qop}`);
     }
@@ -81,7 +85,7 @@ export class Authenticator {
   challenge(req: SipRequest, mode: 'www' | 'proxy', toTag: string, stale: boolean, reason: string): AuthOutcome {
     const res = createResponse(req, mode === 'www' ? 401 : 407, undefined, toTag);
     const header = mode === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
-    for (const value of challengeHeaderValues(this.opts.realm, this.opts.nonces.issue(), this.opaque, stale)) {
+    for (const value of challengeHeaderValues(this.opts.realm, this.opts.nonces.issue(), this.opaque, stale, this.algorithms)) {
       res.headers.append(header, value);
     }
     return { ok: false, response: res, reason };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createResponse, type SipRequest } from '../sip/message.js';
-import { NonceService } from '../sip/digest.js';
+import { NonceService, type DigestAlgorithm } from '../sip/digest.js';
 import { SipStack } from '../sip/stack.js';
 import type { ServerTransaction } from '../sip/transaction/layer.js';
 import type { Endpoint } from '../sip/transport/types.js';
@@ -49,7 +49,13 @@ export class PbxServer {
     const realm = config.sip.realm;
     this.store.setMeta('realm', realm);
     const nonces = new NonceService({ secret, lifetimeMs: config.auth.nonceLifetime * 1000 });
-    const auth = new Authenticator({ store: this.store, nonces, realm, secret });
+    const auth = new Authenticator({
+      store: this.store,
+      nonces,
+      realm,
+      secret,
+      algorithms: config.auth.algorithms as DigestAlgorithm[],
+    });
     this.writer = new BindingWriter(this.store);
     this.store.purgeExpiredBindings(Date.now());
     this.registrar = new Registrar({

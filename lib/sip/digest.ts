@@ -235,10 +235,16 @@ function quote(value: string): string {
  * One WWW-Authenticate / Proxy-Authenticate value per algorithm, SHA-256 first then MD5, so a
  * client picks the strongest it supports (RFC 8760 §2.4, RFC 7616 §3.7).
  */
-export function challengeHeaderValues(realm: string, nonce: string, opaque: string, stale: boolean): string[] {
+export function challengeHeaderValues(
+  realm: string,
+  nonce: string,
+  opaque: string,
+  stale: boolean,
+  algorithms: readonly DigestAlgorithm[] = ['SHA-256', 'MD5'],
+): string[] {
   const common = `realm=${quote(realm)}, nonce=${quote(nonce)}` + (opaque !== '' ? `, opaque=${quote(opaque)}` : '');
   const tail = `, qop="auth"` + (stale ? ', stale=TRUE' : '');
-  return (['SHA-256', 'MD5'] as const).map((alg) => `Digest ${common}, algorithm=${alg}${tail}`);
+  return algorithms.map((alg) => `Digest ${common}, algorithm=${alg}${tail}`);
 }
 
 // ---------------------------------------------------------------------------------------------

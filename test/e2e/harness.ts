@@ -62,8 +62,9 @@ export async function startServe(dataDir: string, extra: string[] = []): Promise
       new Promise((res) => {
         if (child.exitCode !== null) return res(child.exitCode);
         const t = setTimeout(() => child.kill('SIGKILL'), 6000);
-        child.once('exit', (code) => {
+        child.once('exit', (code, signal) => {
           clearTimeout(t);
+          if (code === null) process.stderr.write(`server ended by ${signal}; stderr:\n${err}\n`);
           res(code);
         });
         child.kill('SIGTERM');
