@@ -3,7 +3,7 @@
 import path from 'node:path';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { parseCallTag, ALL_CALL_TAGS, callTagName } from '../lib/cdr/record.js';
-import { parseTimeArg, statusMatcher, type CdrFilter } from '../lib/cdr/filter.js';
+import { linePrefilter, parseTimeArg, statusMatcher, type CdrFilter } from '../lib/cdr/filter.js';
 import { listCdrFiles, UnreadableFileError } from '../lib/cdr/source.js';
 import { parseSortSpec, runQuery, type SortSpec } from '../lib/cdr/query.js';
 import { computeStats, printStats, STATS_GROUPS, type StatsGroup, type StatsFormat } from '../lib/cdr/stats.js';
@@ -41,7 +41,7 @@ function filterOptions(y: Argv): Argv {
     .option('answered', { type: 'boolean', describe: 'answered calls only' })
     .option('failed', { type: 'boolean', describe: 'unanswered calls only' })
     .conflicts('answered', 'failed')
-    .option('strict', { type: 'boolean', default: false, describe: 'bad input records make the exit code 1' })
+    .option('strict', { type: 'boolean', default: false, describe: 'bad input records make the exit code 1 (and every line is checked, even ones --caller/--callee rule out)' })
     .positional('paths', { type: 'string', array: true, describe: 'CDR files (.csv, .csv.gz, .cdr) or directories' });
 }
 
@@ -152,6 +152,9 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
     } else {
       const filter = buildFilter(args);
       const files = listCdrFiles(inputPaths(args));
+      // Without --strict, lines that cannot match --caller/--callee are skipped unchecked (fast);
+      // --strict checks every line.
+      const mayMatch = strict ? undefined : linePrefilter(filter);
       if (cmd === 'query') {
         let sort: SortSpec | undefined;
         if (args.sort !== undefined) {
@@ -163,11 +166,11 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
           throw new UsageError('--limit: expected a whole number >= 0');
         }
         const format = (args.format as RowFormat | undefined) ?? (io.isTTY ? 'table' : 'csv');
-        await runQuery({ ...read, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
+        await runQuery({ ...read, mayMatch, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
       } else {
         const by = args.by as StatsGroup | undefined;
         const format = (args.format as StatsFormat | undefined) ?? 'table';
-        const result = await computeStats({ ...read, files, filter, ...(by ? { by } : {}), format });
+        const result = await computeStats({ ...read, mayMatch, files, filter, ...(by ? { by } : {}), format });
         progress.done();
         await printStats(result, { ...(by ? { by } : {}), format }, io.out);
       }

@@ -35,6 +35,11 @@ interface CsvDecoderOptions {
   onProblem: ProblemSink;
   /** Disable the no-quote fast path (benchmarks and tests compare both). */
   alwaysCsvParse?: boolean;
+  /**
+   * A cheap exact pre-test of a one-line record in the standard column order: false means the
+   * record cannot match the query, and the line is skipped without being checked further.
+   */
+  mayMatch?: ((line: string) => boolean) | undefined;
 }
 
 /**
@@ -54,6 +59,8 @@ export class CsvCdrDecoder {
   /** For each CDR column, its index in the file's header (-1 if absent); null = canonical order. */
   private columnMap: number[] | null = null;
   private fieldCount: number = CDR_COLUMNS.length;
+  /** Records of the current chunk waiting for the quoted ones among them to be parsed. */
+  private queue: QueuedRecord[] = [];
 
   constructor(private readonly opts: CsvDecoderOptions) {}
 
@@ -71,6 +78,7 @@ export class CsvCdrDecoder {
       start = nl + 1;
     }
     this.rest = data.slice(start);
+    this.flushQueue();
   }
 
   end(): void {
@@ -80,6 +88,7 @@ export class CsvCdrDecoder {
       this.physicalLine(last, false);
     }
     if (this.pending.length > 0) this.abandonPending(false);
+    this.flushQueue();
   }
 
   private physicalLine(raw: string, terminated: boolean): void {
@@ -98,8 +107,12 @@ export class CsvCdrDecoder {
     }
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line === '') return;
+    if (this.opts.mayMatch && this.columnMap === null && !this.opts.mayMatch(line) && line.indexOf('start_time') < 0) {
+      if (countQuotes(line) % 2 === 0) return; // a whole record that cannot match
+    }
     if (!this.opts.alwaysCsvParse && line.indexOf('"') < 0) {
-      this.fields(line.split(','), this.lineNo, terminated, line);
+      if (this.queue.length === 0) this.fields(line.split(','), this.lineNo, terminated, line);
+      else this.queue.push({ fields: line.split(','), line: this.lineNo, terminated, plain: line });
     } else if (countQuotes(raw) % 2 === 0) {
       this.parseQuoted(raw, this.lineNo, terminated);
     } else {
@@ -111,6 +124,7 @@ export class CsvCdrDecoder {
 
   /** An open quote never closed: report its first line, then read the other lines again. */
   private abandonPending(moreInputFollows: boolean): void {
+    this.flushQueue(); // keeps the reports in line order
     const others = this.pending.slice(1);
     const firstLine = this.pendingLine;
     this.pending = [];
@@ -124,18 +138,47 @@ export class CsvCdrDecoder {
 
   private parseQuoted(text: string, line: number, terminated: boolean): void {
     if (text.endsWith('\r')) text = text.slice(0, -1);
-    let records: string[][];
+    const q: QueuedRecord = this.opts.alwaysCsvParse ? { before: [], quoted: text, after: [], line, terminated } : splitAroundQuotes(text, line, terminated);
+    this.queue.push(q);
+  }
+
+  /**
+   * Parses the quoted parts of the queued records with one csv-parse call (its per-call cost
+   * dwarfs its per-record cost), then hands every queued record on in order. Should the batch
+   * fail, each part is parsed alone so that only the bad record is lost.
+   */
+  private flushQueue(): void {
+    if (this.queue.length === 0) return;
+    const queue = this.queue;
+    this.queue = [];
+    const quoted = queue.filter((q) => q.quoted !== undefined);
+    let parsed: string[][] | null = null;
     try {
-      records = parseCsvSync(text, { relax_column_count: true }) as string[][];
+      parsed = parseCsvSync(quoted.map((q) => q.quoted).join('\n'), CSV_PARSE_OPTIONS) as string[][];
+      if (parsed.length !== quoted.length) parsed = null;
+    } catch {
+      parsed = null;
+    }
+    let next = 0;
+    for (const q of queue) {
+      if (q.quoted === undefined) {
+        this.fields(q.fields!, q.line, q.terminated, q.plain);
+        continue;
+      }
+      const middle = parsed ? parsed[next++]! : this.parseAlone(q);
+      if (middle) this.fields([...q.before!, ...middle, ...q.after!], q.line, q.terminated, undefined);
+    }
+  }
+
+  private parseAlone(q: QueuedRecord): string[] | null {
+    try {
+      const records = parseCsvSync(q.quoted!, CSV_PARSE_OPTIONS) as string[][];
+      if (records.length === 1) return records[0]!;
+      if (q.terminated) this.problem(q.line, 'CSV syntax: not exactly one record');
     } catch (err) {
-      if (terminated) this.problem(line, `CSV syntax: ${(err as Error).message.replace(/^Invalid/, 'invalid')}`);
-      return;
+      if (q.terminated) this.problem(q.line, `CSV syntax: ${(err as Error).message.replace(/^Invalid/, 'invalid')}`);
     }
-    if (records.length !== 1) {
-      if (terminated) this.problem(line, 'CSV syntax: not exactly one record');
-      return;
-    }
-    this.fields(records[0]!, line, terminated, undefined);
+    return null;
   }
 
   private fields(f: string[], line: number, terminated: boolean, plainLine: string | undefined): void {
@@ -167,6 +210,39 @@ export class CsvCdrDecoder {
     this.opts.onProblem({ file: this.opts.file, line, message });
   }
 }
+
+interface QueuedRecord {
+  line: number;
+  terminated: boolean;
+  /** A record with quotes: the fields before its first quoted field, the text from that field to
+   * the last one (for csv-parse), the fields after... */
+  before?: string[];
+  quoted?: string;
+  after?: string[];
+  /** ...or a record without quotes, split on commas already. */
+  fields?: string[];
+  plain?: string;
+}
+
+/**
+ * Cuts a record at the comma before its first `"` and the comma after its last one. The outer
+ * parts hold no quote, so (RFC 4180) they are plain fields split exactly on commas; every quote,
+ * and so every quoted comma or newline, stays in the middle part, which goes to csv-parse.
+ */
+function splitAroundQuotes(text: string, line: number, terminated: boolean): QueuedRecord {
+  const start = text.lastIndexOf(',', text.indexOf('"')) + 1;
+  let end = text.indexOf(',', text.lastIndexOf('"'));
+  if (end < 0) end = text.length;
+  return {
+    line,
+    terminated,
+    before: start > 0 ? text.slice(0, start - 1).split(',') : [],
+    quoted: text.slice(start, end),
+    after: end < text.length ? text.slice(end + 1).split(',') : [],
+  };
+}
+
+const CSV_PARSE_OPTIONS = { relax_column_count: true, record_delimiter: '\n' } as const;
 
 function countQuotes(s: string): number {
   let n = 0;

@@ -189,26 +189,71 @@ const TIMESTAMP_RE = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9
 
 /** Epoch ms of an ISO 8601 timestamp that carries its UTC offset (or Z); null if invalid. */
 export function parseTimestamp(s: string): number | null {
+  if (s.length === 29) {
+    const fast = parseCanonicalTimestamp(s);
+    if (fast !== undefined) return fast;
+  }
   const m = TIMESTAMP_RE.exec(s);
   if (!m) return null;
   const [, y, mo, d, h, mi, sec, frac, zone] = m;
-  const year = Number(y), month = Number(mo), day = Number(d);
-  const hour = Number(h), minute = Number(mi), second = Number(sec);
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
-  if (hour > 23 || minute > 59 || second > 59) return null;
-  const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
   let offsetMin = 0;
   if (zone !== 'Z') {
     const digits = zone!.replace(':', '');
-    const oh = Number(digits.slice(1, 3)), om = Number(digits.slice(3, 5));
-    if (oh > 23 || om > 59) return null;
-    offsetMin = (oh * 60 + om) * (zone![0] === '-' ? -1 : 1);
+    offsetMin = (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5))) * (zone![0] === '-' ? -1 : 1);
+    if (Number(digits.slice(1, 3)) > 23 || Number(digits.slice(3, 5)) > 59) return null;
   }
-  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
+  const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
+  return toEpoch(Number(y), Number(mo), Number(d), Number(h), Number(mi), Number(sec), ms, offsetMin);
 }
 
-function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+/**
+ * The format we write, `2026-11-26T09:15:02.123+01:00`, read character by character: the
+ * readers call this three times per record, and it is several times faster than the regex.
+ * undefined = not in exactly that shape (the caller falls back to the general parser).
+ */
+function parseCanonicalTimestamp(s: string): number | null | undefined {
+  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 ||
+      s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(26) !== 58) return undefined;
+  const sign = s.charCodeAt(23);
+  if (sign !== 43 && sign !== 45) return undefined;
+  // Records come in time order, so the date, hour and offset mostly repeat: remember the last.
+  let hourStart: number;
+  if (s.startsWith(lastHour.prefix) && s.endsWith(lastHour.offset)) {
+    hourStart = lastHour.epoch;
+  } else {
+    const oh = digits(s, 24, 2), om = digits(s, 27, 2);
+    if (!(oh <= 23 && om <= 59)) return null;
+    const offsetMin = (oh * 60 + om) * (sign === 45 ? -1 : 1);
+    const t = toEpoch(digits(s, 0, 4), digits(s, 5, 2), digits(s, 8, 2), digits(s, 11, 2), 0, 0, 0, offsetMin);
+    if (t === null || Number.isNaN(t)) return null;
+    lastHour = { prefix: s.slice(0, 13), offset: s.slice(23), epoch: t };
+    hourStart = t;
+  }
+  const minute = digits(s, 14, 2), second = digits(s, 17, 2), ms = digits(s, 20, 3);
+  if (!(minute <= 59 && second <= 59 && ms >= 0)) return null;
+  return hourStart + minute * 60_000 + second * 1000 + ms;
+}
+
+let lastHour = { prefix: '\0', offset: '\0', epoch: 0 };
+
+/** The decimal number in s[at, at+len); NaN if any of those characters is not a digit. */
+function digits(s: string, at: number, len: number): number {
+  let v = 0;
+  for (let i = at; i < at + len; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return NaN;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function toEpoch(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, offsetMin: number): number | null {
+  if (!(month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 59)) return null;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > DAYS_IN_MONTH[month - 1]! + (month === 2 && leap ? 1 : 0)) return null;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
 }
 
 // ---- building a record from a finished call ---------------------------------------------------

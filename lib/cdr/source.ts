@@ -67,9 +67,12 @@ export interface ReadOptions {
   /** Told when a file starts (progress display). */
   onFile?: (file: string) => void;
   alwaysCsvParse?: boolean;
+  /** See CsvCdrDecoder: lets a query skip lines that cannot match without checking them. */
+  mayMatch?: ((line: string) => boolean) | undefined;
 }
 
-const CHUNK = 1 << 20;
+// Small enough that a batch of rows dies young (flat memory), large enough to amortise the reads.
+const CHUNK = 1 << 18;
 
 /** Rows of one file, a batch per chunk. Throws UnreadableFileError if it cannot be opened. */
 export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenerator<CdrRow[]> {
@@ -93,7 +96,7 @@ export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenera
   const decoder =
     kind === 'cdr'
       ? new BinaryCdrDecoder({ file, onRow, onProblem: opts.onProblem })
-      : new CsvCdrDecoder({ file, onRow, onProblem: opts.onProblem, alwaysCsvParse: opts.alwaysCsvParse ?? false });
+      : new CsvCdrDecoder({ file, onRow, onProblem: opts.onProblem, alwaysCsvParse: opts.alwaysCsvParse ?? false, mayMatch: opts.mayMatch });
   const utf8 = new StringDecoder('utf8');
   try {
     try {

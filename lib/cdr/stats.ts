@@ -67,6 +67,14 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * A copy of `s` that does not share memory with the string it was cut from. Keys kept for the
+ * whole run must not be slices of a read chunk, or every chunk that produced a key stays in memory.
+ */
+function detach(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
 export interface StatsOptions extends ReadOptions {
   files: readonly string[];
   filter: CdrFilter;
@@ -93,11 +101,13 @@ export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
       if (!matches(row)) continue;
       total.add(row);
       const hour = row.rec.start_time.slice(0, 13); // local wall-clock hour of the server
-      perHour.set(hour, (perHour.get(hour) ?? 0) + 1);
+      const seen = perHour.get(hour);
+      if (seen === undefined) perHour.set(detach(hour), 1);
+      else perHour.set(hour, seen + 1);
       if (key) {
         const k = key(row);
         let tally = groups.get(k);
-        if (!tally) groups.set(k, (tally = new Tally()));
+        if (!tally) groups.set(detach(k), (tally = new Tally()));
         tally.add(row);
       }
     }

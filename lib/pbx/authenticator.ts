@@ -8,12 +8,13 @@ import {
   type NonceService,
 } from '../sip/digest.js';
 import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
-import type { Store } from '../store/store.js';
+import type { ExtensionRecord } from '../store/store.js';
 
 export type AuthOutcome = { ok: true; user: string } | { ok: false; response: SipResponse; reason: string };
 
 export interface AuthenticatorOptions {
-  store: Store;
+  /** Where extension records come from (an ExtensionCache in the server). */
+  extensions: { get(number: string): ExtensionRecord | undefined };
   nonces: NonceService;
   realm: string;
   /** Server secret: derives decoy hashes for users that do not exist. */
@@ -53,7 +54,7 @@ export class Authenticator {
     const nonceState = this.opts.nonces.check(creds.nonce);
     if (nonceState !== 'ok') return this.challenge(req, mode, toTag, nonceState === 'stale', `nonce ${nonceState}`);
 
-    const ext = this.opts.store.getExtension(creds.username);
+    const ext = this.opts.extensions.get(creds.username);
     const ha1 =
       ext && ext.realm === this.opts.realm
         ? algorithm === 'SHA-256'

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { Authenticator } from './authenticator.js';
 import { Registrar } from './registrar.js';
 import { Extensions } from './extensions.js';
+import { ExtensionCache } from './extension-cache.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -50,13 +51,15 @@ export class PbxServer {
     this.store.setMeta('realm', realm);
     const nonces = new NonceService({ secret, lifetimeMs: config.auth.nonceLifetime * 1000 });
     const auth = new Authenticator({
-      store: this.store,
+      extensions: new ExtensionCache(this.store),
       nonces,
       realm,
       secret,
       algorithms: config.auth.algorithms as DigestAlgorithm[],
     });
-    this.writer = new BindingWriter(this.store);
+    // Bindings reach the disk at most once a second each: a crash loses at most that second of
+    // refreshes, and phones re-register anyway.
+    this.writer = new BindingWriter(this.store, 1000);
     this.store.purgeExpiredBindings(Date.now());
     this.registrar = new Registrar({
       store: this.store,

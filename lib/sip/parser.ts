@@ -6,12 +6,13 @@
  * parseMessage never throws: every fault becomes { ok: false, error, status }, and when the
  * request is readable enough to answer (section 8.2.6) the partly parsed request comes with it.
  */
-import { Headers, canonicalName, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { Headers, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { parseUri } from './uri.js';
 import { parseVia } from './headers/via.js';
 import { parseCSeq } from './headers/cseq.js';
 import { parseNameAddr } from './headers/name-addr.js';
 import { findTopLevelComma, isTokenChar, parseDecimal, trimEnd } from './headers/lex.js';
+import { canonicalHeaderName } from './headers/names.js';
 
 export interface ParseLimits {
   maxMessageBytes: number;
@@ -39,32 +40,22 @@ const EMPTY = Buffer.alloc(0);
 const LF = 10;
 const CR = 13;
 
-/** Raw header name -> canonical name; bounded so random names from peers cannot grow it. */
-const nameCache = new Map<string, string>();
-function canonical(raw: string): string {
-  let c = nameCache.get(raw);
-  if (c === undefined) {
-    c = canonicalName(raw);
-    if (nameCache.size < 512) nameCache.set(raw, c);
-  }
-  return c;
-}
+const LF_CRLF = Buffer.from('\n\r\n');
+const LF_LF = Buffer.from('\n\n');
 
 /**
  * Index where the body starts (just past the empty line ending the header section), searching
  * buf[from, limit); -1 if there is no empty line. Bare LF line ends are tolerated.
  */
 function findBodyStart(buf: Buffer, from: number, limit: number): number {
-  let i = from;
-  while (i < limit) {
-    const lf = buf.indexOf(LF, i);
-    if (lf < 0 || lf >= limit) return -1;
-    const next = buf[lf + 1];
-    if (next === LF) return lf + 2 <= limit ? lf + 2 : -1;
-    if (next === CR && buf[lf + 2] === LF) return lf + 3 <= limit ? lf + 3 : -1;
-    i = lf + 1;
-  }
-  return -1;
+  // "\n\r\n" also finds the usual CRLF CRLF; "\n\n" is the bare-LF form. Two native searches
+  // are much cheaper than one indexOf call per line.
+  const a = buf.indexOf(LF_CRLF, from);
+  const b = buf.indexOf(LF_LF, from);
+  let body = -1;
+  if (a >= 0 && (b < 0 || a < b)) body = a + 3;
+  else if (b >= 0) body = b + 2;
+  return body >= 0 && body <= limit ? body : -1;
 }
 
 /** Skips the CRLFs a sender may put before the start line (RFC 3261 section 7.5). */
@@ -290,7 +281,7 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
       fail(scan, `more than ${limits.maxHeaders} header lines`, 513);
       return;
     }
-    const name = canonical(s.slice(lineStart, nameEnd));
+    const name = canonicalHeaderName(s, lineStart, nameEnd);
     record(scan, name, value, names.length);
     names.push(name);
     values.push(value);
@@ -343,7 +334,7 @@ function checkSingle(scan: Scan, seen: Seen, label: string): void {
 }
 
 function topViaReadable(line: string): boolean {
-  const comma = findTopLevelComma(line, 0, line.length);
+  const comma = line.indexOf(',') < 0 ? line.length : findTopLevelComma(line, 0, line.length);
   return parseVia(comma === line.length ? line : line.slice(0, comma)) !== null;
 }
 

@@ -284,6 +284,10 @@ class SqliteStore implements Store {
     this.stmt.setMeta.run(key, value);
   }
 
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -63,6 +63,8 @@ export interface Store {
   purgeExpiredBindings(now: number): number;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
+  /** Changes whenever another connection (e.g. `minisipserver ext`) has changed the database. */
+  dataVersion(): number;
   close(): void;
 }
 

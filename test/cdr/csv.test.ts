@@ -97,3 +97,43 @@ test('formatCsvLine equals csv-stringify for plain and awkward values', () => {
   for (const s of samples) assert.equal(formatCsvLine(s), stringify([s], { record_delimiter: '\n' }));
   assert.ok(formatCsvRecord(decode(fs.readFileSync(fixture('quoted-crlf.csv'), 'utf8')).rows[1]!.rec).includes('"The ""Boss"""'));
 });
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('property: the fast path gives the same rows and the same bad lines as csv-parse alone (seeded)', () => {
+  const good = fs.readFileSync(fixture('days/20261126.csv'), 'utf8').split('\n').slice(1, 5);
+  const pieces = ['"', '""', ',', '\n', '\r\n', 'x', ' ', 'é'];
+  for (const seed of [7, 8, 9, 10, 11]) {
+    const rand = mulberry32(seed);
+    const lines = [CSV_HEADER];
+    for (let i = 0; i < 300; i++) {
+      const base = good[Math.floor(rand() * good.length)]!;
+      const fields = base.split(',');
+      const k = Math.floor(rand() * 4);
+      for (let j = 0; j < k; j++) {
+        const at = Math.floor(rand() * fields.length);
+        const mode = rand();
+        const junk = pieces[Math.floor(rand() * pieces.length)]!;
+        if (mode < 0.5) fields[at] = stringify([[fields[at] + junk]], { record_delimiter: '\n' }).slice(0, -1); // valid quoting
+        else if (mode < 0.8) fields[at] = fields[at] + junk; // possibly malformed
+        else fields[at] = '"' + fields[at]; // unbalanced
+      }
+      lines.push(fields.join(','));
+    }
+    const text = lines.join('\n') + '\n';
+    const fast = decode(text);
+    const slow = decode(text, { alwaysCsvParse: true });
+    assert.deepEqual(fast.rows.map((r) => r.rec), slow.rows.map((r) => r.rec), `seed ${seed}`);
+    assert.deepEqual(fast.problems.map((p) => p.line), slow.problems.map((p) => p.line), `seed ${seed}`);
+    assert.ok(fast.rows.length > 50 && fast.problems.length > 10, 'both good and bad lines were generated');
+  }
+});

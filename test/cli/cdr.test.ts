@@ -247,3 +247,27 @@ test('convert: bad input is skipped and reported; with --strict exit 1 and no ou
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--caller skips lines that cannot match unchecked; --strict checks and reports every line', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdr-pre-'));
+  try {
+    const lines = fs.readFileSync(path.join(DAYS, '20261126.csv'), 'utf8').split('\n');
+    // b2 (caller 104) gets a bad end time; b1 (caller 101) stays good.
+    lines[2] = lines[2]!.replace('2026-11-26T10:00:32.001+01:00', '2026-11-26T10:00:99.001+01:00');
+    const file = path.join(dir, 'x.csv');
+    fs.writeFileSync(file, lines.join('\n'));
+    const quick = await cdr(['query', file, '--caller', '101', '--format', 'csv']);
+    assert.equal(quick.code, 0);
+    assert.deepEqual(callIds(quick.out), ['b1@x', 'b4@x']);
+    assert.equal(quick.err, '', 'the bad line could not match --caller 101');
+    const strict = await cdr(['query', file, '--caller', '101', '--format', 'csv', '--strict']);
+    assert.equal(strict.code, 1);
+    assert.deepEqual(callIds(strict.out), ['b1@x', 'b4@x']);
+    assert.match(strict.err, /x\.csv:3: bad end_time/);
+    const could = await cdr(['query', file, '--caller', '104', '--format', 'csv']);
+    assert.deepEqual(callIds(could.out), []);
+    assert.match(could.err, /x\.csv:3: bad end_time/, 'a bad line that could match is reported');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -143,7 +143,7 @@ test('auth: Digest credentials and challenges (RFC 7616)', () => {
   assert.equal(basic.params.size, 0);
   assert.equal(parseAuthHeader('Digest realm=')!.token68, 'realm=', 'a lone "name=" is token68 syntax');
   assert.deepEqual(parseAuthHeader('Digest'), { scheme: 'Digest', params: new Map() });
-  for (const bad of ['', ' ', 'Digest realm="unclosed', 'Digest realm="a" nonce="b"', 'Digest realm=a, realm=b', 'Digest =x', 'Digest realm="a",', '"Digest" a=b', 'Basic a b']) {
+  for (const bad of ['', ' ', 'Digest realm="unclosed', 'Digest realm="a" nonce="b"', 'Digest realm=a, realm=b', 'Digest =x', 'Digest realm="a" x', '"Digest" a=b', 'Basic a b']) {
     assert.equal(parseAuthHeader(bad), null, JSON.stringify(bad));
   }
 });

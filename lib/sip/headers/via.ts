@@ -6,7 +6,7 @@
 import type { SipMessage } from '../message.js';
 import { findTopLevelComma, isTokenChar, parseDecimal, skipWs, scanToken, trimEnd } from './lex.js';
 import { parseParams, type Params } from './params.js';
-import { scanHostPort } from '../uri.js';
+import { scanHostPort, type HostPort } from '../uri.js';
 
 export interface Via {
   /** "SIP/2.0" (protocol name and version, upper-case). */
@@ -48,8 +48,34 @@ function scanBareIpv6(s: string, i: number, end: number): number {
   return j;
 }
 
+/** scanHostPort, falling back to an unbracketed IPv6 address (which scanHostPort cannot read). */
+function scanHostOrBareIpv6(s: string, i: number, end: number): HostPort | null {
+  const hp = scanHostPort(s, i, end);
+  if (hp !== null && (hp.next === end || s.charCodeAt(hp.next) !== 58)) return hp;
+  const bare = scanBareIpv6(s, i, end);
+  return bare < 0 ? hp : { host: s.slice(i, bare), next: bare };
+}
+
 function stripBrackets(a: string): string {
   return a.length > 2 && a.charCodeAt(0) === 91 && a.charCodeAt(a.length - 1) === 93 ? a.slice(1, -1) : a;
+}
+
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'];
+
+/** Upper-case s[start, end), returning a shared constant for the usual transports. */
+function upperToken(s: string, start: number, end: number): string {
+  for (const t of TRANSPORTS) {
+    if (t.length !== end - start) continue;
+    let k = 0;
+    while (k < t.length && (s.charCodeAt(start + k) & ~32) === t.charCodeAt(k)) k++;
+    if (k === t.length) return t;
+  }
+  return s.slice(start, end).toUpperCase();
+}
+
+function isSip20(s: string, ns: number, ne: number, vs: number, ve: number): boolean {
+  return ne - ns === 3 && ve - vs === 3 && (s.charCodeAt(ns) & ~32) === 83 && (s.charCodeAt(ns + 1) & ~32) === 73 &&
+    (s.charCodeAt(ns + 2) & ~32) === 80 && s.startsWith('2.0', vs);
 }
 
 /** Parses one Via element (no top-level commas). Null on bad syntax; never throws. */
@@ -60,43 +86,40 @@ export function parseVia(element: string): Via | null {
   const nameStart = i;
   i = scanToken(s, i, end);
   if (i === nameStart) return null;
-  const name = s.slice(nameStart, i);
+  const nameEnd = i;
   i = skipWs(s, i, end);
   if (s.charCodeAt(i) !== 47 /* / */) return null;
   i = skipWs(s, i + 1, end);
   const versionStart = i;
   i = scanToken(s, i, end);
   if (i === versionStart) return null;
-  const version = s.slice(versionStart, i);
+  const versionEnd = i;
   i = skipWs(s, i, end);
   if (s.charCodeAt(i) !== 47) return null;
   i = skipWs(s, i + 1, end);
   const transportStart = i;
   i = scanToken(s, i, end);
   if (i === transportStart) return null;
-  const transport = s.slice(transportStart, i).toUpperCase();
+  const transport = upperToken(s, transportStart, i);
   const wsStart = i;
   i = skipWs(s, i, end);
   if (i === wsStart) return null; // LWS is required between sent-protocol and sent-by
 
   let host: string;
   let port: number | undefined;
-  const bare = s.charCodeAt(i) === 91 ? -1 : scanBareIpv6(s, i, end);
-  if (bare >= 0) {
-    host = s.slice(i, bare);
-    i = bare;
-  } else {
-    const hp = scanHostPort(s, i, end);
-    if (hp === null) return null;
-    host = hp.host;
-    port = hp.port;
-    i = hp.next;
-  }
+  const hp = s.charCodeAt(i) === 91 ? scanHostPort(s, i, end) : scanHostOrBareIpv6(s, i, end);
+  if (hp === null) return null;
+  host = hp.host;
+  port = hp.port;
+  i = hp.next;
   if (i < end && isTokenChar(s.charCodeAt(i))) return null;
   const params: Params = new Map();
   if (!parseParams(s, i, end, params)) return null;
 
-  const via: Via = { protocol: `${name.toUpperCase()}/${version.toUpperCase()}`, transport, host, params };
+  const protocol = isSip20(s, nameStart, nameEnd, versionStart, versionEnd)
+    ? 'SIP/2.0'
+    : `${s.slice(nameStart, nameEnd).toUpperCase()}/${s.slice(versionStart, versionEnd).toUpperCase()}`;
+  const via: Via = { protocol, transport, host, params };
   if (port !== undefined) via.port = port;
   const branch = params.get('branch');
   if (branch) via.branch = branch;

@@ -15,7 +15,6 @@ import {
   MAGIC_COOKIE,
   newBranch,
   newTag,
-  serverKey,
   toTag,
   topVia,
   viaBranch,
@@ -28,6 +27,7 @@ import type {
   ClientTransaction,
   ClientTransactionUser,
   Destination,
+  ServerTableEntry,
   ServerTransaction,
   TransactionContext,
   TransactionUser,
@@ -73,6 +73,20 @@ export interface TransactionStats {
 type ServerTx = ServerInviteTransaction | ServerNonInviteTransaction;
 type ClientTx = ClientInviteTransaction | ClientNonInviteTransaction;
 
+/** Where a request is filed: its table key and the sent-by the chain entry must also match. */
+interface ServerSlot {
+  key: string;
+  sentBy: string;
+  /** Transactions already filed under `key` (set by findServer when nothing matched). */
+  chainLength: number;
+}
+
+/**
+ * Legitimate traffic files one or two transactions per branch (INVITE and its CANCEL). A peer
+ * reusing one branch from many sent-by values is refused rather than allowed to build long chains.
+ */
+const MAX_CHAIN = 16;
+
 export class TransactionLayer {
   readonly stats: TransactionStats = {
     serverTransactions: 0,
@@ -84,7 +98,11 @@ export class TransactionLayer {
     transportErrors: 0,
   };
 
+  /** Keyed by branch (or RFC 2543 key); transactions sharing one are chained via `next`. */
   private readonly servers = new Map<string, ServerTx>();
+  private serverCount = 0;
+  /** Reused by serverSlot(): one lookup at a time, no allocation per message. */
+  private readonly slot: ServerSlot = { key: '', sentBy: '', chainLength: 0 };
   private readonly clients = new Map<string, ClientTx>();
   private readonly ctx: TransactionContext;
   private readonly tu: TransactionUser;
@@ -97,7 +115,6 @@ export class TransactionLayer {
     const reliable = timerDurations(cfg, true);
     const send = opts.send;
     const stats = this.stats;
-    const servers = this.servers;
     const clients = this.clients;
     this.tu = opts.tu;
     this.maxServers = opts.maxServerTransactions ?? 100_000;
@@ -114,12 +131,7 @@ export class TransactionLayer {
           return err instanceof Error ? err : new Error(String(err));
         }
       },
-      removeServer(tx: { readonly key: string }): void {
-        if (servers.get(tx.key) === tx) {
-          servers.delete(tx.key);
-          stats.serverTransactions = servers.size;
-        }
-      },
+      removeServer: (tx: ServerTableEntry): void => this.unlinkServer(tx),
       removeClient(tx: { readonly key: string }): void {
         if (clients.get(tx.key) === tx) {
           clients.delete(tx.key);
@@ -143,8 +155,8 @@ export class TransactionLayer {
     }
     const method = req.method;
     const isAck = method === 'ACK';
-    const key = this.serverKeyOf(req, via, isAck ? 'INVITE' : method);
-    const existing = this.servers.get(key);
+    const slot = this.serverSlot(req, via, isAck ? 'INVITE' : method, source);
+    const existing = this.findServer(slot, isAck ? 'INVITE' : method);
 
     if (isAck) {
       this.receiveAck(req, existing, source);
@@ -155,19 +167,19 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return;
     }
-    if (this.servers.size >= this.maxServers) {
+    if (this.serverCount >= this.maxServers || slot.chainLength >= MAX_CHAIN) {
       this.stats.overloadRejections++;
       this.ctx.transmit(createResponse(req, 503, undefined, newTag()), source);
       return;
     }
     if (method === 'CANCEL') {
-      this.receiveCancel(req, via, key, source);
+      this.receiveCancel(req, via, slot.key, slot.sentBy, source);
       return;
     }
     const tx =
       method === 'INVITE'
-        ? new ServerInviteTransaction(this.ctx, key, req, source)
-        : new ServerNonInviteTransaction(this.ctx, key, req, source);
+        ? new ServerInviteTransaction(this.ctx, slot.key, slot.sentBy, req, source)
+        : new ServerNonInviteTransaction(this.ctx, slot.key, slot.sentBy, req, source);
     this.addServer(tx);
     this.tu.onRequest(req, tx, source);
   }
@@ -219,24 +231,71 @@ export class TransactionLayer {
 
   /** Stops every timer and forgets every transaction. */
   close(): void {
-    for (const tx of this.servers.values()) tx.dispose();
+    for (const head of this.servers.values()) {
+      for (let tx: ServerTableEntry | undefined = head; tx !== undefined; tx = tx.next) (tx as ServerTx).dispose();
+    }
     for (const tx of this.clients.values()) tx.dispose();
     this.servers.clear();
+    this.serverCount = 0;
     this.clients.clear();
     this.ctx.expiry.close();
     this.stats.serverTransactions = 0;
     this.stats.clientTransactions = 0;
   }
 
-  private serverKeyOf(req: SipRequest, via: string, method: string): string {
+  /**
+   * §17.2.3: with a magic-cookie branch, the branch is the key and sent-by and method are
+   * compared on the chain; otherwise the RFC 2543 key (which holds the method) is used.
+   */
+  /**
+   * Besides the RFC 3261 section 17.2.3 keys, a request only matches a transaction if it comes
+   * from the same transport source: a real retransmission always does, while a stranger who
+   * copies a branch must not be able to suppress or hijack another client's transaction.
+   */
+  private serverSlot(req: SipRequest, via: string, method: string, source: Destination): ServerSlot {
+    const slot = this.slot;
     const branch = viaBranch(via);
-    if (branch !== undefined && branch.startsWith(MAGIC_COOKIE)) return serverKey(branch, viaSentBy(via) ?? '', method);
-    return legacyServerKey(req, via, method);
+    const origin = source.transport === 'tcp' ? `tcp#${source.connectionId ?? 0}` : `${source.address}:${source.port}`;
+    if (branch !== undefined && branch.startsWith(MAGIC_COOKIE)) {
+      slot.key = branch;
+      slot.sentBy = `${viaSentBy(via) ?? ''} ${origin}`;
+    } else {
+      slot.key = legacyServerKey(req, via, method);
+      slot.sentBy = origin;
+    }
+    return slot;
+  }
+
+  private findServer(slot: ServerSlot, method: string): ServerTx | undefined {
+    let tx = this.servers.get(slot.key);
+    let n = 0;
+    for (; tx !== undefined; n++) {
+      if (tx.sentBy === slot.sentBy && tx.request.method === method) return tx;
+      tx = tx.next as ServerTx | undefined;
+    }
+    slot.chainLength = n;
+    return undefined;
   }
 
   private addServer(tx: ServerTx): void {
+    tx.next = this.servers.get(tx.key);
     this.servers.set(tx.key, tx);
-    this.stats.serverTransactions = this.servers.size;
+    this.stats.serverTransactions = ++this.serverCount;
+  }
+
+  private unlinkServer(tx: ServerTableEntry): void {
+    const head = this.servers.get(tx.key);
+    if (head === tx) {
+      if (tx.next === undefined) this.servers.delete(tx.key);
+      else this.servers.set(tx.key, tx.next as ServerTx);
+    } else {
+      let prev: ServerTableEntry | undefined = head;
+      while (prev !== undefined && prev.next !== tx) prev = prev.next;
+      if (prev === undefined) return;
+      prev.next = tx.next;
+    }
+    tx.next = undefined;
+    this.stats.serverTransactions = --this.serverCount;
   }
 
   private receiveAck(ack: SipRequest, tx: ServerTx | undefined, source: Destination): void {
@@ -261,10 +320,10 @@ export class TransactionLayer {
    * The layer answers it (200, or 481 without a match) through a server transaction of its own
    * and tells the TU, which then answers the INVITE with 487.
    */
-  private receiveCancel(cancel: SipRequest, via: string, key: string, source: Destination): void {
-    const cancelTx = new ServerNonInviteTransaction(this.ctx, key, cancel, source);
+  private receiveCancel(cancel: SipRequest, via: string, key: string, sentBy: string, source: Destination): void {
+    const cancelTx = new ServerNonInviteTransaction(this.ctx, key, sentBy, cancel, source);
     this.addServer(cancelTx);
-    const found = this.servers.get(this.serverKeyOf(cancel, via, 'INVITE'));
+    const found = this.findServer(this.serverSlot(cancel, via, 'INVITE', source), 'INVITE');
     const invite = found instanceof ServerInviteTransaction ? found : null;
     if (invite === null) {
       cancelTx.respond(createResponse(cancel, 481, undefined, newTag()));

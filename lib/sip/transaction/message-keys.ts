@@ -28,18 +28,23 @@ export function topVia(msg: SipMessage): string | undefined {
 /**
  * Value of a `;name=value` parameter in `value` starting the search at `from`, matched
  * case-insensitively on the name ('' for a parameter without value, undefined when absent).
- * `lowerName` must already be lower case.
+ * `lowerName` must already be lower case. Compares in place: only the result is allocated.
  */
 export function paramValue(value: string, lowerName: string, from = 0): string | undefined {
+  const len = value.length;
   let i = value.indexOf(';', from);
   while (i >= 0) {
+    let p = i + 1;
+    while (p < len && isSpace(value.charCodeAt(p))) p++;
+    let n = 0;
+    while (n < lowerName.length && p + n < len && (value.charCodeAt(p + n) | 0x20) === lowerName.charCodeAt(n)) n++;
     const next = value.indexOf(';', i + 1);
-    const end = next < 0 ? value.length : next;
-    const eq = value.indexOf('=', i + 1);
-    const nameEnd = eq >= 0 && eq < end ? eq : end;
-    const name = value.slice(i + 1, nameEnd).trim();
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) {
-      return nameEnd === end ? '' : value.slice(nameEnd + 1, end).trim();
+    if (n === lowerName.length) {
+      let q = p + n;
+      while (q < len && isSpace(value.charCodeAt(q))) q++;
+      const end = next < 0 ? len : next;
+      if (q === end) return '';
+      if (value.charCodeAt(q) === 61 /* = */) return value.slice(q + 1, end).trim();
     }
     i = next;
   }
@@ -104,11 +109,6 @@ export function toTag(msg: SipMessage): string | undefined {
 
 export function fromTag(msg: SipMessage): string | undefined {
   return tagOf(msg.headers.get('from'));
-}
-
-/** RFC 3261 §17.2.3 key of a server transaction whose branch carries the magic cookie. */
-export function serverKey(branch: string, sentBy: string, method: string): string {
-  return branch + '\n' + sentBy + '\n' + method;
 }
 
 /**

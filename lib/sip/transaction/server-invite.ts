@@ -6,13 +6,14 @@ import { createResponse, type SipRequest, type SipResponse } from '../message.js
 import type { TimerHandle } from './clock.js';
 import type { Expirable } from './expiry-queue.js';
 import { tagOf } from './message-keys.js';
-import type { Destination, ServerInviteState, ServerTransaction, TransactionContext } from './types.js';
+import type { Destination, ServerInviteState, ServerTableEntry, ServerTransaction, TransactionContext } from './types.js';
 
 export type AckOutcome = 'absorbed' | 'to-tu';
 
-export class ServerInviteTransaction implements ServerTransaction, Expirable {
+export class ServerInviteTransaction implements ServerTransaction, ServerTableEntry, Expirable {
   state: ServerInviteState = 'Proceeding';
   expirySeq = 0;
+  next: ServerTableEntry | undefined = undefined;
   private lastResponse: SipResponse | null = null;
   /** The one short timer alive at a time: 100 Trying in Proceeding, Timer G in Completed. */
   private shortTimer: TimerHandle | null = null;
@@ -22,6 +23,7 @@ export class ServerInviteTransaction implements ServerTransaction, Expirable {
   constructor(
     private readonly ctx: TransactionContext,
     readonly key: string,
+    readonly sentBy: string,
     readonly request: SipRequest,
     readonly destination: Destination,
   ) {

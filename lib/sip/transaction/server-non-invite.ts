@@ -6,16 +6,18 @@
  */
 import type { SipRequest, SipResponse } from '../message.js';
 import type { Expirable } from './expiry-queue.js';
-import type { Destination, ServerNonInviteState, ServerTransaction, TransactionContext } from './types.js';
+import type { Destination, ServerNonInviteState, ServerTableEntry, ServerTransaction, TransactionContext } from './types.js';
 
-export class ServerNonInviteTransaction implements ServerTransaction, Expirable {
+export class ServerNonInviteTransaction implements ServerTransaction, ServerTableEntry, Expirable {
   state: ServerNonInviteState = 'Trying';
   expirySeq = 0;
+  next: ServerTableEntry | undefined = undefined;
   private lastResponse: SipResponse | null = null;
 
   constructor(
     private readonly ctx: TransactionContext,
     readonly key: string,
+    readonly sentBy: string,
     readonly request: SipRequest,
     readonly destination: Destination,
   ) {}

@@ -53,6 +53,18 @@ export interface TransactionUser {
   onAckTimeout?(tx: ServerTransaction): void;
 }
 
+/**
+ * How the layer files a server transaction: under `key` (the branch, or the RFC 2543 key), with
+ * transactions sharing a branch (INVITE and its CANCEL, other sent-by) chained through `next`.
+ */
+export interface ServerTableEntry {
+  readonly key: string;
+  /** sent-by of the top Via (lower case); '' for RFC 2543 keys, which already contain the Via. */
+  readonly sentBy: string;
+  readonly request: SipRequest;
+  next: ServerTableEntry | undefined;
+}
+
 /** What a state machine needs from the layer that owns it. */
 export interface TransactionContext {
   readonly clock: Clock;
@@ -61,7 +73,7 @@ export interface TransactionContext {
   /** Hands a message to the transport. Returns the error instead of throwing it. */
   transmit(msg: SipMessage, dest: Destination): Error | null;
   /** Removes a terminated transaction from the tables. */
-  removeServer(tx: { readonly key: string }): void;
+  removeServer(tx: ServerTableEntry): void;
   removeClient(tx: { readonly key: string }): void;
   onAckTimeout(tx: ServerTransaction): void;
 }

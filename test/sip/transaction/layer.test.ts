@@ -19,6 +19,17 @@ test('a request matches a server transaction by branch, sent-by and method (RFC 
   assert.equal(r.layer.stats.serverTransactions, 4);
 });
 
+test('the same branch from another transport source is another transaction, answered there', () => {
+  const r = rig();
+  const other = { ...UDP, port: UDP.port + 1 };
+  r.layer.receiveRequest(request('OPTIONS'), UDP);
+  r.requests[0]!.tx!.respond(response(r.requests[0]!.req, 200, 't1'));
+  r.layer.receiveRequest(request('OPTIONS'), other);
+  assert.equal(r.requests.length, 2, 'a copied branch from elsewhere does not match');
+  r.requests[1]!.tx!.respond(response(r.requests[1]!.req, 200, 't2'));
+  assert.deepEqual(r.sent.map((s) => s.dest.port), [UDP.port, other.port]);
+});
+
 test('sent-by comparison ignores letter case of the host', () => {
   const r = rig();
   r.layer.receiveRequest(request('OPTIONS', { sentBy: 'Client.Example.COM:5060' }), UDP);
@@ -225,4 +236,46 @@ test('long timers share one clock timer: 1000 REGISTER transactions in Completed
   clock.advance(7000 + 100);
   assert.equal(layer.stats.serverTransactions, 0);
   assert.equal(clock.pending, 0);
+});
+
+test('transactions sharing a branch (INVITE and its CANCEL) live and end independently', () => {
+  const r = rig();
+  const inv = request('INVITE');
+  r.layer.receiveRequest(inv, UDP);
+  r.requests[0]!.tx!.respond(response(inv, 486)); // Completed: Timer H at 32 s
+  r.clock.advance(1000);
+  r.layer.receiveRequest(request('CANCEL'), UDP); // its own transaction: Timer J ends it at 33 s
+  assert.equal(r.layer.stats.serverTransactions, 2);
+  r.clock.advance(31_000);
+  assert.equal(r.requests[0]!.tx!.state, 'Terminated');
+  assert.equal(r.layer.stats.serverTransactions, 1);
+  r.layer.receiveRequest(request('CANCEL'), UDP);
+  assert.equal(r.times(isStatus(200)).length, 2, 'the CANCEL transaction still answers its retransmission');
+  r.clock.advance(1000);
+  assert.equal(r.layer.stats.serverTransactions, 0);
+  r.layer.receiveRequest(request('INVITE'), UDP);
+  assert.equal(r.requests.length, 2, 'the INVITE is new again once its transaction is gone');
+});
+
+test('a branch reused from many sent-by values is refused with 503 after 16 transactions', () => {
+  const r = rig();
+  for (let i = 0; i < 17; i++) r.layer.receiveRequest(request('OPTIONS', { sentBy: `host${i}.example.com` }), UDP);
+  assert.equal(r.requests.length, 16);
+  assert.deepEqual(r.sent.map((s) => (s.msg as SipResponse).status), [503]);
+  r.layer.receiveRequest(request('OPTIONS', { sentBy: 'host3.example.com' }), UDP);
+  assert.equal(r.layer.stats.retransmissionsAbsorbed, 1, 'filed ones still match');
+});
+
+test('RFC 2543 fallback: an ACK matching an INVITE transaction in Accepted goes to the TU (RFC 6026 §7.1)', () => {
+  const r = rig();
+  const via = 'SIP/2.0/UDP old.example.com:5060';
+  const inv = request('INVITE', { via });
+  r.layer.receiveRequest(inv, UDP);
+  const tx = r.requests[0]!.tx!;
+  tx.respond(response(inv, 200, 'oktag'));
+  r.layer.receiveRequest(ackFor({ via, toTag: 'oktag' }), UDP);
+  assert.equal(r.requests.length, 2);
+  assert.equal(r.requests[1]!.req.method, 'ACK');
+  assert.equal(r.requests[1]!.tx, null);
+  assert.equal(tx.state, 'Accepted');
 });

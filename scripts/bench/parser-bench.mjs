@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// Micro-benchmark of the SIP parser: parse, parse + top Via + CSeq, and serialize, for a
+// REGISTER with Authorization and an INVITE with SDP.
+//   node scripts/bench/parser-bench.mjs [--build DIR] [--n ITERATIONS]
+// DIR is the tsc output directory (default: build); run `npm run build` (or tsc --outDir DIR) first.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+const buildDir = path.resolve(arg('--build', 'build'));
+const n = Number(arg('--n', '200000'));
+const load = (rel) => import(pathToFileURL(path.join(buildDir, rel)).href);
+const { parseMessage } = await load('lib/sip/parser.js');
+const { serialize } = await load('lib/sip/message.js');
+const { topVia } = await load('lib/sip/headers/via.js');
+const { parseCSeq } = await load('lib/sip/headers/cseq.js');
+
+const crlf = (lines) => lines.join('\r\n');
+const REGISTER = Buffer.from(crlf([
+  'REGISTER sip:pbx.example.com SIP/2.0',
+  'Via: SIP/2.0/UDP 192.0.2.33:5060;branch=z9hG4bK-524287-1---7d1c3f2a9b;rport',
+  'Max-Forwards: 70',
+  'Contact: <sip:201@192.0.2.33:5060;rinstance=6f4a1c2b9e;transport=UDP>',
+  'To: <sip:201@pbx.example.com>',
+  'From: <sip:201@pbx.example.com>;tag=4d3e9a1f',
+  'Call-ID: NzQ5YmE4ZjM1NWQ0YjY0ZDg3ZTE2YzU4ZTE3YjA2NzE',
+  'CSeq: 2 REGISTER',
+  'Expires: 3600',
+  'Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE',
+  'User-Agent: Zoiper rv2.10.20.6',
+  'Authorization: Digest username="201",realm="pbx.example.com",nonce="5f2b3c4d6e7f8091a2b3c4d5e6f70819",uri="sip:pbx.example.com;transport=UDP",response="8b1e2f3a4c5d6e7f8091a2b3c4d5e6f7",cnonce="a1b2c3d4",nc=00000001,qop=auth,algorithm=MD5',
+  'Allow-Events: presence, kpml, talk',
+  'Content-Length: 0',
+  '',
+  '',
+]));
+const sdp = crlf([
+  'v=0', 'o=- 3456789012 3456789012 IN IP4 192.0.2.33', 's=-', 'c=IN IP4 192.0.2.33', 't=0 0',
+  'm=audio 40000 RTP/AVP 0 8 101', 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000',
+  'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-16', 'a=sendrecv', '',
+]);
+const INVITE = Buffer.from(crlf([
+  'INVITE sip:202@pbx.example.com SIP/2.0',
+  'Via: SIP/2.0/UDP 192.0.2.33:5060;branch=z9hG4bK-524287-1---a8c2d1e4f5;rport',
+  'Max-Forwards: 70',
+  'Contact: <sip:201@192.0.2.33:5060;transport=UDP>',
+  'To: <sip:202@pbx.example.com>',
+  'From: "Alice" <sip:201@pbx.example.com>;tag=9a8b7c6d',
+  'Call-ID: ZjE2YTk4YjJkZjQ1NDc3ZmE5YzE3NmE0ZDRmMGI1YjM',
+  'CSeq: 1 INVITE',
+  'Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE',
+  'Content-Type: application/sdp',
+  'Supported: replaces, norefersub, extended-refer, timer',
+  'User-Agent: Zoiper rv2.10.20.6',
+  `Content-Length: ${Buffer.byteLength(sdp)}`,
+  '',
+  sdp,
+]));
+
+function bench(label, fn) {
+  for (let i = 0; i < Math.min(n, 20000); i++) fn(); // warm-up for the JIT
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn();
+  const ns = Number(process.hrtime.bigint() - start) / n;
+  console.log(`${label.padEnd(44)} ${ns.toFixed(0).padStart(7)} ns/op ${Math.round(1e9 / ns).toLocaleString('en-US').padStart(12)} ops/s`);
+}
+
+let sink = 0;
+for (const [name, bytes] of [['REGISTER', REGISTER], ['INVITE+SDP', INVITE]]) {
+  const parsed = parseMessage(bytes, { datagram: true });
+  if (!parsed.ok) throw new Error(`${name} does not parse: ${parsed.error}`);
+  console.log(`${name}: ${bytes.length} bytes, ${parsed.message.headers.size} headers`);
+  bench(`  parse`, () => {
+    sink += parseMessage(bytes, { datagram: true }).ok ? 1 : 0;
+  });
+  bench(`  parse + topVia + CSeq`, () => {
+    const r = parseMessage(bytes, { datagram: true });
+    if (r.ok) sink += topVia(r.message).branch.length + parseCSeq(r.message.headers.get('cseq')).seq;
+  });
+  bench(`  serialize`, () => {
+    sink += serialize(parsed.message).length;
+  });
+}
+if (sink === 0) console.log('');
