@@ -3,13 +3,14 @@
 import path from 'node:path';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { parseCallTag, ALL_CALL_TAGS, callTagName } from '../lib/cdr/record.js';
-import { linePrefilter, parseTimeArg, statusMatcher, type CdrFilter } from '../lib/cdr/filter.js';
+import { parseTimeArg, statusMatcher, type CdrFilter } from '../lib/cdr/filter.js';
 import { listCdrFiles, UnreadableFileError } from '../lib/cdr/source.js';
 import { parseSortSpec, runQuery, type SortSpec } from '../lib/cdr/query.js';
 import { computeStats, printStats, STATS_GROUPS, type StatsGroup, type StatsFormat } from '../lib/cdr/stats.js';
 import { convertFile, ConvertRefusedError } from '../lib/cdr/convert.js';
 import { formatProblem, type Problem } from '../lib/cdr/problems.js';
 import { Progress } from '../lib/cdr/progress.js';
+import { fieldChecks } from '../lib/cdr/prefilter.js';
 import type { RowFormat } from '../lib/cdr/output.js';
 
 export interface CdrIo {
@@ -154,7 +155,7 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
       const files = listCdrFiles(inputPaths(args));
       // Without --strict, lines that cannot match --caller/--callee are skipped unchecked (fast);
       // --strict checks every line.
-      const mayMatch = strict ? undefined : linePrefilter(filter);
+      const prefilter = strict ? undefined : fieldChecks(filter);
       if (cmd === 'query') {
         let sort: SortSpec | undefined;
         if (args.sort !== undefined) {
@@ -166,11 +167,11 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
           throw new UsageError('--limit: expected a whole number >= 0');
         }
         const format = (args.format as RowFormat | undefined) ?? (io.isTTY ? 'table' : 'csv');
-        await runQuery({ ...read, mayMatch, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
+        await runQuery({ ...read, fieldChecks: prefilter, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
       } else {
         const by = args.by as StatsGroup | undefined;
         const format = (args.format as StatsFormat | undefined) ?? 'table';
-        const result = await computeStats({ ...read, mayMatch, files, filter, ...(by ? { by } : {}), format });
+        const result = await computeStats({ ...read, fieldChecks: prefilter, files, filter, ...(by ? { by } : {}), format });
         progress.done();
         await printStats(result, { ...(by ? { by } : {}), format }, io.out);
       }

@@ -12,6 +12,7 @@ export function keyTable() {
       if (spec.type === 'int') type = `integer ${spec.min}..${spec.max}`;
       if (spec.type === 'enum') type = spec.values.join(' \\| ');
       if (spec.type === 'list') type = `list of ${spec.values.join(', ')}`;
+      if (spec.type === 'strings') type = 'list of text';
       const def = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : JSON.stringify(spec.default);
       rows.push(`| \`${section}.${key}\` | ${type} | \`${def}\` | ${spec.doc} |`);
     }

@@ -35,11 +35,6 @@ interface CsvDecoderOptions {
   onProblem: ProblemSink;
   /** Disable the no-quote fast path (benchmarks and tests compare both). */
   alwaysCsvParse?: boolean;
-  /**
-   * A cheap exact pre-test of a one-line record in the standard column order: false means the
-   * record cannot match the query, and the line is skipped without being checked further.
-   */
-  mayMatch?: ((line: string) => boolean) | undefined;
 }
 
 /**
@@ -81,6 +76,11 @@ export class CsvCdrDecoder {
     this.flushQueue();
   }
 
+  /** `n` whole lines were dropped before reaching the decoder (LinePrefilter): count them. */
+  skipLines(n: number): void {
+    this.lineNo += n;
+  }
+
   end(): void {
     if (this.rest !== '') {
       const last = this.rest;
@@ -107,9 +107,6 @@ export class CsvCdrDecoder {
     }
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line === '') return;
-    if (this.opts.mayMatch && this.columnMap === null && !this.opts.mayMatch(line) && line.indexOf('start_time') < 0) {
-      if (countQuotes(line) % 2 === 0) return; // a whole record that cannot match
-    }
     if (!this.opts.alwaysCsvParse && line.indexOf('"') < 0) {
       if (this.queue.length === 0) this.fields(line.split(','), this.lineNo, terminated, line);
       else this.queue.push({ fields: line.split(','), line: this.lineNo, terminated, plain: line });

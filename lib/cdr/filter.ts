@@ -1,5 +1,5 @@
 // Row filters of `cdr query` / `cdr stats`, and the parsing of their arguments.
-import { CDR_COLUMNS, parseFci, parseTimestamp, type CallTag } from './record.js';
+import { parseFci, parseTimestamp, type CallTag } from './record.js';
 import type { CdrRow } from './row.js';
 
 export interface CdrFilter {
@@ -95,32 +95,4 @@ export function compileFilter(f: CdrFilter): (row: CdrRow) => boolean {
     for (const t of tests) if (!t(row)) return false;
     return true;
   };
-}
-
-const CALLER_INDEX = CDR_COLUMNS.indexOf('caller');
-const CALLEE_INDEX = CDR_COLUMNS.indexOf('callee');
-
-/**
- * For --caller / --callee: a test on the raw text of a one-line record in the standard column
- * order that is false only when the record cannot match, so the reader can skip most lines
- * without splitting them. undefined when the filter has nothing it can test this way.
- */
-export function linePrefilter(f: CdrFilter): ((line: string) => boolean) | undefined {
-  const checks: [number, string][] = [];
-  if (f.caller !== undefined && !/[",\r\n]/.test(f.caller)) checks.push([CALLER_INDEX, f.caller]);
-  if (f.callee !== undefined && !/[",\r\n]/.test(f.callee)) checks.push([CALLEE_INDEX, f.callee]);
-  if (checks.length === 0) return undefined;
-  return (line) => checks.every(([index, value]) => fieldMayEqual(line, index, value));
-}
-
-function fieldMayEqual(line: string, index: number, value: string): boolean {
-  let start = 0;
-  for (let i = 0; i < index; i++) {
-    start = line.indexOf(',', start) + 1;
-    if (start === 0) return true; // too few fields: leave it to the full check, which reports it
-  }
-  const end = start + value.length;
-  const quote = line.indexOf('"');
-  if (quote >= 0 && quote <= end) return true; // a quoted field up to here: commas uncertain
-  return line.startsWith(value, start) && (end === line.length || line.charCodeAt(end) === 44);
 }

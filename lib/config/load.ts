@@ -84,6 +84,14 @@ function scalarKey(pair: Pair, fail: Fail): string {
 }
 
 function checkValue(name: string, spec: KeySpec, node: Node | null, fail: Fail): unknown {
+  if (spec.type === 'strings') {
+    if (!isSeq(node)) fail(node, `"${name}" must be a list of text values, e.g. [${spec.default.join(', ')}]`);
+    return (node as unknown as { items: Node[] }).items.map((item) => {
+      const v = isScalar(item) ? item.value : undefined;
+      if (typeof v !== 'string' || v.length === 0) fail(item, `"${name}" entries must be non-empty text`);
+      return v as string;
+    });
+  }
   if (spec.type === 'list') {
     if (!isSeq(node)) fail(node, `"${name}" must be a list, e.g. [${spec.default.join(', ')}]`);
     const out: string[] = [];

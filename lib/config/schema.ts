@@ -9,7 +9,8 @@ export type KeySpec =
   | { type: 'string'; default: string; doc: string; pattern?: RegExp; patternHint?: string }
   | { type: 'bool'; default: boolean; doc: string }
   | { type: 'enum'; default: string; values: readonly string[]; doc: string }
-  | { type: 'list'; default: string[]; values: readonly string[]; doc: string };
+  | { type: 'list'; default: string[]; values: readonly string[]; doc: string }
+  | { type: 'strings'; default: string[]; doc: string };
 
 export const SCHEMA = {
   sip: {
@@ -73,6 +74,11 @@ export const SCHEMA = {
       values: ['SHA-256', 'MD5'],
       doc: 'Digest algorithms offered, one challenge each, in this order (most preferred first, RFC 8760). Put MD5 first for clients that only read the first challenge (SIPp, some older desk phones).',
     },
+    md5OnlyUserAgents: {
+      type: 'strings',
+      default: ['baresip', 'sofia-sip'],
+      doc: 'Clients whose User-Agent contains one of these (any case) are challenged with MD5 alone: they give up when a challenge names an algorithm they do not know.',
+    },
     nonceLifetime: {
       type: 'int',
       default: 300,
@@ -123,7 +129,7 @@ type ValueOf<S extends KeySpec> = S extends { type: 'int' }
   ? number
   : S extends { type: 'bool' }
     ? boolean
-    : S extends { type: 'list' }
+    : S extends { type: 'list' } | { type: 'strings' }
       ? string[]
       : string;
 

@@ -21,6 +21,8 @@ export interface AuthenticatorOptions {
   secret: Buffer;
   /** Algorithms offered, in the order of the challenges (most preferred first, RFC 7616 section 3.7). */
   algorithms?: readonly DigestAlgorithm[];
+  /** User-Agent fragments (any case) of clients that fail on any challenge but MD5. */
+  md5OnlyUserAgents?: readonly string[];
 }
 
 /**
@@ -38,6 +40,23 @@ export class Authenticator {
   constructor(private readonly opts: AuthenticatorOptions) {
     this.opaque = opts.secret.subarray(0, 8).toString('hex');
     this.algorithms = opts.algorithms ?? ['SHA-256', 'MD5'];
+    this.md5Only = (opts.md5OnlyUserAgents ?? []).map((p) => p.toLowerCase());
+  }
+
+  private readonly md5Only: string[];
+
+  /**
+   * The algorithms to challenge this request with. Some clients (old libre/baresip, sofia-sip)
+   * abandon the registration when any challenge names an algorithm they lack, instead of
+   * picking the one they know (RFC 7616 section 3.7); they are recognised by User-Agent.
+   */
+  private algorithmsFor(req: SipRequest): readonly DigestAlgorithm[] {
+    if (this.md5Only.length === 0 || !this.algorithms.includes('MD5')) return this.algorithms;
+    const ua = req.headers.get('user-agent');
+    if (ua === undefined) return this.algorithms;
+    const lower = ua.toLowerCase();
+    for (const token of this.md5Only) if (lower.includes(token)) return MD5_ONLY;
+    return this.algorithms;
   }
 
   authenticate(req: SipRequest, mode: 'www' | 'proxy', toTag: string): AuthOutcome {
@@ -86,12 +105,14 @@ export class Authenticator {
   challenge(req: SipRequest, mode: 'www' | 'proxy', toTag: string, stale: boolean, reason: string): AuthOutcome {
     const res = createResponse(req, mode === 'www' ? 401 : 407, undefined, toTag);
     const header = mode === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
-    for (const value of challengeHeaderValues(this.opts.realm, this.opts.nonces.issue(), this.opaque, stale, this.algorithms)) {
+    for (const value of challengeHeaderValues(this.opts.realm, this.opts.nonces.issue(), this.opaque, stale, this.algorithmsFor(req))) {
       res.headers.append(header, value);
     }
     return { ok: false, response: res, reason };
   }
 }
+
+const MD5_ONLY: readonly DigestAlgorithm[] = ['MD5'];
 
 function normaliseAlgorithm(alg: string): DigestAlgorithm | null {
   const a = alg.toUpperCase();

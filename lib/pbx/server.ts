@@ -56,6 +56,7 @@ export class PbxServer {
       realm,
       secret,
       algorithms: config.auth.algorithms as DigestAlgorithm[],
+      md5OnlyUserAgents: config.auth.md5OnlyUserAgents,
     });
     // Bindings reach the disk at most once a second each: a crash loses at most that second of
     // refreshes, and phones re-register anyway.

@@ -48,14 +48,44 @@ const LF_LF = Buffer.from('\n\n');
  * buf[from, limit); -1 if there is no empty line. Bare LF line ends are tolerated.
  */
 function findBodyStart(buf: Buffer, from: number, limit: number): number {
-  // "\n\r\n" also finds the usual CRLF CRLF; "\n\n" is the bare-LF form. Two native searches
-  // are much cheaper than one indexOf call per line.
-  const a = buf.indexOf(LF_CRLF, from);
-  const b = buf.indexOf(LF_LF, from);
-  let body = -1;
-  if (a >= 0 && (b < 0 || a < b)) body = a + 3;
-  else if (b >= 0) body = b + 2;
+  // "\n\r\n" finds the usual CRLF CRLF. A bare-LF "\n\n" earlier than that is caught by
+  // scanHeaders (it stops at the first empty line), so it is only searched for when there is
+  // no CRLF CRLF at all: one native search instead of one per line.
+  let body = buf.indexOf(LF_CRLF, from);
+  if (body >= 0) body += 3;
+  else {
+    body = buf.indexOf(LF_LF, from);
+    if (body >= 0) body += 2;
+  }
   return body >= 0 && body <= limit ? body : -1;
+}
+
+/** Like findBodyStart, but exact for bare-LF header sections too (frameStream has no scanHeaders pass). */
+function findBodyStartExact(buf: Buffer, from: number, limit: number): number {
+  const crlf = buf.indexOf(LF_CRLF, from);
+  const lf = buf.indexOf(LF_LF, from);
+  let body = -1;
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) body = crlf + 3;
+  else if (lf >= 0) body = lf + 2;
+  return body >= 0 && body <= limit ? body : -1;
+}
+
+/** Byte offset in buf, from `from`, just past the `count`-th LF (LF bytes decode 1:1 in UTF-8). */
+function offsetAfterLfs(buf: Buffer, from: number, count: number): number {
+  let at = from;
+  for (let k = 0; k < count; k++) {
+    const lf = buf.indexOf(LF, at);
+    if (lf < 0) return buf.length;
+    at = lf + 1;
+  }
+  return at;
+}
+
+/** Number of LFs in s[0, end). */
+function countLfs(s: string, end: number): number {
+  let n = 0;
+  for (let i = s.indexOf('\n'); i >= 0 && i < end; i = s.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** Skips the CRLFs a sender may put before the start line (RFC 3261 section 7.5). */
@@ -225,16 +255,17 @@ function record(scan: Scan, name: string, value: string, index: number): void {
 
 /**
  * Reads the header lines of s[from, end) into scan.headers: "name HCOLON value", folded
- * continuation lines (CRLF + SP/HT) unfolded to one SP, bare LF accepted, stops at the empty line.
+ * continuation lines (CRLF + SP/HT) unfolded to one SP, bare LF accepted. Stops at the empty
+ * line and returns the index just past it, or `end`.
  */
-function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: ParseLimits): void {
+function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: ParseLimits): number {
   const { names, values } = scan.headers;
   let pos = from;
   while (pos < end) {
     let lf = s.indexOf('\n', pos);
     if (lf < 0 || lf > end) lf = end;
     let lineEnd = lf > pos && s.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
-    if (lineEnd === pos) return; // the empty line
+    if (lineEnd === pos) return lf + 1; // the empty line
     const lineStart = pos;
     pos = lf + 1;
 
@@ -279,13 +310,14 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
 
     if (names.length >= limits.maxHeaders) {
       fail(scan, `more than ${limits.maxHeaders} header lines`, 513);
-      return;
+      return end;
     }
     const name = canonicalHeaderName(s, lineStart, nameEnd);
     record(scan, name, value, names.length);
     names.push(name);
     values.push(value);
   }
+  return end;
 }
 
 /** The checks of RFC 3261 sections 8.2 and 20 that decide whether a message is usable at all. */
@@ -384,7 +416,11 @@ function parse(data: Buffer, datagram: boolean, limits: ParseLimits): ParseResul
   };
   if (tooLarge) fail(scan, `message of ${data.length} bytes exceeds ${limits.maxMessageBytes} bytes`, 513);
   if (startLine.error !== undefined) fail(scan, startLine.error, startLine.errorStatus);
-  scanHeaders(text, lineEnd + 1, text.length, scan, limits);
+  const headerEnd = scanHeaders(text, lineEnd + 1, text.length, scan, limits);
+  if (headerEnd < text.length) {
+    // An empty line before the one findBodyStart saw (bare-LF "\n\n" inside a CRLF message).
+    bodyStart = offsetAfterLfs(data, start, countLfs(text, headerEnd));
+  }
   checkHeaders(scan, startLine, limits);
 
   let body: Buffer = EMPTY;
@@ -481,7 +517,7 @@ export function frameStream(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS): 
       return { kind: 'keepalive', length: 2 };
     }
     const limit = Math.min(n, limits.maxMessageBytes);
-    const bodyStart = findBodyStart(buf, 0, limit);
+    const bodyStart = findBodyStartExact(buf, 0, limit);
     if (bodyStart < 0) {
       return n >= limits.maxMessageBytes ? { kind: 'error', error: `header section exceeds ${limits.maxMessageBytes} bytes` } : { kind: 'incomplete' };
     }

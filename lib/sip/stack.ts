@@ -41,11 +41,14 @@ export class SipStack {
   private readonly udp: UdpTransport[] = [];
   private readonly tcp: TcpTransport[] = [];
   private boundPort = 0;
+  /** Full message text in the log at debug level (for interop work; costly, so decided once). */
+  private readonly trace: boolean;
 
   constructor(
     private readonly opts: StackOptions,
     tu: TransactionUser,
   ) {
+    this.trace = opts.logger.enabled('debug');
     this.transactions = new TransactionLayer({
       send: (msg, dest) => this.send(msg, dest),
       timers: opts.timers,
@@ -121,6 +124,7 @@ export class SipStack {
   /** Entry point for bytes from any transport. Never throws. */
   receive(data: Buffer, source: Endpoint): void {
     this.counters.received++;
+    if (this.trace) this.opts.logger.debug('sip.in', { from: `${source.transport}:${source.address}:${source.port}`, message: data.subarray(0, 4096).toString('utf8') });
     const result = parseMessage(data, { datagram: source.transport === 'udp', limits: this.opts.limits });
     if (!result.ok) {
       this.counters.parseErrors++;
@@ -175,6 +179,7 @@ export class SipStack {
     if (msg.kind === 'response' && !msg.headers.has('server')) msg.headers.append('Server', this.opts.serverHeader);
     const data = serialize(msg);
     this.counters.sent++;
+    if (this.trace) this.opts.logger.debug('sip.out', { to: `${dest.transport}:${dest.address}:${dest.port}`, message: data.subarray(0, 4096).toString('utf8') });
     if (dest.transport === 'tcp') {
       for (const t of this.tcp) if (dest.connectionId !== undefined && t.send(data, dest.connectionId)) return;
       this.opts.logger.peer('debug', 'tcp.connection_gone', { to: `${dest.address}:${dest.port}` });

@@ -74,23 +74,3 @@ test('directories: daily files in date order, one file per day (.csv preferred)'
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
-
-test('line prefilter: false only when the caller/callee field cannot equal the value', async () => {
-  const { linePrefilter } = await import('../../lib/cdr/filter.js');
-  const pre = linePrefilter({ caller: '101', callee: '200' })!;
-  assert.equal(pre('id,O,local,c,101,Ann,200,200,local,x'), true);
-  assert.equal(pre('id,O,local,c,1010,Ann,200,200,local,x'), false);
-  assert.equal(pre('id,O,local,c,101,Ann,2001,200,local,x'), false);
-  assert.equal(pre('id,O,local,c,101,Ann,200'), true, 'last field');
-  assert.equal(pre('id,O,local'), true, 'too short: left to the full check');
-  assert.equal(linePrefilter({ number: '10*' }), undefined);
-  assert.equal(linePrefilter({ caller: 'a,b' }), undefined);
-});
-
-test('line prefilter: a quote before the tested field makes it undecided (true)', async () => {
-  const { linePrefilter } = await import('../../lib/cdr/filter.js');
-  const pre = linePrefilter({ caller: '101' })!;
-  assert.equal(pre('"i,d",O,local,c,101,Ann'), true);
-  assert.equal(pre('"i,d",O,local,c,999,Ann'), true, 'field positions unknown: not skipped');
-  assert.equal(pre('id,O,local,c,999,"Smith, J"'), false, 'quote after the field: still decided');
-});

@@ -34,6 +34,16 @@ test('registrar over UDP', async (t) => {
     assert.match(r.headers.get('to') ?? '', /;tag=/);
   });
 
+  await t.test('clients known to give up on SHA-256 challenges (baresip, sofia-sip) get MD5 alone', async () => {
+    for (const ua of ['baresip v1.0.0 (x86_64/linux)', 'calls sofia-sip/1.12.11devel']) {
+      const r = await peer.request(registerText({ ...base, user: '201', callId: `ua-${ua}`, extraHeaders: [`User-Agent: ${ua}`] }), srv.port);
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.headers.getAll('www-authenticate').map((v) => challengeParams(v).algorithm), ['MD5']);
+    }
+    const other = await peer.request(registerText({ ...base, user: '201', callId: 'ua-linphone', extraHeaders: ['User-Agent: Linphone/5.1'] }), srv.port);
+    assert.deepEqual(other.headers.getAll('www-authenticate').map((v) => challengeParams(v).algorithm), ['SHA-256', 'MD5']);
+  });
+
   await t.test('a correct answer (SHA-256) registers and the 200 lists the binding with its lifetime', async () => {
     const { final } = await registerWithAuth(peer, { ...base, user: '201', password: 'secret201', algorithm: 'SHA-256', callId: 'c201' });
     assert.equal(final.status, 200);
@@ -178,6 +188,27 @@ test('registrar over UDP', async (t) => {
     const { final } = await registerWithAuth(peer, { ...base, user: '201', password: 'secret201', callId: 'o201', cseq: 5 });
     assert.equal(final.status, 500);
   });
+});
+
+test('auth.algorithms sets which challenges are sent and in what order; others are refused', async (t) => {
+  const srv = await startTestServer({ users: USERS, configure: (c) => (c.auth.algorithms = ['MD5']) });
+  const peer = await UdpPeer.open();
+  t.after(async () => {
+    peer.close();
+    await srv.stop();
+  });
+  const base = { port: srv.port, localPort: peer.port };
+  const r = await peer.request(registerText({ ...base, user: '201', callId: 'alg1' }), srv.port);
+  assert.deepEqual(r.headers.getAll('www-authenticate').map((v) => challengeParams(v).algorithm), ['MD5']);
+  const sha = digestAuthorization({
+    challenge: r.headers.getAll('www-authenticate')[0]!.replace('algorithm=MD5', 'algorithm=SHA-256'),
+    user: '201',
+    password: 'secret201',
+    method: 'REGISTER',
+    uri: `sip:127.0.0.1:${srv.port}`,
+  });
+  const refused = await peer.request(registerText({ ...base, user: '201', callId: 'alg1', cseq: 2, authorization: sha }), srv.port);
+  assert.equal(refused.status, 401, 'an algorithm that is not offered is answered with a new challenge');
 });
 
 test('limits.maxClients refuses new registrations beyond it and keeps existing ones working', async (t) => {

@@ -70,6 +70,15 @@ test('accepts leading CRLFs, a lower-case version, compact names and bare LF lin
   assert.equal(m.headers.get('call-id'), 'abc');
 });
 
+test('a bare-LF empty line ends the headers even when the body holds CRLF CRLF', () => {
+  const msg = register().replace('Content-Length: 0\r\n\r\n', 'Content-Length: 12\n\nab\r\n\r\ncdefgh');
+  const m = ok(parse(msg));
+  assert.equal(m.body.toString(), 'ab\r\n\r\ncdefgh');
+  assert.equal(m.headers.size, 8);
+  const multibyte = register(['Subject: ☎é'], '').replace('Content-Length: 0\r\n\r\n', 'Content-Length: 5\n\n12\r\n\r\n');
+  assert.equal(ok(parse(multibyte)).body.toString(), '12\r\n\r');
+});
+
 test('unfolds continuation lines and allows blanks before the colon', () => {
   const m = ok(parse(register(['Subject  :  first\r\n  second\r\n\tthird', 'X-Empty:']))) as SipRequest;
   assert.equal(m.headers.get('subject'), 'first second third');
@@ -241,6 +250,9 @@ test('frameStream: whole, split, two in one buffer, keep-alives, errors', () => 
   // no Content-Length: treated as 0
   const none = Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\nrest');
   assert.deepEqual(frameStream(none), { kind: 'message', length: none.length - 4 });
+  // bare LF header section followed by a body holding CRLF CRLF
+  const lfOnly = Buffer.from('OPTIONS sip:a@b SIP/2.0\nContent-Length: 6\n\nx\r\n\r\nyNEXT');
+  assert.deepEqual(frameStream(lfOnly), { kind: 'message', length: lfOnly.length - 4 });
   // conflicting / bad Content-Length cannot be framed
   assert.equal(frameStream(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\nl: 4\r\n\r\nabcd')).kind, 'error');
   assert.equal(frameStream(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -3\r\n\r\n')).kind, 'error');

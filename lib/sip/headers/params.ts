@@ -11,6 +11,20 @@ import { isTokenChar, scanQuoted, skipWs, trimEnd, quote } from './lex.js';
 
 export type Params = Map<string, string | null>;
 
+const COMMON = ['tag', 'branch', 'rport', 'received', 'transport', 'lr', 'expires', 'q', 'maddr', 'ttl', 'user', 'method'];
+
+/** s[start, end) lower-cased; the common parameter names come back as shared constants. */
+function lowerName(s: string, start: number, end: number): string {
+  const n = end - start;
+  for (const name of COMMON) {
+    if (name.length !== n) continue;
+    let k = 0;
+    while (k < n && (s.charCodeAt(start + k) | 32) === name.charCodeAt(k)) k++;
+    if (k === n) return name;
+  }
+  return s.slice(start, end).toLowerCase();
+}
+
 /** Ends an unquoted gen-value: whitespace, ";", ",", quote and angle brackets. */
 function endsValue(c: number): boolean {
   return c === 59 || c === 44 || c === 32 || c === 9 || c === 34 || c === 60 || c === 62;
@@ -29,7 +43,7 @@ export function parseParams(s: string, i: number, end: number, out: Params): boo
     const nameStart = i;
     while (i < end && isTokenChar(s.charCodeAt(i))) i++;
     if (i === nameStart) return false;
-    const name = s.slice(nameStart, i).toLowerCase();
+    const name = lowerName(s, nameStart, i);
     i = skipWs(s, i, end);
     let value: string | null = null;
     if (i < end && s.charCodeAt(i) === 61 /* = */) {
