@@ -1,5 +1,5 @@
 // Row filters of `cdr query` / `cdr stats`, and the parsing of their arguments.
-import { parseFci, parseTimestamp, type CallTag } from './record.js';
+import { parseFciCached, parseTimestamp, type CallTag } from './record.js';
 import type { CdrRow } from './row.js';
 
 export interface CdrFilter {
@@ -81,8 +81,8 @@ export function compileFilter(f: CdrFilter): (row: CdrRow) => boolean {
     const re = globToRegExp(f.number);
     tests.push((r) => re.test(r.rec.caller) || re.test(r.rec.callee) || re.test(r.rec.dialled));
   }
-  if (f.cause !== undefined) tests.push((r) => parseFci(r.rec.fci).cause === f.cause);
-  if (f.tag !== undefined) tests.push((r) => parseFci(r.rec.fci).callTag === f.tag);
+  if (f.cause !== undefined) tests.push((r) => parseFciCached(r.rec.fci).cause === f.cause);
+  if (f.tag !== undefined) tests.push((r) => parseFciCached(r.rec.fci).callTag === f.tag);
   if (f.status !== undefined) {
     const match = statusMatcher(f.status);
     if (match) tests.push((r) => match(r.rec.status));

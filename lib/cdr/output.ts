@@ -1,6 +1,6 @@
 // Buffered writing to an output stream that respects backpressure and stops quietly when the
 // reader goes away (`cdr query | head`).
-import { CDR_COLUMNS, callTagName, parseFci, type CdrRecord } from './record.js';
+import { CDR_COLUMNS, callTagName, parseFciCached, type CdrRecord } from './record.js';
 import { CSV_HEADER, formatCsvRecord } from './csv.js';
 import type { CdrRow } from './row.js';
 
@@ -64,8 +64,8 @@ const TABLE_COLUMNS: TableColumn[] = [
   { title: 'duration', width: 9, right: true, value: (r) => r.duration },
   { title: 'bill', width: 6, right: true, value: (r) => r.billable },
   { title: 'status', width: 6, right: true, value: (r) => r.status },
-  { title: 'tag', width: 16, value: (r) => { const t = parseFci(r.fci).callTag; return t === undefined ? '' : callTagName(t) ?? String(t); } },
-  { title: 'cause', width: 5, right: true, value: (r) => String(parseFci(r.fci).cause ?? '') },
+  { title: 'tag', width: 16, value: (r) => { const t = parseFciCached(r.fci).callTag; return t === undefined ? '' : callTagName(t) ?? String(t); } },
+  { title: 'cause', width: 5, right: true, value: (r) => String(parseFciCached(r.fci).cause ?? '') },
 ];
 
 function cell(text: string, width: number, right = false): string {

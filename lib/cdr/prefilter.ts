@@ -82,8 +82,10 @@ export class LinePrefilter {
 
   private keep(data: Buffer, start: number, end: number): boolean {
     let quotes = 0;
-    for (let i = data.indexOf(QUOTE, start); i >= 0 && i < end; i = data.indexOf(QUOTE, i + 1)) quotes++;
-    if (this.insideQuotes || quotes > 0) {
+    const firstQuote = data.indexOf(QUOTE, start);
+    for (let i = firstQuote; i >= 0 && i < end; i = data.indexOf(QUOTE, i + 1)) quotes++;
+    if (this.insideQuotes || quotes % 2 === 1) {
+      // Part of a record spanning lines: always passed on.
       if (quotes % 2 === 1) this.insideQuotes = !this.insideQuotes;
       if (this.insideQuotes) {
         this.quotedLines++;
@@ -106,7 +108,9 @@ export class LinePrefilter {
       return true;
     }
     if (!this.canonical) return true;
-    for (const check of this.checks) if (!fieldMayEqual(data, start, end, check)) return false;
+    // Commas before the first quote are separators for certain; past it, nothing is certain.
+    const limit = quotes > 0 ? firstQuote : end;
+    for (const check of this.checks) if (!fieldMayEqual(data, start, end, limit, check)) return false;
     return true;
   }
 }
@@ -119,16 +123,21 @@ function hasDigit(data: Buffer, start: number, end: number): boolean {
   return false;
 }
 
-function fieldMayEqual(data: Buffer, start: number, end: number, check: FieldCheck): boolean {
+/** False only if the field certainly differs from the value; `limit` = first quote, or `end`. */
+function fieldMayEqual(data: Buffer, start: number, end: number, limit: number, check: FieldCheck): boolean {
   let at = start;
   for (let i = 0; i < check.index; i++) {
     const comma = data.indexOf(COMMA, at);
-    if (comma < 0 || comma >= end) return true; // too few fields: the full check reports it
+    if (comma < 0 || comma >= limit) return true; // a quote first, or too few fields: undecided
     at = comma + 1;
   }
   const value = check.value;
   const after = at + value.length;
-  if (after > end) return false;
+  if (after > limit) {
+    if (limit < end) return true; // runs into a quoted part
+    return false; // the line ends first: the field is shorter than the value
+  }
   for (let i = 0; i < value.length; i++) if (data[at + i] !== value[i]) return false;
-  return after === end || data[after] === COMMA || (data[after] === CR && after === end - 1);
+  if (after === limit) return true; // equal up to the line end, or up to a quote (undecided)
+  return data[after] === COMMA || (data[after] === CR && after === end - 1);
 }

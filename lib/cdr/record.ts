@@ -162,6 +162,23 @@ export function parseFci(s: string): Fci {
   return fci;
 }
 
+const fciCache = new Map<string, Fci>();
+const FCI_CACHE_MAX = 4096;
+
+/**
+ * parseFci for readers going through many records: a file holds few distinct FCI values, so
+ * they are parsed once. Treat the result as read-only.
+ */
+export function parseFciCached(s: string): Fci {
+  let fci = fciCache.get(s);
+  if (fci === undefined) {
+    fci = parseFci(s);
+    // The key is copied: a slice of a read chunk would keep the whole chunk in memory.
+    if (fciCache.size < FCI_CACHE_MAX) fciCache.set(Buffer.from(s, 'utf8').toString('utf8'), fci);
+  }
+  return fci;
+}
+
 // ---- timestamps -------------------------------------------------------------------------------
 
 function pad(n: number, width = 2): string {

@@ -1,6 +1,6 @@
 // `cdr stats`: totals, answer-seizure ratio, average call duration, billable minutes, busiest
 // hour, optionally per group. Memory grows with the number of groups, not of rows.
-import { callTagName, parseFci } from './record.js';
+import { callTagName, parseFciCached } from './record.js';
 import { compileFilter, type CdrFilter } from './filter.js';
 import { readCdrFiles, type ReadOptions } from './source.js';
 import { BufferedOutput } from './output.js';
@@ -50,8 +50,8 @@ function round(n: number, places: number): number {
 
 function groupKey(by: StatsGroup): (row: CdrRow) => string {
   switch (by) {
-    case 'cause': return (r) => String(parseFci(r.rec.fci).cause ?? '');
-    case 'tag': return (r) => { const t = parseFci(r.rec.fci).callTag; return t === undefined ? '' : `${t} ${callTagName(t) ?? '?'}`; };
+    case 'cause': return (r) => String(parseFciCached(r.rec.fci).cause ?? '');
+    case 'tag': return (r) => { const t = parseFciCached(r.rec.fci).callTag; return t === undefined ? '' : `${t} ${callTagName(t) ?? '?'}`; };
     case 'caller': return (r) => r.rec.caller;
     case 'callee': return (r) => r.rec.callee;
     case 'hour': return (r) => r.rec.start_time.slice(11, 13);
@@ -95,15 +95,24 @@ export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
   const perHour = new Map<string, number>();
   const key = opts.by ? groupKey(opts.by) : null;
   const groups = new Map<string, Tally>();
+  // Records come in time order: count the current hour locally, touch the map on a change.
+  let hour = '';
+  let hourCalls = 0;
+  const countHour = () => {
+    if (hourCalls > 0) perHour.set(hour, (perHour.get(hour) ?? 0) + hourCalls);
+  };
   for await (const batch of readCdrFiles(opts.files, opts)) {
     opts.onRowsRead?.(batch.length);
     for (const row of batch) {
       if (!matches(row)) continue;
       total.add(row);
-      const hour = row.rec.start_time.slice(0, 13); // local wall-clock hour of the server
-      const seen = perHour.get(hour);
-      if (seen === undefined) perHour.set(detach(hour), 1);
-      else perHour.set(hour, seen + 1);
+      const rowHour = row.rec.start_time.slice(0, 13); // local wall-clock hour of the server
+      if (rowHour !== hour) {
+        countHour();
+        hour = detach(rowHour);
+        hourCalls = 0;
+      }
+      hourCalls++;
       if (key) {
         const k = key(row);
         let tally = groups.get(k);
@@ -112,6 +121,7 @@ export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
       }
     }
   }
+  countHour();
   let busiestHour: StatsResult['busiestHour'] = null;
   for (const [hour, calls] of perHour) {
     if (!busiestHour || calls > busiestHour.calls || (calls === busiestHour.calls && hour < busiestHour.hour)) busiestHour = { hour, calls };

@@ -40,6 +40,8 @@ const EMPTY = Buffer.alloc(0);
 const LF = 10;
 const CR = 13;
 
+/** Messages up to this size are decoded whole (see parse); bigger ones only up to the body. */
+const WHOLE_DECODE_MAX = 4096;
 const LF_CRLF = Buffer.from('\n\r\n');
 const LF_LF = Buffer.from('\n\n');
 
@@ -265,7 +267,7 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
     let lf = s.indexOf('\n', pos);
     if (lf < 0 || lf > end) lf = end;
     let lineEnd = lf > pos && s.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
-    if (lineEnd === pos) return lf + 1; // the empty line
+    if (lineEnd === pos) return lf < end ? lf + 1 : end; // the empty line
     const lineStart = pos;
     pos = lf + 1;
 
@@ -395,14 +397,25 @@ function parse(data: Buffer, datagram: boolean, limits: ParseLimits): ParseResul
   const start = skipLeadingLineEnds(data);
   if (start >= data.length) return { ok: false, error: 'empty message', status: 400 };
   const tooLarge = data.length > limits.maxMessageBytes;
-  const scanLimit = Math.min(data.length, limits.maxMessageBytes);
-  let bodyStart = findBodyStart(data, start, scanLimit);
-  if (bodyStart < 0) {
-    // No empty line: a datagram that simply ends after its last header (RFC 4475 baddn).
-    if (tooLarge) return { ok: false, error: `message exceeds ${limits.maxMessageBytes} bytes`, status: 513 };
-    bodyStart = data.length;
+  let text = '';
+  let bodyStart = -1;
+  // Fast path for small all-ASCII messages: decode everything once; then string index i is
+  // byte start + i (every UTF-8 decoding step that eats more than one byte yields fewer UTF-16
+  // units, so equal lengths mean a 1:1 mapping) and scanHeaders finds the empty line itself.
+  let oneToOne = false;
+  if (data.length - start <= WHOLE_DECODE_MAX && !tooLarge) {
+    text = data.toString('utf8', start);
+    oneToOne = text.length === data.length - start;
   }
-  const text = data.toString('utf8', start, bodyStart);
+  if (!oneToOne) {
+    bodyStart = findBodyStart(data, start, Math.min(data.length, limits.maxMessageBytes));
+    if (bodyStart < 0) {
+      // No empty line: a datagram that simply ends after its last header (RFC 4475 baddn).
+      if (tooLarge) return { ok: false, error: `message exceeds ${limits.maxMessageBytes} bytes`, status: 513 };
+      bodyStart = data.length;
+    }
+    text = data.toString('utf8', start, bodyStart);
+  }
 
   let lineEnd = text.indexOf('\n');
   if (lineEnd < 0) lineEnd = text.length;
@@ -417,7 +430,8 @@ function parse(data: Buffer, datagram: boolean, limits: ParseLimits): ParseResul
   if (tooLarge) fail(scan, `message of ${data.length} bytes exceeds ${limits.maxMessageBytes} bytes`, 513);
   if (startLine.error !== undefined) fail(scan, startLine.error, startLine.errorStatus);
   const headerEnd = scanHeaders(text, lineEnd + 1, text.length, scan, limits);
-  if (headerEnd < text.length) {
+  if (oneToOne) bodyStart = start + headerEnd;
+  else if (headerEnd < text.length) {
     // An empty line before the one findBodyStart saw (bare-LF "\n\n" inside a CRLF message).
     bodyStart = offsetAfterLfs(data, start, countLfs(text, headerEnd));
   }

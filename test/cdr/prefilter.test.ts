@@ -21,7 +21,7 @@ function read(bytes: Buffer, filter: CdrFilter, usePrefilter: boolean, chunk: nu
   for (let i = 0; i < bytes.length; i += chunk) {
     const n = bytes.copy(reused, 0, i, i + chunk);
     if (pre) pre.push(reused.subarray(0, n));
-    else decoder.push(reused.toString('utf8', 0, n)); // pieces split only at ASCII below
+    else decoder.push(reused.toString('utf8', 0, n)); // only called with one whole-input chunk
   }
   pre?.end();
   decoder.end();
@@ -64,7 +64,7 @@ test('property: with the pre-filter a query finds exactly the same records (seed
         fields[at] = rand() < 0.6 ? stringify([[fields[at] + bit]], { record_delimiter: '\n' }).slice(0, -1) : fields[at] + bit;
       }
       if (rand() < 0.05) fields.pop();
-      lines.push(fields.join(rand() < 0.1 ? ',' : ','));
+      lines.push(fields.join(','));
     }
     const bytes = Buffer.from(lines.join(rand() < 0.5 ? '\n' : '\r\n') + (rand() < 0.5 ? '\n' : ''));
     for (const filter of [{ caller: '101' }, { caller: '104', callee: '201' }, { callee: '200' }] as CdrFilter[]) {
@@ -85,4 +85,16 @@ test('lines dropped by the pre-filter keep later line numbers right', () => {
   const { rows, problems } = read(text, { caller: '102' }, true, 50);
   assert.deepEqual(rows, []);
   assert.deepEqual(problems.map((p) => p.line), [5], 'only the line that could be caller 102 is examined');
+});
+
+test('a quote after the tested field does not stop the line from being dropped', () => {
+  const header = CSV_HEADER + '\n';
+  const line = (caller: string, name: string) => `id,O,local,c@x,${caller},${name},200,200,local,2026-11-26T10:00:00.000+01:00,,2026-11-26T10:00:01.000+01:00,1.000,0,486,callTag=9;cause=17,,,,,,\n`;
+  const seen: string[] = [];
+  let skipped = 0;
+  const pre = new LinePrefilter(fieldChecks({ caller: '101' })!, { text: (t) => seen.push(t), skip: (n) => (skipped += n) });
+  pre.push(Buffer.from(header + line('999', '"Smith, J"') + line('101', '"Smith, J"') + line('1010', 'x') + `"i,d",O,local,c,999\n`));
+  pre.end();
+  assert.equal(skipped, 2, 'caller 999 (quote later in the line) and caller 1010');
+  assert.equal(seen.join('').split('\n').filter(Boolean).length, 3, 'header, the 101 line, and the undecidable one');
 });

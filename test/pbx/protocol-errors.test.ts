@@ -180,3 +180,35 @@ test('TCP: connections beyond the bound are refused', async (t) => {
   a.close();
   b.close();
 });
+
+test('IPv6: the server answers over UDP on ::1 with an IPv6 received address', async (t) => {
+  const srv = await startTestServer({ configure: (c) => (c.sip.bind6 = '::1') });
+  t.after(() => srv.stop());
+  const dgram = await import('node:dgram');
+  const sock = dgram.createSocket({ type: 'udp6' });
+  await new Promise<void>((r) => sock.bind(0, '::1', r));
+  t.after(() => sock.close());
+  const port = sock.address().port;
+  const text = [
+    `OPTIONS sip:[::1]:${srv.port} SIP/2.0`,
+    `Via: SIP/2.0/UDP [::1]:${port};branch=${branch()};rport`,
+    'Max-Forwards: 70',
+    'From: <sip:v6@[::1]>;tag=6',
+    'To: <sip:[::1]>',
+    'Call-ID: v6-call',
+    'CSeq: 1 OPTIONS',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  const reply = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer over IPv6')), 2000);
+    sock.once('message', (m) => {
+      clearTimeout(timer);
+      resolve(m.toString());
+    });
+    sock.send(text, srv.port, '::1');
+  });
+  assert.match(reply, /^SIP\/2\.0 200 OK\r\n/);
+  assert.match(reply, new RegExp(`Via: SIP/2\\.0/UDP \\[::1\\]:${port};branch=[^;\\r]+;rport=${port}`));
+});

@@ -79,6 +79,15 @@ test('a bare-LF empty line ends the headers even when the body holds CRLF CRLF',
   assert.equal(ok(parse(multibyte)).body.toString(), '12\r\n\r');
 });
 
+test('a datagram cut inside its empty line still frames the same in the ASCII and UTF-8 paths', () => {
+  const cut = register().slice(0, -1); // ends "\r\n\r"
+  assert.equal(ok(parse(cut)).body.length, 0);
+  const utf8 = register(['Subject: é']).slice(0, -1);
+  assert.equal(ok(parse(utf8)).body.length, 0);
+  const cl = register([], 'abc').replace('Content-Length: 3\r\n\r\nabc', 'Content-Length: 3\r\n\r');
+  assert.match(bad(parse(cl)).error, /Content-Length 3 exceeds the 0 body bytes/);
+});
+
 test('unfolds continuation lines and allows blanks before the colon', () => {
   const m = ok(parse(register(['Subject  :  first\r\n  second\r\n\tthird', 'X-Empty:']))) as SipRequest;
   assert.equal(m.headers.get('subject'), 'first second third');
