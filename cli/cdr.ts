@@ -86,6 +86,11 @@ export function defineCdrSubcommands(y: Argv, run: Runner): Argv {
 
 class UsageError extends Error {}
 
+/** A dashed option's value, whether or not the root parser also adds camelCase aliases. */
+function option(args: Args, dashed: string): unknown {
+  return args[dashed] ?? args[dashed.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
+}
+
 function buildFilter(args: Args): CdrFilter {
   const f: CdrFilter = {};
   for (const bound of ['from', 'to'] as const) {
@@ -110,9 +115,10 @@ function buildFilter(args: Args): CdrFilter {
     if (!statusMatcher(String(args.status))) throw new UsageError('--status: expected a code (486) or a class (4xx)');
     f.status = String(args.status);
   }
-  if (args.minDuration !== undefined) {
-    if (!Number.isFinite(args.minDuration)) throw new UsageError('--min-duration: expected a number of seconds');
-    f.minDuration = args.minDuration as number;
+  const minDuration = option(args, 'min-duration');
+  if (minDuration !== undefined) {
+    if (!Number.isFinite(minDuration)) throw new UsageError('--min-duration: expected a number of seconds');
+    f.minDuration = minDuration as number;
   }
   if (args.answered) f.answered = true;
   if (args.failed) f.failed = true;
@@ -121,7 +127,7 @@ function buildFilter(args: Args): CdrFilter {
 
 function inputPaths(args: Args): string[] {
   const paths = (args.paths as string[] | undefined) ?? [];
-  return paths.length > 0 ? paths : [path.join(String(args.dataDir ?? './data'), 'cdr')];
+  return paths.length > 0 ? paths : [path.join(String(option(args, 'data-dir') ?? './data'), 'cdr')];
 }
 
 const MAX_PRINTED_PROBLEMS = 1000;

@@ -21,10 +21,11 @@ export interface ParseLimits {
 }
 
 /**
- * maxVia is 64, not 32: RFC 4475 longreq (3.1.1.7) is a valid request with 34 Via values that a
- * server must accept, and 64 still bounds what a peer can make us hold.
+ * Default bounds on what one peer can make us hold. Beyond maxVia a request is answered 513
+ * (not 400: the message may be well-formed, like RFC 4475 longreq with its 34 Via values, it is
+ * only larger than this server accepts); the limit is configurable (sip.maxVia).
  */
-export const DEFAULT_LIMITS: ParseLimits = Object.freeze({ maxMessageBytes: 65536, maxHeaders: 256, maxVia: 64 });
+export const DEFAULT_LIMITS: ParseLimits = Object.freeze({ maxMessageBytes: 65536, maxHeaders: 256, maxVia: 32 });
 
 export type ParseResult =
   | { ok: true; message: SipMessage }
@@ -325,7 +326,7 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
 /** The checks of RFC 3261 sections 8.2 and 20 that decide whether a message is usable at all. */
 function checkHeaders(scan: Scan, start: StartLine, limits: ParseLimits): void {
   const v = scan.headers.values;
-  if (scan.viaValues > limits.maxVia) fail(scan, `more than ${limits.maxVia} Via values`);
+  if (scan.viaValues > limits.maxVia) fail(scan, `more than ${limits.maxVia} Via values`, 513);
   const missing: string[] = [];
   if (scan.via.count === 0) missing.push('Via');
   if (scan.from.count === 0) missing.push('From');

@@ -271,3 +271,15 @@ test('--caller skips lines that cannot match unchecked; --strict checks and repo
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('dashed options are read without camelCase aliases (cli/main.ts turns camel-case expansion off)', async () => {
+  const { executeCdr } = await import('../../cli/cdr.js');
+  const out = new Collect();
+  const err = new Collect();
+  const code = await executeCdr('query', { 'min-duration': 60, 'data-dir': fixture(''), paths: [], format: 'csv' }, { out, err });
+  assert.equal(code, 1, 'data-dir honoured: <fixtures>/cdr does not exist');
+  assert.match(err.text, /fixtures\/cdr\/cdr: ENOENT/);
+  const out2 = new Collect();
+  assert.equal(await executeCdr('query', { 'min-duration': 60, paths: [DAYS], format: 'csv' }, { out: out2, err }), 0);
+  assert.deepEqual(callIds(out2.text), ['a1@x', 'a3@x']);
+});
