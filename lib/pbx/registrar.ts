@@ -183,7 +183,7 @@ export class Registrar {
       };
       if (existing) list[idx] = binding;
       else list.push(binding);
-      this.opts.writer.upsert(stripUri(binding));
+      this.opts.writer.upsert(binding);
     }
     // Beyond the per-extension limit the oldest binding gives way to the newest (a phone that
     // rebooted with a new Call-ID must not be locked out until its old binding expires).
@@ -217,8 +217,20 @@ export class Registrar {
     for (const b of list) {
       res.headers.append('Contact', `${b.contactHeader};expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
     }
-    res.headers.append('Date', new Date(now).toUTCString());
+    res.headers.append('Date', this.httpDate(now));
     return res;
+  }
+
+  private dateSecond = -1;
+  private dateText = '';
+  /** RFC 3261 section 20.17 Date, formatted once per second. */
+  private httpDate(now: number): string {
+    const second = Math.floor(now / 1000);
+    if (second !== this.dateSecond) {
+      this.dateSecond = second;
+      this.dateText = new Date(second * 1000).toUTCString();
+    }
+    return this.dateText;
   }
 
   private sweep(): void {
@@ -241,11 +253,6 @@ function contactElement(c: NameAddr): string {
     s += v === null ? `;${k}` : `;${k}=${v}`;
   }
   return s;
-}
-
-function stripUri(b: Binding): BindingRecord {
-  const { uri: _uri, ...rec } = b;
-  return rec;
 }
 
 /** Expires value: delta-seconds (RFC 3261 section 20.19); huge values are capped later. */

@@ -27,7 +27,7 @@ export function preCheckRequest(req: SipRequest, toTag: string): SipResponse | n
   if (!URI_SCHEMES.has(scheme)) return createResponse(req, 416, undefined, toTag);
   if (req.method === 'ACK' || req.method === 'CANCEL') return null;
 
-  const required = req.headers.list('require');
+  const required = req.headers.has('require') ? req.headers.list('require') : NONE;
   if (required.length > 0) {
     const unknown = required.filter((tag) => !SUPPORTED_SET.has(tag.toLowerCase()));
     if (unknown.length > 0) {
@@ -64,6 +64,8 @@ export function unsupportedMethodResponse(req: SipRequest, toTag: string): SipRe
   res.headers.append('Allow', ALLOW_HEADER);
   return res;
 }
+
+const NONE: string[] = [];
 
 function uriScheme(uri: string): string {
   const colon = uri.indexOf(':');
