@@ -211,10 +211,27 @@ export function parseCredentials(headerValue: string): Credentials | null {
 export function expectedResponse(c: Credentials, method: string, ha1: string): string {
   const algorithm = credentialAlgorithm(c);
   if (algorithm === null) return '';
-  const ha2 = hashHex(algorithm, `${method}:${c.uri}`);
+  const ha2 = cachedHA2(algorithm, method, c.uri);
   if (c.qop === undefined) return hashHex(algorithm, `${ha1}:${c.nonce}:${ha2}`);
   if (c.qop.toLowerCase() !== 'auth' || c.nc === undefined || c.cnonce === undefined) return '';
   return hashHex(algorithm, `${ha1}:${c.nonce}:${c.nc}:${c.cnonce}:${c.qop}:${ha2}`);
+}
+
+/**
+ * HA2 = H(method ":" digest-uri) (RFC 7616 section 3.4.3) is the same for every REGISTER a phone
+ * sends to the same Request-URI: remember a bounded number of them.
+ */
+const HA2_CACHE_MAX = 4096;
+const ha2Cache = new Map<string, string>();
+function cachedHA2(algorithm: DigestAlgorithm, method: string, uri: string): string {
+  const key = `${algorithm} ${method} ${uri}`;
+  let ha2 = ha2Cache.get(key);
+  if (ha2 === undefined) {
+    ha2 = hashHex(algorithm, `${method}:${uri}`);
+    if (ha2Cache.size >= HA2_CACHE_MAX) ha2Cache.clear();
+    ha2Cache.set(key, ha2);
+  }
+  return ha2;
 }
 
 /** True when the credentials' response matches; compared in constant time. */
@@ -228,7 +245,7 @@ export function verifyResponse(c: Credentials, method: string, ha1: string): boo
 // Challenges
 
 function quote(value: string): string {
-  return '"' + value.replace(/["\\]/g, '\\$&') + '"';
+  return value.indexOf('"') < 0 && value.indexOf('\\') < 0 ? `"${value}"` : '"' + value.replace(/["\\]/g, '\\$&') + '"';
 }
 
 /**
@@ -251,9 +268,11 @@ export function challengeHeaderValues(
 // Nonces
 
 // Layout: base64url(payload) || base64url(mac), payload = 6-byte epoch ms (good until the year
-// 10889) || 9 random bytes, mac = HMAC-SHA-256(secret, payload) truncated to 15 bytes (120
-// bits, above RFC 2104 §5's floor of half the hash length's 80 bits). 15 bytes are exactly 20
-// base64url characters, so the two halves can be handled as strings without re-encoding.
+// 10889) || 9 random bytes, mac = SHA-256(secret || payload) truncated to 15 bytes (120 bits).
+// A secret-prefix hash is a sound MAC here because every payload has the same length: the
+// length-extension forgery it is known for needs a longer message, which is never accepted.
+// One hash instead of HMAC's two: issuing and checking nonces is on the REGISTER hot path.
+// 15 bytes are exactly 20 base64url characters, so the two halves are handled as strings.
 const TIMESTAMP_BYTES = 6;
 const RANDOM_BYTES = 9;
 const PAYLOAD_BYTES = TIMESTAMP_BYTES + RANDOM_BYTES;
@@ -261,45 +280,35 @@ const HALF_CHARS = 20;
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{40}$/;
 const RANDOM_POOL_BYTES = RANDOM_BYTES * 512;
 const NC_PATTERN = /^[0-9a-fA-F]{8}$/;
-const SHA256_BLOCK_BYTES = 64;
+const SECRET_BYTES = 32;
 
-/**
- * HMAC-SHA-256 (RFC 2104) of a nonce payload, built from two one-shot hashes over buffers whose
- * padded-key halves are filled once: several times cheaper than createHmac(), which re-derives
- * the padded keys and allocates on every call. Single-threaded use only (shared scratch).
- */
+/** The keyed hash of a nonce payload; single-threaded use only (shared scratch buffer). */
 class NonceMac {
-  private readonly inner = Buffer.alloc(SHA256_BLOCK_BYTES + PAYLOAD_BYTES); // (K ^ ipad) || payload
-  private readonly outer = Buffer.alloc(SHA256_BLOCK_BYTES + 32); // (K ^ opad) || inner hash
+  private readonly scratch = Buffer.alloc(SECRET_BYTES + PAYLOAD_BYTES); // secret || payload
 
   constructor(secret: Buffer) {
-    const key = secret.length > SHA256_BLOCK_BYTES ? createHash('sha256').update(secret).digest() : secret;
-    for (let k = 0; k < SHA256_BLOCK_BYTES; k++) {
-      const byte = k < key.length ? key[k]! : 0;
-      this.inner[k] = byte ^ 0x36;
-      this.outer[k] = byte ^ 0x5c;
-    }
+    const key = secret.length === SECRET_BYTES ? secret : createHash('sha256').update(secret).digest();
+    key.copy(this.scratch, 0);
   }
 
   /** Loads a payload given as its 20 base64url characters; returns its timestamp. */
   loadPayload(payloadB64: string): number {
-    this.inner.write(payloadB64, SHA256_BLOCK_BYTES, PAYLOAD_BYTES, 'base64url');
-    return this.inner.readUIntBE(SHA256_BLOCK_BYTES, TIMESTAMP_BYTES);
+    this.scratch.write(payloadB64, SECRET_BYTES, PAYLOAD_BYTES, 'base64url');
+    return this.scratch.readUIntBE(SECRET_BYTES, TIMESTAMP_BYTES);
   }
 
   /** Loads a payload from its parts; returns its 20 base64url characters. */
   buildPayload(timestamp: number, random: Buffer, randomOffset: number): string {
-    this.inner.writeUIntBE(timestamp, SHA256_BLOCK_BYTES, TIMESTAMP_BYTES);
-    random.copy(this.inner, SHA256_BLOCK_BYTES + TIMESTAMP_BYTES, randomOffset, randomOffset + RANDOM_BYTES);
-    return this.inner.toString('base64url', SHA256_BLOCK_BYTES);
+    this.scratch.writeUIntBE(timestamp, SECRET_BYTES, TIMESTAMP_BYTES);
+    random.copy(this.scratch, SECRET_BYTES + TIMESTAMP_BYTES, randomOffset, randomOffset + RANDOM_BYTES);
+    return this.scratch.toString('base64url', SECRET_BYTES);
   }
 
   /** The MAC of the loaded payload, as its 20 base64url characters. */
   macOfLoaded(): string {
-    this.outer.write(sha256Hex(this.inner), SHA256_BLOCK_BYTES, 'hex');
     const digest = oneShotHash
-      ? oneShotHash('sha256', this.outer, 'base64url')
-      : createHash('sha256').update(this.outer).digest('base64url');
+      ? oneShotHash('sha256', this.scratch, 'base64url')
+      : createHash('sha256').update(this.scratch).digest('base64url');
     return digest.slice(0, HALF_CHARS);
   }
 }
@@ -312,9 +321,10 @@ export interface NonceServiceOptions {
 }
 
 /**
- * Issues and checks stateless nonces (layout above). Checking costs one HMAC and no lookup.
- * Only the nonce-count (nc) replay table has state: per nonce, the highest nc accepted,
- * bounded by `maxTracked`.
+ * Issues and checks signed nonces (layout above). Every nonce issued is also remembered, with
+ * the highest nonce-count (nc) accepted for it, in a table bounded by `maxTracked`: a nonce
+ * found there needs no MAC check, and its nc is checked against replay. A nonce no longer in
+ * the table (evicted, or issued before a restart) is still recognised by its MAC.
  *
  * Eviction: when the table is full the oldest entry is dropped and the "eviction watermark"
  * rises to that nonce's issue time. From then on any untracked nonce issued at or before the
@@ -328,7 +338,7 @@ export class NonceService {
   private readonly lifetimeMs: number;
   private readonly now: () => number;
   private readonly maxTracked: number;
-  /** nonce -> highest nc accepted; Map order = order of first use. */
+  /** nonce -> highest nc accepted (0: none yet); Map order = order of issue or first use. */
   private readonly lastNc = new Map<string, number>();
   private evictionWatermark = -1;
   private readonly randomPool = Buffer.alloc(RANDOM_POOL_BYTES);
@@ -354,11 +364,18 @@ export class NonceService {
     const timestamp = Math.min(Math.max(0, Math.floor(this.now())), 2 ** 48 - 1);
     const payload = this.mac.buildPayload(timestamp, this.randomPool, this.randomOffset);
     this.randomOffset += RANDOM_BYTES;
-    return payload + this.mac.macOfLoaded();
+    const nonce = payload + this.mac.macOfLoaded();
+    this.track(nonce, 0);
+    return nonce;
   }
 
   check(nonce: string): 'ok' | 'stale' | 'invalid' {
-    if (typeof nonce !== 'string' || !NONCE_PATTERN.test(nonce)) return 'invalid';
+    if (typeof nonce !== 'string') return 'invalid';
+    if (this.lastNc.has(nonce)) {
+      const issuedAt = timestampOf(nonce);
+      return issuedAt !== null && this.now() - issuedAt <= this.lifetimeMs ? 'ok' : 'stale';
+    }
+    if (!NONCE_PATTERN.test(nonce)) return 'invalid';
     const issuedAt = this.mac.loadPayload(nonce.slice(0, HALF_CHARS));
     if (!constantTimeEqual(this.mac.macOfLoaded(), nonce.slice(HALF_CHARS))) return 'invalid';
     if (this.now() - issuedAt > this.lifetimeMs) return 'stale';
@@ -376,17 +393,21 @@ export class NonceService {
     const count = parseInt(nc, 16);
     const previous = this.lastNc.get(nonce);
     if (previous !== undefined) {
-      if (count <= previous) return false;
+      if (count <= previous || count === 0) return false;
       this.lastNc.set(nonce, count); // keeps its place in the eviction order
       return true;
     }
     const issuedAt = timestampOf(nonce);
     if (issuedAt === null || issuedAt <= this.evictionWatermark) return false;
     if (this.now() - issuedAt > this.lifetimeMs) return false;
+    this.track(nonce, count);
+    return true;
+  }
+
+  private track(nonce: string, count: number): void {
     this.dropExpiredHead();
     while (this.lastNc.size >= this.maxTracked) this.evictOldest();
     this.lastNc.set(nonce, count);
-    return true;
   }
 
   /** Entries past their lifetime are useless (check() says stale); drop a few per insert. */
@@ -410,8 +431,19 @@ export class NonceService {
   }
 }
 
-/** The issue time written in a nonce, without checking its MAC. */
+/** base64url character code -> its 6-bit value, or -1. */
+const B64URL_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++) B64URL_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.charCodeAt(i)] = i;
+
+/** The issue time written in a nonce (its first 8 characters = 6 bytes), without checking its MAC. */
 function timestampOf(nonce: string): number | null {
-  if (typeof nonce !== 'string' || !NONCE_PATTERN.test(nonce)) return null;
-  return Buffer.from(nonce.slice(0, 8), 'base64url').readUIntBE(0, TIMESTAMP_BYTES);
+  if (nonce.length !== 40) return null;
+  let value = 0;
+  for (let i = 0; i < 8; i++) {
+    const c = nonce.charCodeAt(i);
+    const v = c < 128 ? B64URL_VALUE[c]! : -1;
+    if (v < 0) return null;
+    value = value * 64 + v; // 48 bits: exact in a double
+  }
+  return value;
 }
