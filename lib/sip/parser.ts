@@ -6,13 +6,14 @@
  * parseMessage never throws: every fault becomes { ok: false, error, status }, and when the
  * request is readable enough to answer (section 8.2.6) the partly parsed request comes with it.
  */
+import { isAscii } from 'node:buffer';
 import { Headers, type SipMessage, type SipRequest, type SipResponse } from './message.js';
-import { parseUri } from './uri.js';
-import { parseVia } from './headers/via.js';
+import { isValidUri } from './uri.js';
+import { isValidVia } from './headers/via.js';
 import { parseCSeq } from './headers/cseq.js';
-import { parseNameAddr } from './headers/name-addr.js';
+import { isValidNameAddr } from './headers/name-addr.js';
 import { findTopLevelComma, isTokenChar, parseDecimal, trimEnd } from './headers/lex.js';
-import { canonicalHeaderName } from './headers/names.js';
+import { canonicalHeaderName, knownHeaderName } from './headers/names.js';
 
 export interface ParseLimits {
   maxMessageBytes: number;
@@ -188,34 +189,37 @@ function parseStartLine(s: string, end: number): StartLine | null {
       line.errorStatus = 505;
     } else line.error = 'malformed SIP-Version in the request line';
   } else if (line.uri.charCodeAt(0) === 60) line.error = 'Request-URI must not be enclosed in <>'; // ltgtruri
-  else if (parseUri(line.uri) === null) line.error = `malformed Request-URI ${line.uri.slice(0, 80)}`;
+  else if (!isValidUri(s, uriStart, uriEnd)) line.error = `malformed Request-URI ${line.uri.slice(0, 80)}`;
   return line;
 }
 
-/** First occurrence index and count of a header that the parser checks itself. */
-class Seen {
-  first = -1;
-  count = 0;
-  note(index: number): void {
-    if (this.count++ === 0) this.first = index;
-  }
-}
-
-interface Scan {
-  headers: Headers;
-  error?: string;
-  errorStatus: 400 | 505 | 513;
-  via: Seen;
-  viaValues: number;
-  from: Seen;
-  to: Seen;
-  callId: Seen;
-  cseq: Seen;
-  maxForwards: Seen;
-  contentLength: Seen;
-  contentType: Seen;
+/**
+ * Parser state for one message: the headers, the first fault, and first index / count of each
+ * header the parser checks itself (plain number fields: no per-header objects).
+ */
+class Scan {
+  readonly headers = new Headers();
+  error: string | undefined = undefined;
+  errorStatus: 400 | 505 | 513 = 400;
+  viaFirst = -1;
+  viaCount = 0;
+  viaValues = 0;
+  fromFirst = -1;
+  fromCount = 0;
+  toFirst = -1;
+  toCount = 0;
+  callIdFirst = -1;
+  callIdCount = 0;
+  cseqFirst = -1;
+  cseqCount = 0;
+  maxForwardsFirst = -1;
+  maxForwardsCount = 0;
+  contentLengthFirst = -1;
+  contentLengthCount = 0;
+  contentTypeFirst = -1;
+  contentTypeCount = 0;
   /** Distinct Content-Length values, to tell a conflict from a plain repeat. */
-  contentLengthsDiffer: boolean;
+  contentLengthsDiffer = false;
 }
 
 function fail(scan: Scan, error: string, status: 400 | 505 | 513 = 400): void {
@@ -225,33 +229,34 @@ function fail(scan: Scan, error: string, status: 400 | 505 | 513 = 400): void {
   }
 }
 
+/** Notes a header the parser checks itself (names are the interned canonical constants). */
 function record(scan: Scan, name: string, value: string, index: number): void {
   switch (name) {
     case 'via':
-      scan.via.note(index);
+      if (scan.viaCount++ === 0) scan.viaFirst = index;
       scan.viaValues += countElements(value);
       break;
     case 'from':
-      scan.from.note(index);
+      if (scan.fromCount++ === 0) scan.fromFirst = index;
       break;
     case 'to':
-      scan.to.note(index);
+      if (scan.toCount++ === 0) scan.toFirst = index;
       break;
     case 'call-id':
-      scan.callId.note(index);
+      if (scan.callIdCount++ === 0) scan.callIdFirst = index;
       break;
     case 'cseq':
-      scan.cseq.note(index);
+      if (scan.cseqCount++ === 0) scan.cseqFirst = index;
       break;
     case 'max-forwards':
-      scan.maxForwards.note(index);
+      if (scan.maxForwardsCount++ === 0) scan.maxForwardsFirst = index;
       break;
     case 'content-length':
-      if (scan.contentLength.count > 0 && scan.headers.values[scan.contentLength.first] !== value) scan.contentLengthsDiffer = true;
-      scan.contentLength.note(index);
+      if (scan.contentLengthCount > 0 && scan.headers.values[scan.contentLengthFirst] !== value) scan.contentLengthsDiffer = true;
+      if (scan.contentLengthCount++ === 0) scan.contentLengthFirst = index;
       break;
     case 'content-type':
-      scan.contentType.note(index);
+      if (scan.contentTypeCount++ === 0) scan.contentTypeFirst = index;
       break;
   }
 }
@@ -277,9 +282,21 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
       fail(scan, 'continuation line without a header');
       continue;
     }
+    // Fast path: the text before the first colon (minus blanks) is one of the common names.
+    // Else the name is scanned as a token, as RFC 3261 has it.
+    let name: string | undefined;
     let nameEnd = lineStart;
-    while (nameEnd < lineEnd && isTokenChar(s.charCodeAt(nameEnd))) nameEnd++;
-    const colon = skipBlanks(s, nameEnd, lineEnd);
+    let colon = s.indexOf(':', lineStart);
+    if (colon > lineStart && colon < lineEnd) {
+      nameEnd = colon;
+      while (isBlank(s.charCodeAt(nameEnd - 1)) && nameEnd > lineStart + 1) nameEnd--;
+      name = knownHeaderName(s, lineStart, nameEnd);
+    }
+    if (name === undefined) {
+      nameEnd = lineStart;
+      while (nameEnd < lineEnd && isTokenChar(s.charCodeAt(nameEnd))) nameEnd++;
+      colon = skipBlanks(s, nameEnd, lineEnd);
+    }
     if (colon >= lineEnd || s.charCodeAt(colon) !== 58 || nameEnd === lineStart) {
       if (scan.error === undefined) {
         let hasColon = false;
@@ -295,7 +312,8 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
       continue;
     }
 
-    let valueStart = skipBlanks(s, colon + 1, lineEnd);
+    let valueStart = colon + 1;
+    if (valueStart < lineEnd && isBlank(s.charCodeAt(valueStart))) valueStart = skipBlanks(s, valueStart + 1, lineEnd);
     let value = s.slice(valueStart, trimEnd(s, valueStart, lineEnd));
     // Folded continuation lines (RFC 3261 section 7.3.1): each joins the value with one SP.
     while (pos < end && isBlank(s.charCodeAt(pos))) {
@@ -315,7 +333,7 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
       fail(scan, `more than ${limits.maxHeaders} header lines`, 513);
       return end;
     }
-    const name = canonicalHeaderName(s, lineStart, nameEnd);
+    if (name === undefined) name = canonicalHeaderName(s, lineStart, nameEnd);
     record(scan, name, value, names.length);
     names.push(name);
     values.push(value);
@@ -323,60 +341,87 @@ function scanHeaders(s: string, from: number, end: number, scan: Scan, limits: P
   return end;
 }
 
+/**
+ * True when the CSeq value is plainly "<number> <method>" for this request method (the usual
+ * case); anything else goes through parseCSeq, which gives the same verdict with a reason.
+ */
+function plainCSeqMatches(v: string, method: string): boolean {
+  let i = 0;
+  let n = 0;
+  const len = v.length;
+  while (i < len && i < 10) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    n = n * 10 + (c - 48);
+    i++;
+  }
+  return i > 0 && n <= 0x7fffffff && v.charCodeAt(i) === 32 && len === i + 1 + method.length && v.startsWith(method, i + 1);
+}
+
 /** The checks of RFC 3261 sections 8.2 and 20 that decide whether a message is usable at all. */
 function checkHeaders(scan: Scan, start: StartLine, limits: ParseLimits): void {
   const v = scan.headers.values;
   if (scan.viaValues > limits.maxVia) fail(scan, `more than ${limits.maxVia} Via values`, 513);
-  const missing: string[] = [];
-  if (scan.via.count === 0) missing.push('Via');
-  if (scan.from.count === 0) missing.push('From');
-  if (scan.to.count === 0) missing.push('To');
-  if (scan.callId.count === 0) missing.push('Call-ID');
-  if (scan.cseq.count === 0) missing.push('CSeq');
-  if (missing.length > 0) fail(scan, `missing mandatory header${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+  if (scan.viaCount === 0 || scan.fromCount === 0 || scan.toCount === 0 || scan.callIdCount === 0 || scan.cseqCount === 0) {
+    const missing: string[] = [];
+    if (scan.viaCount === 0) missing.push('Via');
+    if (scan.fromCount === 0) missing.push('From');
+    if (scan.toCount === 0) missing.push('To');
+    if (scan.callIdCount === 0) missing.push('Call-ID');
+    if (scan.cseqCount === 0) missing.push('CSeq');
+    fail(scan, `missing mandatory header${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+  }
 
   // Single-valued headers: repeated lines or several comma values are fatal (RFC 4475 multi01).
-  checkSingle(scan, scan.callId, 'Call-ID');
-  checkSingle(scan, scan.cseq, 'CSeq');
-  checkSingle(scan, scan.from, 'From');
-  checkSingle(scan, scan.to, 'To');
-  checkSingle(scan, scan.maxForwards, 'Max-Forwards');
-  checkSingle(scan, scan.contentType, 'Content-Type');
-  if (scan.contentLength.count > 1) {
-    fail(scan, scan.contentLengthsDiffer ? 'conflicting Content-Length values' : `Content-Length header appears ${scan.contentLength.count} times`);
+  checkSingle(scan, scan.callIdFirst, scan.callIdCount, 'Call-ID');
+  checkSingle(scan, scan.cseqFirst, scan.cseqCount, 'CSeq');
+  checkSingle(scan, scan.fromFirst, scan.fromCount, 'From');
+  checkSingle(scan, scan.toFirst, scan.toCount, 'To');
+  checkSingle(scan, scan.maxForwardsFirst, scan.maxForwardsCount, 'Max-Forwards');
+  checkSingle(scan, scan.contentTypeFirst, scan.contentTypeCount, 'Content-Type');
+  if (scan.contentLengthCount > 1) {
+    fail(scan, scan.contentLengthsDiffer ? 'conflicting Content-Length values' : `Content-Length header appears ${scan.contentLengthCount} times`);
   }
-  if (scan.callId.count === 1 && v[scan.callId.first]!.length === 0) fail(scan, 'empty Call-ID');
+  if (scan.callIdCount === 1 && v[scan.callIdFirst]!.length === 0) fail(scan, 'empty Call-ID');
 
-  if (scan.cseq.count === 1) {
-    const cseq = parseCSeq(v[scan.cseq.first]!);
-    if (cseq === null) fail(scan, `malformed CSeq ${v[scan.cseq.first]!.slice(0, 60)} (number must be 0..2^31-1)`);
-    else if (start.kind === 'request' && cseq.method !== start.method) {
-      fail(scan, `CSeq method ${cseq.method} does not match request method ${start.method}`);
+  if (scan.cseqCount === 1) {
+    const raw = v[scan.cseqFirst]!;
+    if (start.kind !== 'request' || !plainCSeqMatches(raw, start.method)) {
+      const cseq = parseCSeq(raw);
+      if (cseq === null) fail(scan, `malformed CSeq ${raw.slice(0, 60)} (number must be 0..2^31-1)`);
+      else if (start.kind === 'request' && cseq.method !== start.method) {
+        fail(scan, `CSeq method ${cseq.method} does not match request method ${start.method}`);
+      }
     }
   }
-  if (scan.maxForwards.count === 1) {
-    const mf = v[scan.maxForwards.first]!;
+  if (scan.maxForwardsCount === 1) {
+    const mf = v[scan.maxForwardsFirst]!;
     if (parseDecimal(mf, 0, mf.length, 255) < 0) fail(scan, `Max-Forwards ${mf.slice(0, 20)} is not 0..255`);
   }
-  if (scan.from.count === 1 && parseNameAddr(v[scan.from.first]!) === null) fail(scan, 'malformed From header');
-  if (scan.to.count === 1 && parseNameAddr(v[scan.to.first]!) === null) fail(scan, 'malformed To header');
-  if (scan.via.count > 0 && !topViaReadable(v[scan.via.first]!)) fail(scan, 'malformed Via header');
+  if (scan.fromCount === 1) {
+    const from = v[scan.fromFirst]!;
+    if (!isValidNameAddr(from, 0, from.length)) fail(scan, 'malformed From header');
+  }
+  if (scan.toCount === 1) {
+    const to = v[scan.toFirst]!;
+    if (!isValidNameAddr(to, 0, to.length)) fail(scan, 'malformed To header');
+  }
+  if (scan.viaCount > 0 && !topViaReadable(v[scan.viaFirst]!)) fail(scan, 'malformed Via header');
 }
 
-function checkSingle(scan: Scan, seen: Seen, label: string): void {
-  if (seen.count > 1) fail(scan, `${label} header appears ${seen.count} times`);
-  else if (seen.count === 1 && countElements(scan.headers.values[seen.first]!) > 1) fail(scan, `${label} header has several values`);
+function checkSingle(scan: Scan, first: number, count: number, label: string): void {
+  if (count > 1) fail(scan, `${label} header appears ${count} times`);
+  else if (count === 1 && countElements(scan.headers.values[first]!) > 1) fail(scan, `${label} header has several values`);
 }
 
 function topViaReadable(line: string): boolean {
-  const comma = line.indexOf(',') < 0 ? line.length : findTopLevelComma(line, 0, line.length);
-  return parseVia(comma === line.length ? line : line.slice(0, comma)) !== null;
+  return isValidVia(line, 0, line.indexOf(',') < 0 ? line.length : findTopLevelComma(line, 0, line.length));
 }
 
 /** Section 8.2.6: a response can be built when these could be read. */
 function answerable(scan: Scan): boolean {
-  if (scan.via.count === 0 || !topViaReadable(scan.headers.values[scan.via.first]!)) return false;
-  return scan.from.count === 1 && scan.to.count === 1 && scan.callId.count === 1 && scan.cseq.count === 1;
+  if (scan.viaCount === 0 || !topViaReadable(scan.headers.values[scan.viaFirst]!)) return false;
+  return scan.fromCount === 1 && scan.toCount === 1 && scan.callIdCount === 1 && scan.cseqCount === 1;
 }
 
 /**
@@ -405,8 +450,14 @@ function parse(data: Buffer, datagram: boolean, limits: ParseLimits): ParseResul
   // units, so equal lengths mean a 1:1 mapping) and scanHeaders finds the empty line itself.
   let oneToOne = false;
   if (data.length - start <= WHOLE_DECODE_MAX && !tooLarge) {
-    text = data.toString('utf8', start);
-    oneToOne = text.length === data.length - start;
+    // All-ASCII (the usual case): latin1 decodes the same characters, faster than utf8.
+    if (isAscii(start === 0 ? data : data.subarray(start))) {
+      text = data.toString('latin1', start);
+      oneToOne = true;
+    } else {
+      text = data.toString('utf8', start);
+      oneToOne = text.length === data.length - start;
+    }
   }
   if (!oneToOne) {
     bodyStart = findBodyStart(data, start, Math.min(data.length, limits.maxMessageBytes));
@@ -423,11 +474,7 @@ function parse(data: Buffer, datagram: boolean, limits: ParseLimits): ParseResul
   const startLine = parseStartLine(text, lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd);
   if (startLine === null) return { ok: false, error: 'not a SIP request or status line', status: 400 };
 
-  const scan: Scan = {
-    headers: new Headers(), errorStatus: 400, via: new Seen(), viaValues: 0, from: new Seen(), to: new Seen(),
-    callId: new Seen(), cseq: new Seen(), maxForwards: new Seen(), contentLength: new Seen(), contentType: new Seen(),
-    contentLengthsDiffer: false,
-  };
+  const scan = new Scan();
   if (tooLarge) fail(scan, `message of ${data.length} bytes exceeds ${limits.maxMessageBytes} bytes`, 513);
   if (startLine.error !== undefined) fail(scan, startLine.error, startLine.errorStatus);
   const headerEnd = scanHeaders(text, lineEnd + 1, text.length, scan, limits);
@@ -441,13 +488,13 @@ function parse(data: Buffer, datagram: boolean, limits: ParseLimits): ParseResul
   let body: Buffer = EMPTY;
   if (scan.error === undefined) {
     const available = data.length - bodyStart;
-    if (scan.contentLength.count === 1) {
-      const raw = scan.headers.values[scan.contentLength.first]!;
+    if (scan.contentLengthCount === 1) {
+      const raw = scan.headers.values[scan.contentLengthFirst]!;
       const length = parseDecimal(raw, 0, raw.length, limits.maxMessageBytes);
       if (length === -1) fail(scan, `invalid Content-Length ${raw.slice(0, 20)}`);
       else if (length === -2) fail(scan, `Content-Length ${raw.slice(0, 20)} is too large`);
       else if (length > available) fail(scan, `Content-Length ${length} exceeds the ${available} body bytes received`);
-      else body = data.subarray(bodyStart, bodyStart + length);
+      else if (length > 0) body = data.subarray(bodyStart, bodyStart + length);
     } else if (datagram && available > 0) {
       body = data.subarray(bodyStart);
     }

@@ -71,32 +71,40 @@ export interface HostPort {
 }
 
 /**
- * Reads host [":" port] from s[i, end). The host is a hostname, an IPv4 address or a bracketed
- * IPv6 reference (RFC 5118: an IPv6 address must be in brackets in a SIP URI; a bracketed
- * reference with three colons in a row, the RFC 3261 ABNF bug of RFC 5118 section 4.10, is
- * tolerated). Stops at the first character that cannot belong to it; returns null when there
- * is no valid host or the port is not 0..65535.
+ * Where the last successful hostPortEnd found the host (without brackets) and the port (-1 when
+ * there was none). Module state instead of a result object: the validators call it once per
+ * message and allocate nothing.
  */
-export function scanHostPort(s: string, i: number, end: number): HostPort | null {
-  let host: string;
+let hpHostStart = 0;
+let hpHostEnd = 0;
+let hpPort = -1;
+
+/**
+ * The scanner behind scanHostPort: index just past host [":" port] in s[i, end), or -1 (same
+ * rules as scanHostPort). The host bounds and port are left in hpHostStart/hpHostEnd/hpPort.
+ */
+function hostPortEnd(s: string, i: number, end: number): number {
   if (i < end && s.charCodeAt(i) === 91 /* [ */) {
     const close = s.indexOf(']', i + 1);
-    if (close < 0 || close >= end) return null;
+    if (close < 0 || close >= end) return -1;
     let colons = 0;
     for (let j = i + 1; j < close; j++) {
       const c = s.charCodeAt(j);
       if (c === 58) colons++;
-      else if (c !== 46 && !isHex(c)) return null;
+      else if (c !== 46 && !isHex(c)) return -1;
     }
-    if (colons < 2) return null;
-    host = s.slice(i + 1, close);
+    if (colons < 2) return -1;
+    hpHostStart = i + 1;
+    hpHostEnd = close;
     i = close + 1;
   } else {
     const start = i;
     while (i < end && inClass(s.charCodeAt(i), Cls.Host)) i++;
-    if (i === start) return null;
-    host = s.slice(start, i);
+    if (i === start) return -1;
+    hpHostStart = start;
+    hpHostEnd = i;
   }
+  hpPort = -1;
   if (i < end && s.charCodeAt(i) === 58 /* : */) {
     const portStart = ++i;
     let port = 0;
@@ -106,43 +114,88 @@ export function scanHostPort(s: string, i: number, end: number): HostPort | null
       port = port * 10 + (c - 48);
       i++;
     }
-    if (i === portStart || port > 65535) return null;
-    return { host, port, next: i };
-  }
-  return { host, next: i };
-}
-
-/** Reads ";name[=value]" uri-parameters from s[i, end) up to '?' or end; returns the stop index or -1. */
-function scanUriParams(s: string, i: number, end: number, out: Map<string, string | null>): number {
-  while (i < end && s.charCodeAt(i) === 59 /* ; */) {
-    const nameStart = ++i;
-    while (i < end && inClass(s.charCodeAt(i), Cls.Param)) i++;
-    if (i === nameStart) return -1;
-    const name = s.slice(nameStart, i).toLowerCase();
-    let value: string | null = null;
-    if (i < end && s.charCodeAt(i) === 61 /* = */) {
-      const valueStart = ++i;
-      while (i < end && inClass(s.charCodeAt(i), Cls.Param)) i++;
-      if (i === valueStart) return -1;
-      value = s.slice(valueStart, i);
-    }
-    if (!out.has(name)) out.set(name, value);
+    if (i === portStart || port > 65535) return -1;
+    hpPort = port;
   }
   return i;
 }
 
-/** Reads "?h=v&h=v" from s[i, end) (s[i] is '?'); returns false on bad syntax. */
-function scanUriHeaders(s: string, i: number, end: number, out: Map<string, string>): boolean {
+/**
+ * Non-allocating form of scanHostPort for the header validators: index just past host [":" port]
+ * or -1; lastHostStart/lastHostEnd/lastPort then tell where the host was and the port.
+ */
+export function scanHostPortEnd(s: string, i: number, end: number): number {
+  return hostPortEnd(s, i, end);
+}
+
+/** Host start of the last successful scanHostPortEnd. */
+export function lastHostStart(): number {
+  return hpHostStart;
+}
+
+/** Host end of the last successful scanHostPortEnd. */
+export function lastHostEnd(): number {
+  return hpHostEnd;
+}
+
+/** Port of the last successful scanHostPortEnd, -1 when there was none. */
+export function lastPort(): number {
+  return hpPort;
+}
+
+/**
+ * Reads host [":" port] from s[i, end). The host is a hostname, an IPv4 address or a bracketed
+ * IPv6 reference (RFC 5118: an IPv6 address must be in brackets in a SIP URI; a bracketed
+ * reference with three colons in a row, the RFC 3261 ABNF bug of RFC 5118 section 4.10, is
+ * tolerated). Stops at the first character that cannot belong to it; returns null when there
+ * is no valid host or the port is not 0..65535.
+ */
+export function scanHostPort(s: string, i: number, end: number): HostPort | null {
+  const next = hostPortEnd(s, i, end);
+  if (next < 0) return null;
+  const host = s.slice(hpHostStart, hpHostEnd);
+  return hpPort >= 0 ? { host, port: hpPort, next } : { host, next };
+}
+
+/**
+ * Reads ";name[=value]" uri-parameters from s[i, end) up to '?' or end; returns the stop index or
+ * -1. With `out` null it only checks the syntax.
+ */
+function scanUriParams(s: string, i: number, end: number, out: Map<string, string | null> | null): number {
+  while (i < end && s.charCodeAt(i) === 59 /* ; */) {
+    const nameStart = ++i;
+    while (i < end && inClass(s.charCodeAt(i), Cls.Param)) i++;
+    if (i === nameStart) return -1;
+    const nameEnd = i;
+    let valueStart = -1;
+    if (i < end && s.charCodeAt(i) === 61 /* = */) {
+      valueStart = ++i;
+      while (i < end && inClass(s.charCodeAt(i), Cls.Param)) i++;
+      if (i === valueStart) return -1;
+    }
+    if (out !== null) {
+      const name = s.slice(nameStart, nameEnd).toLowerCase();
+      if (!out.has(name)) out.set(name, valueStart < 0 ? null : s.slice(valueStart, i));
+    }
+  }
+  return i;
+}
+
+/** Reads "?h=v&h=v" from s[i, end) (s[i] is '?'); returns false on bad syntax. `out` null: check only. */
+function scanUriHeaders(s: string, i: number, end: number, out: Map<string, string> | null): boolean {
   i++;
   if (i >= end) return false;
   while (i < end) {
     const nameStart = i;
     while (i < end && inClass(s.charCodeAt(i), Cls.Header)) i++;
     if (i === nameStart || i >= end || s.charCodeAt(i) !== 61) return false;
-    const name = s.slice(nameStart, i);
+    const nameEnd = i;
     const valueStart = ++i;
     while (i < end && inClass(s.charCodeAt(i), Cls.Header)) i++;
-    if (!out.has(name)) out.set(name, s.slice(valueStart, i));
+    if (out !== null) {
+      const name = s.slice(nameStart, nameEnd);
+      if (!out.has(name)) out.set(name, s.slice(valueStart, i));
+    }
     if (i < end) {
       if (s.charCodeAt(i) !== 38 /* & */) return false;
       i++;
@@ -152,12 +205,12 @@ function scanUriHeaders(s: string, i: number, end: number, out: Map<string, stri
   return true;
 }
 
-function parseSipUri(scheme: string, s: string, i: number): SipUri | null {
-  const end = s.length;
-  const uri: SipUri = { scheme, host: '', params: new Map(), headers: new Map() };
+/** sip/sips URI s[i, end) after the scheme colon, into `uri` (or only checked when uri is null). */
+function scanSipUri(s: string, i: number, end: number, uri: SipUri | null): boolean {
   // The user part may hold ';' and '?' (RFC 4475 semiuri), so userinfo is everything before '@'
   // ('@' itself is never legal unescaped in the user, password, parameters or headers).
-  const at = s.indexOf('@', i);
+  let at = s.indexOf('@', i);
+  if (at >= end) at = -1;
   if (at >= 0) {
     let colon = -1;
     for (let j = i; j < at; j++) {
@@ -167,25 +220,32 @@ function parseSipUri(scheme: string, s: string, i: number): SipUri | null {
       }
     }
     const userEnd = colon < 0 ? at : colon;
-    if (userEnd === i || !allIn(s, i, userEnd, Cls.User)) return null;
-    uri.user = s.slice(i, userEnd);
-    if (colon >= 0) {
-      if (!allIn(s, colon + 1, at, Cls.Password)) return null;
-      uri.password = s.slice(colon + 1, at);
+    if (userEnd === i || !allIn(s, i, userEnd, Cls.User)) return false;
+    if (colon >= 0 && !allIn(s, colon + 1, at, Cls.Password)) return false;
+    if (uri !== null) {
+      uri.user = s.slice(i, userEnd);
+      if (colon >= 0) uri.password = s.slice(colon + 1, at);
     }
     i = at + 1;
   }
-  const hp = scanHostPort(s, i, end);
-  if (hp === null) return null;
-  uri.host = hp.host;
-  if (hp.port !== undefined) uri.port = hp.port;
-  i = scanUriParams(s, hp.next, end, uri.params);
-  if (i < 0) return null;
-  if (i < end) {
-    if (s.charCodeAt(i) !== 63 /* ? */) return null;
-    if (!scanUriHeaders(s, i, end, uri.headers)) return null;
+  const next = hostPortEnd(s, i, end);
+  if (next < 0) return false;
+  if (uri !== null) {
+    uri.host = s.slice(hpHostStart, hpHostEnd);
+    if (hpPort >= 0) uri.port = hpPort;
   }
-  return uri;
+  i = scanUriParams(s, next, end, uri === null ? null : uri.params);
+  if (i < 0) return false;
+  if (i < end) {
+    if (s.charCodeAt(i) !== 63 /* ? */) return false;
+    if (!scanUriHeaders(s, i, end, uri === null ? null : uri.headers)) return false;
+  }
+  return true;
+}
+
+function parseSipUri(scheme: string, s: string, i: number): SipUri | null {
+  const uri: SipUri = { scheme, host: '', params: new Map(), headers: new Map() };
+  return scanSipUri(s, i, s.length, uri) ? uri : null;
 }
 
 function parseTelUri(s: string, i: number): SipUri | null {
@@ -196,6 +256,42 @@ function parseTelUri(s: string, i: number): SipUri | null {
   const uri: SipUri = { scheme: 'tel', user: s.slice(start, i), host: '', params: new Map(), headers: new Map() };
   i = scanUriParams(s, i, end, uri.params);
   return i === end ? uri : null;
+}
+
+/** Index of the scheme colon of s[start, end), or -1 when the scheme is malformed or missing. */
+function schemeColon(s: string, start: number, end: number): number {
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) return i === start ? -1 : i;
+    if (!inClass(c, Cls.Scheme) || (i === start && !(c >= 65 && c <= 90) && !(c >= 97 && c <= 122))) return -1;
+  }
+  return -1;
+}
+
+/**
+ * True exactly when parseUri(s.slice(start, end)) would not be null, without building anything
+ * (the parser checks every Request-URI; most are never looked at again).
+ */
+export function isValidUri(s: string, start: number, end: number): boolean {
+  const colon = schemeColon(s, start, end);
+  if (colon < 0 || colon + 1 >= end) return false;
+  const n = colon - start;
+  const c0 = s.charCodeAt(start) | 32;
+  if ((n === 3 || n === 4) && c0 === 115 && (s.charCodeAt(start + 1) | 32) === 105 && (s.charCodeAt(start + 2) | 32) === 112) {
+    if (n === 3 || (s.charCodeAt(start + 3) | 32) === 115) return scanSipUri(s, colon + 1, end, null);
+  }
+  if (n === 3 && c0 === 116 && (s.charCodeAt(start + 1) | 32) === 101 && (s.charCodeAt(start + 2) | 32) === 108) {
+    let i = colon + 1;
+    const userStart = i;
+    while (i < end && inClass(s.charCodeAt(i), Cls.Tel)) i++;
+    if (i === userStart) return false;
+    return scanUriParams(s, i, end, null) === end;
+  }
+  for (let i = colon + 1; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 32 || c === 127 || c === 34 || c === 60 || c === 62) return false;
+  }
+  return true;
 }
 
 /** Parses a URI; null on bad syntax. Never throws. */

@@ -174,3 +174,30 @@ test('params: generic-param list with quoted values, blanks, first occurrence wi
   }
   assert.equal(parseParams('', 0, 0, new Map()), true);
 });
+
+test('the parser\'s non-allocating validators agree with the full parsers', async () => {
+  const { isValidVia, parseVia: pv } = await import('../../lib/sip/headers/via.js');
+  const { isValidNameAddr, parseNameAddr: pna } = await import('../../lib/sip/headers/name-addr.js');
+  const { isValidUri, parseUri: pu } = await import('../../lib/sip/uri.js');
+  const vias = ['SIP/2.0/UDP 192.0.2.33:5060;branch=z9hG4bK1;rport', 'SIP/2.0/UDP h;rport=65536', 'SIP/2.0/UDP h;RPORT=5;rport=x',
+    'SIP/2.0/UDP h;rport;rport=x', 'SIP / 2.0 / tcp [2001:db8::1]:5070 ;received=[::1]', 'SIP/2.0/UDP 2001:db8::1;branch=x',
+    'SIP/2.0/UDP 2001:db8::1:5060', 'SIP/2.0/UDP h:99999', 'SIP/2.0/UDPh', 'SIP/2.0/ UDP h;;', 'SIP/2.0/UDP h;a="b', ' SIP/2.0/UDP h ', ''];
+  for (const v of vias) assert.equal(isValidVia(v, 0, v.length), pv(v) !== null, v);
+  const nas = ['<sip:a@b>;tag=1', '"A \\" B" <sip:a@b>', 'A B <sip:a@b>;x', 'sip:a@b;tag=1', '<sip:a@b', '"A <sip:a@b>', 'A"B <sip:a@b>',
+    '< sip:a@b >', '<x>', 'sip:a b', '<sip:a@b>;', '<sip:a@b>;tag=', '   ', 'tel:+1;tag=2'];
+  for (const v of nas) assert.equal(isValidNameAddr(v, 0, v.length), pna(v) !== null, v);
+  const uris = ['sip:a@b', 'SIPS:a@b:5061;transport=tls?x=y&z=w', 'sip:a@b?', 'sip:@b', 'sip:a:p@b', 'sip:[::1]', 'sip:[1::2::3]',
+    'tel:+1-555;phone-context=x', 'tel:', 'TEL:12;a=b', 'urn:service:sos', 'x:a b', 'sip', ':a', '1sip:a', 'sip:a@b;lr;=x', 'sipx:a@b'];
+  for (const u of uris) {
+    assert.equal(isValidUri(u, 0, u.length), pu(u) !== null, u);
+    assert.equal(isValidUri(`<${u}>`, 1, u.length + 1), pu(u) !== null, u);
+  }
+});
+
+test('a CR inside a header name is not taken for a hyphen by the name fast path', async () => {
+  const { parseMessage: parse } = await import('../../lib/sip/parser.js');
+  const msg = 'OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\n' +
+    'Call\rID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n';
+  const r = parse(Buffer.from(msg), { datagram: true });
+  assert.equal(r.ok, false);
+});

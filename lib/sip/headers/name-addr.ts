@@ -7,7 +7,7 @@
  */
 import type { SipMessage } from '../message.js';
 import { scanQuoted, skipWs, trimEnd, unquote, quote } from './lex.js';
-import { parseParams, formatParams, type Params } from './params.js';
+import { checkParams, parseParams, formatParams, type Params } from './params.js';
 
 export interface NameAddr {
   /** Display name: unquoted and unescaped when it was a quoted-string, else the trimmed text. */
@@ -37,49 +37,81 @@ function looksLikeUri(s: string, start: number, end: number): boolean {
   return true;
 }
 
-/** Parses one element (no top-level commas). Null on bad syntax; never throws. */
-export function parseNameAddr(value: string): NameAddr | null {
-  const s = value;
-  const end = trimEnd(s, 0, s.length);
-  let i = skipWs(s, 0, end);
-  if (i >= end) return null;
-  let displayName: string | undefined;
+// Where the last successful scanNameAddr found the parts (module state, so checking allocates nothing).
+let naDisplayKind = 0; // 0: none, 1: quoted-string [naDisplayStart, naDisplayEnd), 2: unquoted text
+let naDisplayStart = 0;
+let naDisplayEnd = 0;
+let naUriStart = 0;
+let naUriEnd = 0;
+
+/**
+ * The syntax of one name-addr / addr-spec element s[start, end), parameters going to `params`
+ * (or only checked when it is null). Leaves the display name and URI bounds in the na* variables.
+ */
+function scanNameAddr(s: string, start: number, end: number, params: Params | null): boolean {
+  end = trimEnd(s, start, end);
+  let i = skipWs(s, start, end);
+  if (i >= end) return false;
+  naDisplayKind = 0;
   let laquot: number;
   if (s.charCodeAt(i) === 34) {
     const q = scanQuoted(s, i, end);
-    if (q < 0) return null; // unbalanced quote (RFC 4475 quotbal)
-    displayName = unquote(s, i, q);
+    if (q < 0) return false; // unbalanced quote (RFC 4475 quotbal)
+    naDisplayKind = 1;
+    naDisplayStart = i;
+    naDisplayEnd = q;
     laquot = skipWs(s, q, end);
-    if (s.charCodeAt(laquot) !== 60) return null;
+    if (s.charCodeAt(laquot) !== 60) return false;
   } else {
     laquot = s.indexOf('<', i);
     if (laquot >= end) laquot = -1;
     if (laquot >= 0) {
       // An unquoted display name is a run of tokens; anything here but a quote is tolerated.
       const nameEnd = trimEnd(s, i, laquot);
-      for (let j = i; j < nameEnd; j++) if (s.charCodeAt(j) === 34) return null;
-      if (nameEnd > i) displayName = s.slice(i, nameEnd);
+      for (let j = i; j < nameEnd; j++) if (s.charCodeAt(j) === 34) return false;
+      if (nameEnd > i) {
+        naDisplayKind = 2;
+        naDisplayStart = i;
+        naDisplayEnd = nameEnd;
+      }
     }
   }
-  const params: Params = new Map();
   if (laquot >= 0) {
     const raquot = s.indexOf('>', laquot + 1);
-    if (raquot < 0 || raquot >= end) return null;
+    if (raquot < 0 || raquot >= end) return false;
     // Blanks just inside the brackets are not legal (RFC 4475 badaspec) but harmless: ignored.
     const uriStart = skipWs(s, laquot + 1, raquot);
     const uriEnd = trimEnd(s, uriStart, raquot);
-    if (!looksLikeUri(s, uriStart, uriEnd)) return null;
-    if (!parseParams(s, raquot + 1, end, params)) return null;
-    const na: NameAddr = { uri: s.slice(uriStart, uriEnd), params };
-    if (displayName !== undefined) na.displayName = displayName;
-    return na;
+    if (!looksLikeUri(s, uriStart, uriEnd)) return false;
+    if (!(params === null ? checkParams(s, raquot + 1, end) : parseParams(s, raquot + 1, end, params))) return false;
+    naUriStart = uriStart;
+    naUriEnd = uriEnd;
+    return true;
   }
   let semi = s.indexOf(';', i);
   if (semi < 0 || semi > end) semi = end;
   const uriEnd = trimEnd(s, i, semi);
-  if (!looksLikeUri(s, i, uriEnd)) return null;
-  if (!parseParams(s, semi, end, params)) return null;
-  return { uri: s.slice(i, uriEnd), params };
+  if (!looksLikeUri(s, i, uriEnd)) return false;
+  if (!(params === null ? checkParams(s, semi, end) : parseParams(s, semi, end, params))) return false;
+  naDisplayKind = 0;
+  naUriStart = i;
+  naUriEnd = uriEnd;
+  return true;
+}
+
+/** True exactly when parseNameAddr(s.slice(start, end)) would not be null; allocates nothing. */
+export function isValidNameAddr(s: string, start: number, end: number): boolean {
+  return scanNameAddr(s, start, end, null);
+}
+
+/** Parses one element (no top-level commas). Null on bad syntax; never throws. */
+export function parseNameAddr(value: string): NameAddr | null {
+  const params: Params = new Map();
+  if (!scanNameAddr(value, 0, value.length, params)) return null;
+  const na: NameAddr = { uri: value.slice(naUriStart, naUriEnd), params };
+  if (naDisplayKind === 1) na.displayName = unquote(value, naDisplayStart, naDisplayEnd);
+  else if (naDisplayKind === 2) na.displayName = value.slice(naDisplayStart, naDisplayEnd);
+  return na;
 }
 
 /** Always writes the name-addr form, which is safe whatever characters the URI holds. */

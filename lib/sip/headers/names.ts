@@ -48,3 +48,39 @@ export function canonicalHeaderName(s: string, start: number, end: number): stri
   }
   return c;
 }
+
+/** The names above by length and first letter: BY_SHAPE[length * 32 + (first letter & 31)]. */
+const BY_SHAPE: (string[] | undefined)[] = [];
+for (const name of KNOWN) (BY_SHAPE[name.length * 32 + (name.charCodeAt(0) & 31)] ??= []).push(name);
+const COMPACT_KNOWN: (string | undefined)[] = [];
+for (const [letter, name] of [['i', 'call-id'], ['m', 'contact'], ['e', 'content-encoding'], ['l', 'content-length'],
+  ['c', 'content-type'], ['f', 'from'], ['s', 'subject'], ['k', 'supported'], ['t', 'to'], ['v', 'via'], ['o', 'event'],
+  ['r', 'refer-to'], ['b', 'referred-by'], ['u', 'allow-events'], ['x', 'session-expires']] as const) {
+  if ((KNOWN as readonly string[]).indexOf(name) >= 0) COMPACT_KNOWN[letter.charCodeAt(0)] = name;
+}
+
+/**
+ * Fast path of the parser's header-name scan: when s[start, end) is one of the common names or
+ * the compact form of one (ASCII case-insensitively), its canonical name, the interned constant
+ * canonicalHeaderName gives; undefined otherwise (then s[start, end) need not even be a token).
+ */
+export function knownHeaderName(s: string, start: number, end: number): string | undefined {
+  const c0 = s.charCodeAt(start) | 32;
+  if (c0 < 97 || c0 > 122) return undefined;
+  const n = end - start;
+  if (n === 1) return COMPACT_KNOWN[c0];
+  const candidates = BY_SHAPE[n * 32 + (c0 & 31)];
+  if (candidates === undefined) return undefined;
+  for (let k = 0; k < candidates.length; k++) {
+    const name = candidates[k]!;
+    let j = 1;
+    while (j < n) {
+      // | 32 folds ASCII letters; it also maps CR to '-', and a CR is never part of a name.
+      const c = s.charCodeAt(start + j);
+      if ((c | 32) !== name.charCodeAt(j) || c === 13) break;
+      j++;
+    }
+    if (j === n) return name;
+  }
+  return undefined;
+}

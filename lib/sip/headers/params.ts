@@ -35,6 +35,32 @@ function endsValue(c: number): boolean {
  * Returns false on any syntax error (an empty name such as ";;", a dangling "=", a stray character).
  */
 export function parseParams(s: string, i: number, end: number, out: Params): boolean {
+  return scanParams(s, i, end, out);
+}
+
+/**
+ * Bounds of the value of the first "rport" parameter seen by the last checkParams call:
+ * rportStart -2 when there was none, -1 when it had no value.
+ */
+export let rportStart = -2;
+export let rportEnd = -2;
+
+/**
+ * parseParams without building the map: the same syntax check, allocating nothing. It also notes
+ * where the first rport parameter's value is (rportStart/rportEnd), which the Via check needs.
+ */
+export function checkParams(s: string, i: number, end: number): boolean {
+  rportStart = -2;
+  rportEnd = -2;
+  return scanParams(s, i, end, null);
+}
+
+function isRport(s: string, start: number, end: number): boolean {
+  return end - start === 5 && (s.charCodeAt(start) | 32) === 114 && (s.charCodeAt(start + 1) | 32) === 112 &&
+    (s.charCodeAt(start + 2) | 32) === 111 && (s.charCodeAt(start + 3) | 32) === 114 && (s.charCodeAt(start + 4) | 32) === 116;
+}
+
+function scanParams(s: string, i: number, end: number, out: Params | null): boolean {
   end = trimEnd(s, i, end);
   i = skipWs(s, i, end);
   while (i < end) {
@@ -43,12 +69,13 @@ export function parseParams(s: string, i: number, end: number, out: Params): boo
     const nameStart = i;
     while (i < end && isTokenChar(s.charCodeAt(i))) i++;
     if (i === nameStart) return false;
-    const name = lowerName(s, nameStart, i);
+    const nameEnd = i;
     i = skipWs(s, i, end);
-    let value: string | null = null;
+    let valueStart = -1;
+    let valueEnd = -1;
     if (i < end && s.charCodeAt(i) === 61 /* = */) {
       i = skipWs(s, i + 1, end);
-      const valueStart = i;
+      valueStart = i;
       if (i < end && s.charCodeAt(i) === 34) {
         const q = scanQuoted(s, i, end);
         if (q < 0) return false;
@@ -57,10 +84,16 @@ export function parseParams(s: string, i: number, end: number, out: Params): boo
         while (i < end && !endsValue(s.charCodeAt(i))) i++;
       }
       if (i === valueStart) return false;
-      value = s.slice(valueStart, i);
+      valueEnd = i;
       i = skipWs(s, i, end);
     }
-    if (!out.has(name)) out.set(name, value);
+    if (out !== null) {
+      const name = lowerName(s, nameStart, nameEnd);
+      if (!out.has(name)) out.set(name, valueStart < 0 ? null : s.slice(valueStart, valueEnd));
+    } else if (rportStart === -2 && isRport(s, nameStart, nameEnd)) {
+      rportStart = valueStart;
+      rportEnd = valueEnd;
+    }
   }
   return true;
 }

@@ -5,8 +5,8 @@
  */
 import type { SipMessage } from '../message.js';
 import { findTopLevelComma, isTokenChar, parseDecimal, skipWs, scanToken, trimEnd } from './lex.js';
-import { parseParams, type Params } from './params.js';
-import { scanHostPort, type HostPort } from '../uri.js';
+import { checkParams, parseParams, rportEnd, rportStart, type Params } from './params.js';
+import { lastHostEnd, lastHostStart, lastPort, scanHostPortEnd } from '../uri.js';
 
 export interface Via {
   /** "SIP/2.0" (protocol name and version, upper-case). */
@@ -48,93 +48,150 @@ function scanBareIpv6(s: string, i: number, end: number): number {
   return j;
 }
 
-/** scanHostPort, falling back to an unbracketed IPv6 address (which scanHostPort cannot read). */
-function scanHostOrBareIpv6(s: string, i: number, end: number): HostPort | null {
-  const hp = scanHostPort(s, i, end);
-  if (hp !== null && (hp.next === end || s.charCodeAt(hp.next) !== 58)) return hp;
-  const bare = scanBareIpv6(s, i, end);
-  return bare < 0 ? hp : { host: s.slice(i, bare), next: bare };
-}
-
 function stripBrackets(a: string): string {
   return a.length > 2 && a.charCodeAt(0) === 91 && a.charCodeAt(a.length - 1) === 93 ? a.slice(1, -1) : a;
 }
 
-const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'];
-
 /** Upper-case s[start, end), returning a shared constant for the usual transports. */
 function upperToken(s: string, start: number, end: number): string {
-  for (const t of TRANSPORTS) {
-    if (t.length !== end - start) continue;
-    let k = 0;
-    while (k < t.length && (s.charCodeAt(start + k) & ~32) === t.charCodeAt(k)) k++;
-    if (k === t.length) return t;
+  const n = end - start;
+  const c0 = s.charCodeAt(start) & ~32;
+  if (n === 3) {
+    const c1 = s.charCodeAt(start + 1) & ~32;
+    const c2 = s.charCodeAt(start + 2) & ~32;
+    if (c0 === 85 && c1 === 68 && c2 === 80) return 'UDP';
+    if (c0 === 84 && c1 === 67 && c2 === 80) return 'TCP';
+    if (c0 === 84 && c1 === 76 && c2 === 83) return 'TLS';
+    if (c0 === 87 && c1 === 83 && c2 === 83) return 'WSS';
+  } else if (n === 2) {
+    if (c0 === 87 && (s.charCodeAt(start + 1) & ~32) === 83) return 'WS';
+  } else if (n === 4) {
+    if (c0 === 83 && (s.charCodeAt(start + 1) & ~32) === 67 && (s.charCodeAt(start + 2) & ~32) === 84 && (s.charCodeAt(start + 3) & ~32) === 80) return 'SCTP';
   }
   return s.slice(start, end).toUpperCase();
 }
 
 function isSip20(s: string, ns: number, ne: number, vs: number, ve: number): boolean {
   return ne - ns === 3 && ve - vs === 3 && (s.charCodeAt(ns) & ~32) === 83 && (s.charCodeAt(ns + 1) & ~32) === 73 &&
-    (s.charCodeAt(ns + 2) & ~32) === 80 && s.startsWith('2.0', vs);
+    (s.charCodeAt(ns + 2) & ~32) === 80 && s.charCodeAt(vs) === 50 && s.charCodeAt(vs + 1) === 46 && s.charCodeAt(vs + 2) === 48;
 }
 
-/** Parses one Via element (no top-level commas). Null on bad syntax; never throws. */
-export function parseVia(element: string): Via | null {
-  const s = element;
-  const end = trimEnd(s, 0, s.length);
-  let i = skipWs(s, 0, end);
+// Where the last successful scanVia found the parts (module state: checking allocates nothing).
+let vNameStart = 0;
+let vNameEnd = 0;
+let vVersionStart = 0;
+let vVersionEnd = 0;
+let vTransportStart = 0;
+let vTransportEnd = 0;
+let vHostStart = 0;
+let vHostEnd = 0;
+let vPort = -1;
+let vParamsStart = 0;
+let vEnd = 0;
+
+/**
+ * The syntax of one Via element s[start, end) up to its parameters (left for the caller, from
+ * vParamsStart to vEnd). False on bad syntax.
+ */
+function scanViaHead(s: string, start: number, end: number): boolean {
+  end = trimEnd(s, start, end);
+  let i = skipWs(s, start, end);
   const nameStart = i;
   i = scanToken(s, i, end);
-  if (i === nameStart) return null;
+  if (i === nameStart) return false;
   const nameEnd = i;
   i = skipWs(s, i, end);
-  if (s.charCodeAt(i) !== 47 /* / */) return null;
+  if (i >= end || s.charCodeAt(i) !== 47 /* / */) return false;
   i = skipWs(s, i + 1, end);
   const versionStart = i;
   i = scanToken(s, i, end);
-  if (i === versionStart) return null;
+  if (i === versionStart) return false;
   const versionEnd = i;
   i = skipWs(s, i, end);
-  if (s.charCodeAt(i) !== 47) return null;
+  if (i >= end || s.charCodeAt(i) !== 47) return false;
   i = skipWs(s, i + 1, end);
   const transportStart = i;
   i = scanToken(s, i, end);
-  if (i === transportStart) return null;
-  const transport = upperToken(s, transportStart, i);
-  const wsStart = i;
+  if (i === transportStart) return false;
+  const transportEnd = i;
   i = skipWs(s, i, end);
-  if (i === wsStart) return null; // LWS is required between sent-protocol and sent-by
+  if (i === transportEnd) return false; // LWS is required between sent-protocol and sent-by
 
-  let host: string;
-  let port: number | undefined;
-  const hp = s.charCodeAt(i) === 91 ? scanHostPort(s, i, end) : scanHostOrBareIpv6(s, i, end);
-  if (hp === null) return null;
-  host = hp.host;
-  port = hp.port;
-  i = hp.next;
-  if (i < end && isTokenChar(s.charCodeAt(i))) return null;
+  // host [":" port]; an unbracketed IPv6 address (which scanHostPortEnd cannot read) as a fallback.
+  let next = scanHostPortEnd(s, i, end);
+  if (next >= 0) {
+    vHostStart = lastHostStart();
+    vHostEnd = lastHostEnd();
+    vPort = lastPort();
+  }
+  if (s.charCodeAt(i) !== 91 && !(next >= 0 && (next === end || s.charCodeAt(next) !== 58))) {
+    const bare = scanBareIpv6(s, i, end);
+    if (bare >= 0) {
+      vHostStart = i;
+      vHostEnd = bare;
+      vPort = -1;
+      next = bare;
+    }
+  }
+  if (next < 0) return false;
+  if (next < end && isTokenChar(s.charCodeAt(next))) return false;
+  vNameStart = nameStart;
+  vNameEnd = nameEnd;
+  vVersionStart = versionStart;
+  vVersionEnd = versionEnd;
+  vTransportStart = transportStart;
+  vTransportEnd = transportEnd;
+  vParamsStart = next;
+  vEnd = end;
+  return true;
+}
+
+/** True exactly when parseVia(s.slice(start, end)) would not be null; allocates nothing. */
+export function isValidVia(s: string, start: number, end: number): boolean {
+  if (!scanViaHead(s, start, end) || !checkParams(s, vParamsStart, vEnd)) return false;
+  return rportStart < 0 || parseDecimal(s, rportStart, rportEnd, 65535) >= 0;
+}
+
+/** parseVia of the element s[start, end). */
+function parseViaRange(s: string, start: number, end: number): Via | null {
+  if (!scanViaHead(s, start, end)) return null;
+  const hostStart = vHostStart;
+  const hostEnd = vHostEnd;
+  const port = vPort;
+  const nameStart = vNameStart;
+  const nameEnd = vNameEnd;
+  const versionStart = vVersionStart;
+  const versionEnd = vVersionEnd;
+  const transportStart = vTransportStart;
+  const transportEnd = vTransportEnd;
   const params: Params = new Map();
-  if (!parseParams(s, i, end, params)) return null;
-
+  if (!parseParams(s, vParamsStart, vEnd, params)) return null;
+  let rport: number | true | undefined;
+  if (params.has('rport')) {
+    const r = params.get('rport');
+    if (r === null || r === undefined) rport = true;
+    else {
+      const n = parseDecimal(r, 0, r.length, 65535);
+      if (n < 0) return null;
+      rport = n;
+    }
+  }
   const protocol = isSip20(s, nameStart, nameEnd, versionStart, versionEnd)
     ? 'SIP/2.0'
     : `${s.slice(nameStart, nameEnd).toUpperCase()}/${s.slice(versionStart, versionEnd).toUpperCase()}`;
-  const via: Via = { protocol, transport, host, params };
-  if (port !== undefined) via.port = port;
+  const via: Via = { protocol, transport: upperToken(s, transportStart, transportEnd), host: s.slice(hostStart, hostEnd), params };
+  if (port >= 0) via.port = port;
   const branch = params.get('branch');
   if (branch) via.branch = branch;
   const received = params.get('received');
   if (received) via.received = stripBrackets(received);
-  if (params.has('rport')) {
-    const r = params.get('rport');
-    if (r === null || r === undefined) via.rport = true;
-    else {
-      const n = parseDecimal(r, 0, r.length, 65535);
-      if (n < 0) return null;
-      via.rport = n;
-    }
-  }
+  if (rport !== undefined) via.rport = rport;
   return via;
+}
+
+/** Parses one Via element (no top-level commas). Null on bad syntax; never throws. */
+export function parseVia(element: string): Via | null {
+  return parseViaRange(element, 0, element.length);
 }
 
 /** Every Via element of the message, top first; null when any of them is malformed. */
@@ -153,8 +210,7 @@ export function topVia(msg: SipMessage): Via | null {
   const i = msg.headers.names.indexOf('via');
   if (i < 0) return null;
   const line = msg.headers.values[i]!;
-  const comma = findTopLevelComma(line, 0, line.length);
-  return parseVia(comma === line.length ? line : line.slice(0, comma));
+  return parseViaRange(line, 0, line.indexOf(',') < 0 ? line.length : findTopLevelComma(line, 0, line.length));
 }
 
 /**
