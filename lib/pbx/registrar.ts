@@ -130,7 +130,8 @@ export class Registrar {
     // Validate every contact first: the request is atomic (section 10.3 step 7).
     const changes: Array<{ contact: NameAddr; uri: SipUri; expires: number }> = [];
     for (const c of contacts.contacts) {
-      const uri = parseUri(c.uri);
+      // A refresh names the very same Contact URI: reuse its parsed form.
+      const uri = current.find((b) => b.contact === c.uri)?.uri ?? parseUri(c.uri);
       if (!uri) return fail(400, 'Bad Request (malformed Contact URI)');
       const param = c.params.get('expires');
       let expires = param !== undefined ? parseExpires(param ?? '') : expiresHeader;
@@ -153,7 +154,8 @@ export class Registrar {
     const list = [...current];
     let action: 'register' | 'refresh' | 'unregister' = isNewClient ? 'register' : 'refresh';
     for (const ch of changes) {
-      const idx = list.findIndex((b) => b.contact === ch.contact.uri || uriEquals(b.uri, ch.uri));
+      let idx = list.findIndex((b) => b.contact === ch.contact.uri);
+      if (idx < 0) idx = list.findIndex((b) => uriEquals(b.uri, ch.uri));
       const existing = idx >= 0 ? list[idx] : undefined;
       if (existing && existing.callId === callId && cseq.seq <= existing.cseq) {
         return fail(500, 'Server Internal Error (out-of-order REGISTER)');
