@@ -1,19 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mulberry32 } from '../helpers/prng.js';
 import { startTestServer } from '../helpers/server.js';
 import { UdpPeer } from '../helpers/sip-peer.js';
-
-/** mulberry32: a small seeded PRNG so every run sends the same 10,000 messages. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seeds(port: number, localPort: number): string[] {
   const common = (method: string, n: number) => [
@@ -84,7 +73,7 @@ test('10,000 mutated REGISTER/INVITE/OPTIONS: the server stays up, answers sanel
     peer.close();
     await srv.stop();
   });
-  const rnd = prng(20261126);
+  const rnd = mulberry32(20261126);
   const base = seeds(srv.port, peer.port);
   const probe = (n: number) =>
     [`OPTIONS sip:127.0.0.1:${srv.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK-probe${n}`, 'Max-Forwards: 70',
