@@ -51,6 +51,7 @@ export class SipStack {
     this.trace = opts.logger.enabled('debug');
     this.transactions = new TransactionLayer({
       send: (msg, dest) => this.send(msg, dest),
+      sendBytes: (data, dest) => this.sendData(data, dest),
       timers: opts.timers,
       tu,
       maxServerTransactions: opts.maxServerTransactions,
@@ -175,9 +176,16 @@ export class SipStack {
     h.values[i] = formatVia(via) + rest;
   }
 
-  send(msg: SipMessage, dest: Endpoint): void {
+  /** Serializes and sends; returns the bytes, which a transaction keeps for retransmissions. */
+  send(msg: SipMessage, dest: Endpoint): Buffer {
     if (msg.kind === 'response' && !msg.headers.has('server')) msg.headers.append('Server', this.opts.serverHeader);
     const data = serialize(msg);
+    this.sendData(data, dest);
+    return data;
+  }
+
+  /** Sends bytes already serialized (a retransmission). */
+  sendData(data: Buffer, dest: Endpoint): void {
     this.counters.sent++;
     if (this.trace) this.opts.logger.debug('sip.out', { to: `${dest.transport}:${dest.address}:${dest.port}`, message: data.subarray(0, 4096).toString('utf8') });
     if (dest.transport === 'tcp') {
@@ -193,11 +201,6 @@ export class SipStack {
       }
     }
     this.opts.logger.peer('debug', 'udp.no_socket_for_family', { to: dest.address });
-  }
-
-  /** Sends a response that no transaction tracks (e.g. an answer to an ACK-less stray). */
-  sendStateless(res: SipResponse, dest: Endpoint): void {
-    this.send(res, dest);
   }
 }
 

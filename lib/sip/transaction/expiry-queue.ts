@@ -11,8 +11,11 @@
 import type { Clock, TimerHandle } from './clock.js';
 
 export interface Expirable {
-  /** Incremented by the owner to cancel its pending long timer. */
-  expirySeq: number;
+  /**
+   * Incremented by the owner to cancel its pending long timer. An owner that schedules once in
+   * its life and ignores onExpiry() once it has moved on may keep it constant.
+   */
+  readonly expirySeq: number;
   onExpiry(): void;
 }
 
@@ -97,6 +100,9 @@ class FixedDelayQueue {
 /** One FIFO per distinct delay (64*T1 serves B, F, H, J, L and M at once). */
 export class ExpiryScheduler {
   private readonly queues = new Map<number, FixedDelayQueue>();
+  /** The queue used last: nearly every schedule() call of a registrar is for Timer J. */
+  private lastDelay = -1;
+  private lastQueue: FixedDelayQueue | null = null;
 
   /**
    * @param resolution once a queue has fired, it waits at least this long before firing again;
@@ -109,11 +115,13 @@ export class ExpiryScheduler {
 
   /** Calls `target.onExpiry()` after `delay` ms unless `target.expirySeq` changes first. */
   schedule(target: Expirable, delay: number): void {
-    let q = this.queues.get(delay);
-    if (q === undefined) {
+    let q = delay === this.lastDelay ? this.lastQueue : this.queues.get(delay);
+    if (q === undefined || q === null) {
       q = new FixedDelayQueue(this.clock, delay, this.resolution);
       this.queues.set(delay, q);
     }
+    this.lastDelay = delay;
+    this.lastQueue = q;
     q.add(target);
   }
 
@@ -127,5 +135,7 @@ export class ExpiryScheduler {
   close(): void {
     for (const q of this.queues.values()) q.clear();
     this.queues.clear();
+    this.lastDelay = -1;
+    this.lastQueue = null;
   }
 }

@@ -8,9 +8,12 @@ import { systemClock, type Clock } from './clock.js';
 import { ClientInviteTransaction } from './client-invite.js';
 import { ClientNonInviteTransaction } from './client-non-invite.js';
 import { ExpiryScheduler } from './expiry-queue.js';
+import { ResponseBytes } from './response-bytes.js';
 import {
   clientKey,
   cseqMethod,
+  detach,
+  internMethod,
   legacyServerKey,
   MAGIC_COOKIE,
   newBranch,
@@ -23,14 +26,16 @@ import {
 import { ServerInviteTransaction } from './server-invite.js';
 import { ServerNonInviteTransaction } from './server-non-invite.js';
 import { resolveTimerConfig, timerDurations, type TimerConfig, type TimerDurations } from './timers.js';
-import type {
-  ClientTransaction,
-  ClientTransactionUser,
-  Destination,
-  ServerTableEntry,
-  ServerTransaction,
-  TransactionContext,
-  TransactionUser,
+import {
+  sameSource,
+  type ClientTransaction,
+  type ClientTransactionUser,
+  type Destination,
+  type RetainedResponse,
+  type ServerTableEntry,
+  type ServerTransaction,
+  type TransactionContext,
+  type TransactionUser,
 } from './types.js';
 
 export type {
@@ -42,8 +47,17 @@ export type {
 } from './types.js';
 
 export interface TransactionLayerOptions {
-  /** Hands a message to the transport; may throw on a transport error. */
-  send(msg: SipMessage, dest: Destination): void;
+  /**
+   * Hands a message to the transport; may throw on a transport error. It may return the bytes
+   * it sent: with `sendBytes` given, a non-INVITE server transaction then keeps only those bytes
+   * (not the response object) for its retransmissions during Timer J.
+   */
+  send(msg: SipMessage, dest: Destination): Buffer | void;
+  /**
+   * Sends bytes that `send` returned earlier, unchanged, to `dest`; may throw on a transport
+   * error. Without it, retransmissions go through `send` with the response object.
+   */
+  sendBytes?(data: Buffer, dest: Destination): void;
   clock?: Clock;
   timers?: Partial<TimerConfig>;
   tu: TransactionUser;
@@ -73,14 +87,6 @@ export interface TransactionStats {
 type ServerTx = ServerInviteTransaction | ServerNonInviteTransaction;
 type ClientTx = ClientInviteTransaction | ClientNonInviteTransaction;
 
-/** Where a request is filed: its table key and the sent-by the chain entry must also match. */
-interface ServerSlot {
-  key: string;
-  sentBy: string;
-  /** Transactions already filed under `key` (set by findServer when nothing matched). */
-  chainLength: number;
-}
-
 /**
  * Legitimate traffic files one or two transactions per branch (INVITE and its CANCEL). A peer
  * reusing one branch from many sent-by values is refused rather than allowed to build long chains.
@@ -101,8 +107,8 @@ export class TransactionLayer {
   /** Keyed by branch (or RFC 2543 key); transactions sharing one are chained via `next`. */
   private readonly servers = new Map<string, ServerTx>();
   private serverCount = 0;
-  /** Reused by serverSlot(): one lookup at a time, no allocation per message. */
-  private readonly slot: ServerSlot = { key: '', sentBy: '', chainLength: 0 };
+  /** Transactions filed under the key of the last findServer() that found nothing. */
+  private chainLength = 0;
   private readonly clients = new Map<string, ClientTx>();
   private readonly ctx: TransactionContext;
   private readonly tu: TransactionUser;
@@ -114,6 +120,7 @@ export class TransactionLayer {
     const unreliable = timerDurations(cfg, false);
     const reliable = timerDurations(cfg, true);
     const send = opts.send;
+    const sendBytes = opts.sendBytes;
     const stats = this.stats;
     const clients = this.clients;
     this.tu = opts.tu;
@@ -121,6 +128,7 @@ export class TransactionLayer {
     this.ctx = {
       clock,
       expiry: new ExpiryScheduler(clock, opts.longTimerResolution ?? 100),
+      responseBytes: new ResponseBytes(),
       durations: (isReliable: boolean): TimerDurations => (isReliable ? reliable : unreliable),
       transmit(msg: SipMessage, dest: Destination): Error | null {
         try {
@@ -129,6 +137,25 @@ export class TransactionLayer {
         } catch (err) {
           stats.transportErrors++;
           return err instanceof Error ? err : new Error(String(err));
+        }
+      },
+      transmitRetained(res: SipResponse, dest: Destination): RetainedResponse | null {
+        try {
+          const out = send(res, dest);
+          return sendBytes !== undefined && Buffer.isBuffer(out) ? out : res;
+        } catch {
+          stats.transportErrors++;
+          return null;
+        }
+      },
+      retransmit(data: RetainedResponse, dest: Destination): boolean {
+        try {
+          if (Buffer.isBuffer(data)) sendBytes!(data, dest);
+          else send(data, dest);
+          return true;
+        } catch {
+          stats.transportErrors++;
+          return false;
         }
       },
       removeServer: (tx: ServerTableEntry): void => this.unlinkServer(tx),
@@ -155,8 +182,24 @@ export class TransactionLayer {
     }
     const method = req.method;
     const isAck = method === 'ACK';
-    const slot = this.serverSlot(req, via, isAck ? 'INVITE' : method, source);
-    const existing = this.findServer(slot, isAck ? 'INVITE' : method);
+    const txMethod = isAck ? 'INVITE' : method;
+    // §17.2.3: with a magic-cookie branch, the branch is the key and sent-by and method are
+    // compared on the chain; otherwise the RFC 2543 key (which holds the method) is used.
+    const branch = viaBranch(via);
+    const legacy = branch === undefined || !branch.startsWith(MAGIC_COOKIE);
+    // The key is copied off the message text first (a new transaction files it for up to 64*T1),
+    // so that the hash Map.get computes is the one Map.set finds on it.
+    const key = detach(legacy ? legacyServerKey(req, via, txMethod) : branch);
+    // sent-by is only needed when the key is filed already, or for a new transaction.
+    let sentBy: string | undefined = undefined;
+    let existing: ServerTx | undefined = undefined;
+    const head = this.servers.get(key);
+    if (head !== undefined) {
+      sentBy = legacy ? '' : (viaSentBy(via) ?? '');
+      existing = this.findServer(head, sentBy, txMethod, source);
+    } else {
+      this.chainLength = 0;
+    }
 
     if (isAck) {
       this.receiveAck(req, existing, source);
@@ -167,20 +210,22 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return;
     }
-    if (this.serverCount >= this.maxServers || slot.chainLength >= MAX_CHAIN) {
+    if (this.serverCount >= this.maxServers || this.chainLength >= MAX_CHAIN) {
       this.stats.overloadRejections++;
       this.ctx.transmit(createResponse(req, 503, undefined, newTag()), source);
       return;
     }
+    // What a transaction files lives for up to 64*T1: no views on the message text (detach).
+    const fileSentBy = detach(sentBy ?? (legacy ? '' : (viaSentBy(via) ?? '')));
     if (method === 'CANCEL') {
-      this.receiveCancel(req, via, slot.key, slot.sentBy, source);
+      this.receiveCancel(req, via, legacy, key, fileSentBy, source, head);
       return;
     }
     const tx =
       method === 'INVITE'
-        ? new ServerInviteTransaction(this.ctx, slot.key, slot.sentBy, req, source)
-        : new ServerNonInviteTransaction(this.ctx, slot.key, slot.sentBy, req, source);
-    this.addServer(tx);
+        ? new ServerInviteTransaction(this.ctx, key, fileSentBy, req, source)
+        : new ServerNonInviteTransaction(this.ctx, key, fileSentBy, internMethod(method), req, source);
+    this.addServer(tx, head);
     this.tu.onRequest(req, tx, source);
   }
 
@@ -239,46 +284,31 @@ export class TransactionLayer {
     this.serverCount = 0;
     this.clients.clear();
     this.ctx.expiry.close();
+    this.ctx.responseBytes.reset();
     this.stats.serverTransactions = 0;
     this.stats.clientTransactions = 0;
   }
 
   /**
-   * §17.2.3: with a magic-cookie branch, the branch is the key and sent-by and method are
-   * compared on the chain; otherwise the RFC 2543 key (which holds the method) is used.
+   * The transaction chained from `head` (filed under one key) with this sent-by and method
+   * (RFC 3261 §17.2.3) that also came from the same transport source: a real retransmission
+   * always does, while a stranger who copies a branch must not be able to suppress or hijack
+   * another client's transaction. When none matches, `chainLength` tells how many are chained.
    */
-  /**
-   * Besides the RFC 3261 section 17.2.3 keys, a request only matches a transaction if it comes
-   * from the same transport source: a real retransmission always does, while a stranger who
-   * copies a branch must not be able to suppress or hijack another client's transaction.
-   */
-  private serverSlot(req: SipRequest, via: string, method: string, source: Destination): ServerSlot {
-    const slot = this.slot;
-    const branch = viaBranch(via);
-    const origin = source.transport === 'tcp' ? `tcp#${source.connectionId ?? 0}` : `${source.address}:${source.port}`;
-    if (branch !== undefined && branch.startsWith(MAGIC_COOKIE)) {
-      slot.key = branch;
-      slot.sentBy = `${viaSentBy(via) ?? ''} ${origin}`;
-    } else {
-      slot.key = legacyServerKey(req, via, method);
-      slot.sentBy = origin;
-    }
-    return slot;
-  }
-
-  private findServer(slot: ServerSlot, method: string): ServerTx | undefined {
-    let tx = this.servers.get(slot.key);
+  private findServer(head: ServerTx | undefined, sentBy: string, method: string, source: Destination): ServerTx | undefined {
+    let tx = head;
     let n = 0;
     for (; tx !== undefined; n++) {
-      if (tx.sentBy === slot.sentBy && tx.request.method === method) return tx;
+      if (tx.sentBy === sentBy && tx.method === method && sameSource(tx.destination, source)) return tx;
       tx = tx.next as ServerTx | undefined;
     }
-    slot.chainLength = n;
+    this.chainLength = n;
     return undefined;
   }
 
-  private addServer(tx: ServerTx): void {
-    tx.next = this.servers.get(tx.key);
+  /** Files `tx` at the head of its chain; `head` is the current head under `tx.key`. */
+  private addServer(tx: ServerTx, head: ServerTx | undefined): void {
+    tx.next = head;
     this.servers.set(tx.key, tx);
     this.stats.serverTransactions = ++this.serverCount;
   }
@@ -320,10 +350,20 @@ export class TransactionLayer {
    * The layer answers it (200, or 481 without a match) through a server transaction of its own
    * and tells the TU, which then answers the INVITE with 487.
    */
-  private receiveCancel(cancel: SipRequest, via: string, key: string, sentBy: string, source: Destination): void {
-    const cancelTx = new ServerNonInviteTransaction(this.ctx, key, sentBy, cancel, source);
-    this.addServer(cancelTx);
-    const found = this.findServer(this.serverSlot(cancel, via, 'INVITE', source), 'INVITE');
+  private receiveCancel(
+    cancel: SipRequest,
+    via: string,
+    legacy: boolean,
+    key: string,
+    sentBy: string,
+    source: Destination,
+    head: ServerTx | undefined,
+  ): void {
+    const cancelTx = new ServerNonInviteTransaction(this.ctx, key, sentBy, 'CANCEL', cancel, source);
+    this.addServer(cancelTx, head);
+    // The INVITE has the same branch and sent-by; an RFC 2543 key is built again for INVITE.
+    const inviteKey = legacy ? legacyServerKey(cancel, via, 'INVITE') : key;
+    const found = this.findServer(this.servers.get(inviteKey), sentBy, 'INVITE', source);
     const invite = found instanceof ServerInviteTransaction ? found : null;
     if (invite === null) {
       cancelTx.respond(createResponse(cancel, 481, undefined, newTag()));

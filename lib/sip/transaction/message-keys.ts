@@ -60,14 +60,16 @@ export function viaBranch(via: string): string | undefined {
  * `SIP / 2.0 / transport LWS sent-by *(; param)`, RFC 3261 §20.42.
  */
 export function viaSentBy(via: string): string | undefined {
+  // Works on index bounds within `via`: one slice (plus one more when there is upper case).
   const semi = via.indexOf(';');
-  const head = semi < 0 ? via : via.slice(0, semi);
-  const lastSlash = head.lastIndexOf('/');
+  const end = semi < 0 ? via.length : semi;
+  if (end === 0) return undefined;
+  const lastSlash = via.lastIndexOf('/', end - 1);
   if (lastSlash < 0) return undefined;
   let i = lastSlash + 1;
-  while (i < head.length && isSpace(head.charCodeAt(i))) i++;
-  while (i < head.length && !isSpace(head.charCodeAt(i))) i++; // transport token
-  const sentBy = head.slice(i).trim();
+  while (i < end && isSpace(via.charCodeAt(i))) i++;
+  while (i < end && !isSpace(via.charCodeAt(i))) i++; // transport token
+  const sentBy = via.slice(i, end).trim();
   return sentBy.length === 0 ? undefined : sentBy.toLowerCase();
 }
 
@@ -122,6 +124,33 @@ export function legacyServerKey(req: SipRequest, via: string, method: string): s
     'L\n' + req.uri + '\n' + (fromTag(req) ?? '') + '\n' + (req.headers.get('call-id') ?? '') + '\n' +
     (cseqNumber(req) ?? '') + '\n' + method + '\n' + via;
   return method === 'INVITE' ? base : base + '\n' + (toTag(req) ?? '');
+}
+
+/**
+ * A string with the content of `s` that shares no memory with the string `s` was cut from.
+ * Header values are slices of the whole message text (V8 keeps a substring of 13 or more
+ * characters as a view on its parent), so a table key kept as such a slice would keep the whole
+ * request alive for as long as the transaction. Shorter strings are always copies already.
+ */
+export function detach(s: string): string {
+  if (s.length < 13) return s;
+  const copy = s.slice(0, 1) + s.slice(1);
+  // Reading a character flattens the concatenation into a new flat string in place; the garbage
+  // collector then drops the concatenation's shell. The sink keeps the read from being optimized away.
+  flattenSink = copy.charCodeAt(0);
+  return copy;
+}
+let flattenSink = 0;
+
+const METHODS = new Map<string, string>(
+  ['REGISTER', 'OPTIONS', 'INVITE', 'ACK', 'BYE', 'CANCEL', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE', 'REFER', 'PUBLISH'].map(
+    (m) => [m, m],
+  ),
+);
+
+/** `method` as one shared string for the common methods (a long-lived field should not hold one copy per request). */
+export function internMethod(method: string): string {
+  return METHODS.get(method) ?? detach(method);
 }
 
 /** RFC 3261 §17.1.3 key of a client transaction. */

@@ -22,7 +22,9 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
 
   constructor(
     private readonly ctx: TransactionContext,
+    /** Table key: the branch or the RFC 2543 key. */
     readonly key: string,
+    /** Lower-case sent-by of the top Via; '' for RFC 2543 keys. */
     readonly sentBy: string,
     readonly request: SipRequest,
     readonly destination: Destination,
@@ -33,6 +35,11 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
 
   get kind(): 'server-invite' {
     return 'server-invite';
+  }
+
+  /** Method of the transaction's request, as the layer's matching reads it. */
+  get method(): 'INVITE' {
+    return 'INVITE';
   }
 
   /** The response most recently sent, if any. */

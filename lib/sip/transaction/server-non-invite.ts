@@ -1,34 +1,71 @@
 /**
  * Non-INVITE server transaction, RFC 3261 §17.2.2 (figure 8).
  *
- * This is the registrar's hot path (one per REGISTER, alive 64*T1 in Completed over UDP), so it
- * holds no clock timer of its own: Timer J goes through the shared {@link ExpiryScheduler}.
+ * This is the registrar's hot path: one per REGISTER, alive 64*T1 in Completed over UDP, so a
+ * busy registrar holds about a million of them. It therefore holds no clock timer of its own
+ * (Timer J goes through the shared {@link ExpiryScheduler}), and once the final response is sent
+ * it keeps only what matching and a retransmission need: key, sent-by, method, destination and
+ * the response, as bytes in the layer's {@link ResponseBytes} slabs when the transport reports
+ * them. The request is let go at that point.
  */
 import type { SipRequest, SipResponse } from '../message.js';
 import type { Expirable } from './expiry-queue.js';
-import type { Destination, ServerNonInviteState, ServerTableEntry, ServerTransaction, TransactionContext } from './types.js';
+import { ResponseBytes } from './response-bytes.js';
+import type {
+  Destination,
+  RetainedResponse,
+  ServerNonInviteState,
+  ServerTableEntry,
+  ServerTransaction,
+  TransactionContext,
+} from './types.js';
 
 export class ServerNonInviteTransaction implements ServerTransaction, ServerTableEntry, Expirable {
   state: ServerNonInviteState = 'Trying';
-  expirySeq = 0;
   next: ServerTableEntry | undefined = undefined;
-  private lastResponse: SipResponse | null = null;
+  /**
+   * Two slots whose use depends on the state (one object field less for each of the million):
+   *  - Trying: `held` = the request, `aux` = null
+   *  - Proceeding: `held` = the request, `aux` = the last provisional response
+   *  - Completed: `held` = what a retransmission resends: a slab of the layer's ResponseBytes with
+   *    `aux` = the span in it, or the bytes / the response itself with `aux` = -1
+   *  - Terminated: `held` = undefined, `aux` = null
+   */
+  private held: SipRequest | RetainedResponse | undefined;
+  private aux: SipResponse | number | null = null;
 
+  /**
+   * @param key table key (branch or RFC 2543 key), @param sentBy lower-case sent-by of the top
+   * Via ('' for RFC 2543 keys), @param method the request method: these live as long as the
+   * transaction, so they should not be slices of the message text.
+   */
   constructor(
     private readonly ctx: TransactionContext,
     readonly key: string,
     readonly sentBy: string,
-    readonly request: SipRequest,
+    readonly method: string,
+    request: SipRequest,
     readonly destination: Destination,
-  ) {}
+  ) {
+    this.held = request;
+  }
+
+  /**
+   * Constant: Timer J is the only long timer, scheduled once on entering Completed, and
+   * onExpiry() does nothing in any other state (no object field for a sequence number).
+   */
+  get expirySeq(): number {
+    return 0;
+  }
 
   get kind(): 'server-non-invite' {
     return 'server-non-invite';
   }
 
-  /** The response most recently sent, if any. */
-  get response(): SipResponse | null {
-    return this.lastResponse;
+  /** The request, until the final response is sent: undefined in Completed and Terminated. */
+  get request(): SipRequest | undefined {
+    const state = this.state;
+    return state === 'Trying' || state === 'Proceeding' ? (this.held as SipRequest) : undefined;
   }
 
   /**
@@ -36,25 +73,38 @@ export class ServerNonInviteTransaction implements ServerTransaction, ServerTabl
    * response is passed to the transport again (§17.2.2).
    */
   receiveRetransmission(): void {
-    if (this.lastResponse !== null && (this.state === 'Proceeding' || this.state === 'Completed')) {
-      this.transmit(this.lastResponse);
+    if (this.state === 'Completed') {
+      const held = this.held as RetainedResponse;
+      const span = this.aux as number;
+      const data = span >= 0 ? ResponseBytes.view(held as Buffer, span) : held;
+      if (!this.ctx.retransmit(data, this.destination)) this.terminate();
+    } else if (this.state === 'Proceeding') {
+      this.transmit(this.aux as SipResponse);
     }
   }
 
   /** Event: the TU passes a response. Anything after the final response is discarded (§17.2.2). */
   respond(res: SipResponse): void {
-    if (this.state === 'Completed' || this.state === 'Terminated') return;
-    this.lastResponse = res;
+    const state = this.state;
+    if (state === 'Completed' || state === 'Terminated') return;
     if (res.status < 200) {
       this.state = 'Proceeding';
+      this.aux = res;
       this.transmit(res);
       return;
     }
     this.state = 'Completed';
-    if (!this.transmit(res)) return;
+    this.held = undefined;
+    this.aux = null;
+    const kept = this.ctx.transmitRetained(res, this.destination);
+    // §17.2.4: a response we cannot send leaves nothing for this transaction to do.
+    if (kept === null) return this.terminate();
     const j = this.ctx.durations(this.destination.transport === 'tcp').J;
-    if (j === 0) this.terminate();
-    else this.ctx.expiry.schedule(this, j);
+    if (j === 0) return this.terminate();
+    const span = Buffer.isBuffer(kept) ? this.ctx.responseBytes.copy(kept) : -1;
+    this.held = span >= 0 ? this.ctx.responseBytes.slab : kept;
+    this.aux = span;
+    this.ctx.expiry.schedule(this, j);
   }
 
   /** Timer J fired. */
@@ -65,20 +115,20 @@ export class ServerNonInviteTransaction implements ServerTransaction, ServerTabl
   /** Stops everything without further sends (layer shutdown). */
   dispose(): void {
     this.state = 'Terminated';
-    this.expirySeq++;
+    this.held = undefined;
+    this.aux = null;
   }
 
-  private transmit(res: SipResponse): boolean {
-    if (this.ctx.transmit(res, this.destination) === null) return true;
+  private transmit(res: SipResponse): void {
     // §17.2.4: a response we cannot send leaves nothing for this transaction to do.
-    this.terminate();
-    return false;
+    if (this.ctx.transmit(res, this.destination) !== null) this.terminate();
   }
 
   private terminate(): void {
     if (this.state === 'Terminated') return;
     this.state = 'Terminated';
-    this.expirySeq++;
+    this.held = undefined;
+    this.aux = null;
     this.ctx.removeServer(this);
   }
 }

@@ -4,6 +4,7 @@
 import type { SipMessage, SipRequest, SipResponse } from '../message.js';
 import type { Clock } from './clock.js';
 import type { ExpiryScheduler } from './expiry-queue.js';
+import type { ResponseBytes } from './response-bytes.js';
 import type { TimerDurations } from './timers.js';
 
 /** Where a message came from or goes to. `tcp` means a reliable transport (RFC 3261 §17). */
@@ -22,7 +23,11 @@ export type ClientNonInviteState = 'Trying' | 'Proceeding' | 'Completed' | 'Term
 export interface ServerTransaction {
   readonly kind: 'server-invite' | 'server-non-invite';
   readonly state: ServerInviteState | ServerNonInviteState;
-  readonly request: SipRequest;
+  /**
+   * The request that started the transaction. A non-INVITE transaction lets go of it once its
+   * final response is sent (undefined from Completed on): read it in `onRequest`, not later.
+   */
+  readonly request: SipRequest | undefined;
   /** Where responses go: the source the request came from. */
   readonly destination: Destination;
   /** Sends `res` and drives the state machine. Responses after the final one are ignored. */
@@ -56,22 +61,50 @@ export interface TransactionUser {
 /**
  * How the layer files a server transaction: under `key` (the branch, or the RFC 2543 key), with
  * transactions sharing a branch (INVITE and its CANCEL, other sent-by) chained through `next`.
+ * A request matches an entry when sent-by, method and transport source are equal (RFC 3261
+ * §17.2.3 plus the same-source rule of the layer).
  */
 export interface ServerTableEntry {
   readonly key: string;
   /** sent-by of the top Via (lower case); '' for RFC 2543 keys, which already contain the Via. */
   readonly sentBy: string;
-  readonly request: SipRequest;
+  /** Method of the request (INVITE for an INVITE transaction, never ACK). */
+  readonly method: string;
+  /** The transport source of the request, compared by {@link sameSource}. */
+  readonly destination: Destination;
   next: ServerTableEntry | undefined;
 }
+
+/**
+ * Same transport source: the same connection for TCP, the same address and port for UDP. (This
+ * is exactly the equality of the former "origin" strings `tcp#<connectionId ?? 0>` and
+ * `<address>:<port>`.)
+ */
+export function sameSource(a: Destination, b: Destination): boolean {
+  if (a.transport === 'tcp') return b.transport === 'tcp' && (a.connectionId ?? 0) === (b.connectionId ?? 0);
+  return b.transport !== 'tcp' && a.port === b.port && a.address === b.address;
+}
+
+/** What a non-INVITE server transaction keeps to answer a retransmission: bytes or the response. */
+export type RetainedResponse = Buffer | SipResponse;
 
 /** What a state machine needs from the layer that owns it. */
 export interface TransactionContext {
   readonly clock: Clock;
   readonly expiry: ExpiryScheduler;
+  /** Slab store for the response bytes Completed non-INVITE server transactions keep. */
+  readonly responseBytes: ResponseBytes;
   durations(reliable: boolean): TimerDurations;
   /** Hands a message to the transport. Returns the error instead of throwing it. */
   transmit(msg: SipMessage, dest: Destination): Error | null;
+  /**
+   * Sends a response and returns what to keep for retransmitting it: the bytes the transport
+   * sent (when `send` returns them and `sendBytes` exists), else the response itself; null when
+   * the send failed (counted as a transport error).
+   */
+  transmitRetained(res: SipResponse, dest: Destination): RetainedResponse | null;
+  /** Sends again what {@link transmitRetained} returned. False when the send failed. */
+  retransmit(data: RetainedResponse, dest: Destination): boolean;
   /** Removes a terminated transaction from the tables. */
   removeServer(tx: ServerTableEntry): void;
   removeClient(tx: { readonly key: string }): void;

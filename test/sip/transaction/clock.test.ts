@@ -38,8 +38,8 @@ test('systemClock runs a timer on the event loop and can cancel one', async () =
   assert.ok(systemClock.now() - start >= 4);
 });
 
-function target(log: number[], clock: FakeClock): Expirable {
-  const t: Expirable = { expirySeq: 0, onExpiry: () => log.push(clock.now()) };
+function target(log: number[], clock: FakeClock): Expirable & { expirySeq: number } {
+  const t = { expirySeq: 0, onExpiry: () => void log.push(clock.now()) };
   return t;
 }
 

@@ -279,3 +279,76 @@ test('RFC 2543 fallback: an ACK matching an INVITE transaction in Accepted goes 
   assert.equal(r.requests[1]!.tx, null);
   assert.equal(tx.state, 'Accepted');
 });
+
+test('same source means the same TCP connection, or the same UDP address and port (transport included)', () => {
+  const r = rig();
+  const tcp1 = { transport: 'tcp' as const, address: UDP.address, port: UDP.port, connectionId: 1 };
+  const tcp2 = { ...tcp1, connectionId: 2 };
+  const tcp1OtherPort = { ...tcp1, port: 40000 };
+  r.layer.receiveRequest(request('OPTIONS'), tcp1);
+  r.layer.receiveRequest(request('OPTIONS'), tcp1OtherPort);
+  assert.equal(r.requests.length, 1, 'same connection: a retransmission, whatever address it reports');
+  r.layer.receiveRequest(request('OPTIONS'), tcp2);
+  assert.equal(r.requests.length, 2, 'another connection');
+  r.layer.receiveRequest(request('OPTIONS'), UDP);
+  assert.equal(r.requests.length, 3, 'UDP from the same address and port as a TCP peer');
+  r.layer.receiveRequest(request('OPTIONS'), { ...UDP, address: '192.0.2.11' });
+  assert.equal(r.requests.length, 4, 'another UDP address');
+  r.layer.receiveRequest(request('OPTIONS'), { ...UDP });
+  assert.equal(r.requests.length, 4, 'an equal source object is the same source');
+  const noId = { transport: 'tcp' as const, address: 'a', port: 1 };
+  r.layer.receiveRequest(request('OPTIONS', { branch: 'z9hG4bKnoid' }), noId);
+  r.layer.receiveRequest(request('OPTIONS', { branch: 'z9hG4bKnoid' }), { ...noId, connectionId: 0 });
+  assert.equal(r.requests.length, 5, 'a missing connection id counts as 0');
+});
+
+test('RFC 2543 fallback: a retransmission from another source, or another sent-by, is a new transaction', () => {
+  const r = rig();
+  const via = 'SIP/2.0/UDP old.example.com:5060';
+  r.layer.receiveRequest(request('OPTIONS', { via }), UDP);
+  r.layer.receiveRequest(request('OPTIONS', { via }), { ...UDP, port: 5062 });
+  assert.equal(r.requests.length, 2);
+  r.layer.receiveRequest(request('OPTIONS', { via }), UDP);
+  assert.equal(r.requests.length, 2, 'the same one from the first source matches');
+  r.layer.receiveRequest(request('OPTIONS', { via: 'SIP/2.0/UDP OLD.example.com:5060' }), UDP);
+  assert.equal(r.requests.length, 3, 'the Via is part of the RFC 2543 key as written');
+});
+
+test('RFC 2543 fallback: CANCEL finds the INVITE by the key built for INVITE (no To tag, method INVITE)', () => {
+  const r = rig();
+  const via = 'SIP/2.0/UDP old.example.com:5060';
+  const inv = request('INVITE', { via });
+  r.layer.receiveRequest(inv, UDP);
+  const inviteTx = r.requests[0]!.tx!;
+  inviteTx.respond(response(inv, 180, 'ring'));
+  r.layer.receiveRequest(request('CANCEL', { via }), { ...UDP, port: 5999 });
+  assert.deepEqual(r.cancels.map((c) => c.inviteTx), [null], 'from another source: no match, 481');
+  r.layer.receiveRequest(request('CANCEL', { via }), UDP);
+  assert.deepEqual(r.cancels.map((c) => c.inviteTx), [null, inviteTx]);
+  assert.deepEqual(statuses(r), [180, 481, 200]);
+  r.layer.receiveRequest(request('CANCEL', { via }), UDP);
+  assert.deepEqual(statuses(r), [180, 481, 200, 200], 'the CANCEL retransmission is answered by its transaction');
+  assert.equal(r.cancels.length, 2);
+});
+
+test('an ACK from another source does not match the INVITE transaction', () => {
+  const r = rig();
+  const inv = request('INVITE');
+  r.layer.receiveRequest(inv, UDP);
+  const tx = r.requests[0]!.tx!;
+  tx.respond(response(inv, 486));
+  r.layer.receiveRequest(ackFor(), { ...UDP, port: 5999 });
+  assert.equal(tx.state, 'Completed');
+  assert.equal(r.requests.at(-1)!.tx, null, 'handed to the TU as an unmatched ACK');
+  r.layer.receiveRequest(ackFor(), UDP);
+  assert.equal(tx.state, 'Confirmed');
+});
+
+test('table keys and sent-by taken from the message text match later requests with equal content', () => {
+  const r = rig();
+  const long = 'z9hG4bK' + 'a'.repeat(60);
+  r.layer.receiveRequest(request('REGISTER', { branch: long, sentBy: 'Some.Long.Host.Name.Example.COM:5060' }), UDP);
+  r.layer.receiveRequest(request('REGISTER', { branch: long, sentBy: 'some.long.host.name.example.com:5060' }), UDP);
+  assert.equal(r.requests.length, 1);
+  assert.equal(r.layer.stats.retransmissionsAbsorbed, 1);
+});

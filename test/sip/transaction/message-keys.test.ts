@@ -4,6 +4,8 @@ import { createRequest, Headers } from '../../../lib/sip/message.js';
 import {
   cseqMethod,
   cseqNumber,
+  detach,
+  internMethod,
   fromTag,
   newBranch,
   newTag,
@@ -56,4 +58,22 @@ test('newBranch carries the magic cookie and is unique; newTag is unique', () =>
   assert.ok(a.startsWith('z9hG4bK'));
   assert.notEqual(a, newBranch());
   assert.notEqual(newTag(), newTag());
+});
+
+test('viaSentBy: edge cases of the bounds (no slash before the first semicolon, odd spacing, no sent-by)', () => {
+  assert.equal(viaSentBy(';branch=z9hG4bK1/x'), undefined, 'a slash after the first ; is not the protocol');
+  assert.equal(viaSentBy('SIP/2.0/UDP ;branch=z9hG4bK1'), undefined);
+  assert.equal(viaSentBy('SIP/2.0/UDP\tA.B:1\t;x'), 'a.b:1');
+  assert.equal(viaSentBy('SIP/2.0/UDP a.b\f;x'), 'a.b', 'trimmed like String.prototype.trim');
+  assert.equal(viaSentBy(''), undefined);
+  assert.equal(viaSentBy('/'), undefined);
+});
+
+test('detach and internMethod keep the content exactly', () => {
+  const text = 'Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK0123456789abcdef\r\n' + 'x'.repeat(500);
+  const branch = text.slice(text.indexOf('branch=') + 7, text.indexOf('\r'));
+  for (const s of [branch, 'short', '', 'exactly13char', 'ünïcödé-✓-more-than-13', branch.toUpperCase()]) assert.equal(detach(s), s);
+  assert.equal(internMethod('REG' + 'ISTER'), 'REGISTER');
+  assert.equal(internMethod('FOO'), 'FOO');
+  assert.equal(internMethod('X-VERY-LONG-EXTENSION-METHOD'), 'X-VERY-LONG-EXTENSION-METHOD');
 });
