@@ -100,7 +100,7 @@ export const SCHEMA = {
       default: 200000,
       min: 100,
       max: 10000000,
-      doc: 'Most live server transactions; beyond it requests get 503.',
+      doc: 'Most live server transactions. When full, the oldest answered non-INVITE transaction ends before its Timer J to make room; if none has answered yet, new requests get 503.',
     },
   },
   data: {

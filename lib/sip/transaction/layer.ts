@@ -32,6 +32,7 @@ import {
   type ClientTransactionUser,
   type Destination,
   type RetainedResponse,
+  type Evictable,
   type ServerTableEntry,
   type ServerTransaction,
   type TransactionContext,
@@ -78,6 +79,8 @@ export interface TransactionStats {
   retransmissionsAbsorbed: number;
   /** Requests refused with a stateless 503 because the server table was full. */
   overloadRejections: number;
+  /** Completed non-INVITE transactions ended before Timer J to make room for new requests. */
+  evictedEarly: number;
   /** Requests without a usable top Via, dropped unanswered. */
   malformedRequests: number;
   /** Sends that threw. */
@@ -100,6 +103,7 @@ export class TransactionLayer {
     strayResponses: 0,
     retransmissionsAbsorbed: 0,
     overloadRejections: 0,
+    evictedEarly: 0,
     malformedRequests: 0,
     transportErrors: 0,
   };
@@ -113,6 +117,14 @@ export class TransactionLayer {
   private readonly ctx: TransactionContext;
   private readonly tu: TransactionUser;
   private readonly maxServers: number;
+  /**
+   * Completed non-INVITE server transactions in the order they completed. When the table is
+   * full the oldest of them ends before its Timer J: it has already answered and only absorbs
+   * retransmissions, which after a few seconds hardly come any more, whereas refusing new
+   * requests with 503 would fail real work. Entries whose transaction already ended are skipped.
+   */
+  private completedFifo: Array<Evictable | undefined> = [];
+  private completedHead = 0;
 
   constructor(opts: TransactionLayerOptions) {
     const clock = opts.clock ?? systemClock;
@@ -159,6 +171,7 @@ export class TransactionLayer {
         }
       },
       removeServer: (tx: ServerTableEntry): void => this.unlinkServer(tx),
+      completed: (tx: Evictable): void => this.noteCompleted(tx),
       removeClient(tx: { readonly key: string }): void {
         if (clients.get(tx.key) === tx) {
           clients.delete(tx.key);
@@ -210,6 +223,7 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return;
     }
+    if (this.serverCount >= this.maxServers) this.evictCompleted();
     if (this.serverCount >= this.maxServers || this.chainLength >= MAX_CHAIN) {
       this.stats.overloadRejections++;
       this.ctx.transmit(createResponse(req, 503, undefined, newTag()), source);
@@ -282,6 +296,8 @@ export class TransactionLayer {
     for (const tx of this.clients.values()) tx.dispose();
     this.servers.clear();
     this.serverCount = 0;
+    this.completedFifo = [];
+    this.completedHead = 0;
     this.clients.clear();
     this.ctx.expiry.close();
     this.ctx.responseBytes.reset();
@@ -295,6 +311,39 @@ export class TransactionLayer {
    * always does, while a stranger who copies a branch must not be able to suppress or hijack
    * another client's transaction. When none matches, `chainLength` tells how many are chained.
    */
+  private noteCompleted(tx: Evictable): void {
+    this.completedFifo.push(tx);
+    // Timer J ends transactions in completion order, so ended ones gather at the head: drop a
+    // few here, so that the list holds about as many entries as there are live transactions.
+    for (let n = 0; n < 2 && this.completedHead < this.completedFifo.length - 1; n++) {
+      const head = this.completedFifo[this.completedHead] as { state?: string } | undefined;
+      if (head !== undefined && head.state !== 'Terminated') break;
+      this.completedFifo[this.completedHead++] = undefined;
+    }
+    this.compactCompleted();
+  }
+
+  private evictCompleted(): void {
+    const fifo = this.completedFifo;
+    while (this.serverCount >= this.maxServers && this.completedHead < fifo.length) {
+      const tx = fifo[this.completedHead];
+      fifo[this.completedHead++] = undefined;
+      if (tx !== undefined && tx.evict()) this.stats.evictedEarly++;
+    }
+    this.compactCompleted();
+  }
+
+  private compactCompleted(): void {
+    const fifo = this.completedFifo;
+    if (this.completedHead === fifo.length) {
+      fifo.length = 0;
+      this.completedHead = 0;
+    } else if (this.completedHead >= 4096 && this.completedHead * 2 >= fifo.length) {
+      this.completedFifo = fifo.slice(this.completedHead);
+      this.completedHead = 0;
+    }
+  }
+
   private findServer(head: ServerTx | undefined, sentBy: string, method: string, source: Destination): ServerTx | undefined {
     let tx = head;
     let n = 0;

@@ -105,6 +105,14 @@ export class ServerNonInviteTransaction implements ServerTransaction, ServerTabl
     this.held = span >= 0 ? this.ctx.responseBytes.slab : kept;
     this.aux = span;
     this.ctx.expiry.schedule(this, j);
+    this.ctx.completed(this);
+  }
+
+  /** Ends a Completed transaction before Timer J, to make room under load. */
+  evict(): boolean {
+    if (this.state !== 'Completed') return false;
+    this.terminate();
+    return true;
   }
 
   /** Timer J fired. */

@@ -89,6 +89,12 @@ export function sameSource(a: Destination, b: Destination): boolean {
 export type RetainedResponse = Buffer | SipResponse;
 
 /** What a state machine needs from the layer that owns it. */
+/** A Completed transaction that may be ended early to make room (see TransactionLayer). */
+export interface Evictable {
+  /** Ends the transaction if it is still Completed; true when it did. */
+  evict(): boolean;
+}
+
 export interface TransactionContext {
   readonly clock: Clock;
   readonly expiry: ExpiryScheduler;
@@ -107,6 +113,8 @@ export interface TransactionContext {
   retransmit(data: RetainedResponse, dest: Destination): boolean;
   /** Removes a terminated transaction from the tables. */
   removeServer(tx: ServerTableEntry): void;
+  /** A non-INVITE server transaction entered Completed: the first to give way when the table is full. */
+  completed(tx: Evictable): void;
   removeClient(tx: { readonly key: string }): void;
   onAckTimeout(tx: ServerTransaction): void;
 }

@@ -149,6 +149,30 @@ test('limit -> 503 sent statelessly beyond maxServerTransactions; room again onc
   assert.equal(r.requests.length, 3);
 });
 
+test('a full table makes room by ending the oldest Completed non-INVITE transaction before Timer J', () => {
+  const r = rig({ maxServerTransactions: 3 });
+  for (const b of ['z9hG4bKa', 'z9hG4bKb', 'z9hG4bKc']) r.layer.receiveRequest(request('REGISTER', { branch: b }), UDP);
+  // a and b answered (Completed, waiting for Timer J); c still in Trying.
+  r.requests[0]!.tx!.respond(response(r.requests[0]!.req, 200));
+  r.clock.advance(10);
+  r.requests[1]!.tx!.respond(response(r.requests[1]!.req, 200));
+  r.layer.receiveRequest(request('REGISTER', { branch: 'z9hG4bKd' }), UDP);
+  assert.equal(r.requests.length, 4, 'the new request is served, not refused');
+  assert.equal(r.layer.stats.overloadRejections, 0);
+  assert.equal(r.layer.stats.evictedEarly, 1);
+  assert.equal(r.layer.stats.serverTransactions, 3);
+  const sentBefore = r.sent.length;
+  r.layer.receiveRequest(request('REGISTER', { branch: 'z9hG4bKb' }), UDP);
+  assert.equal(r.sent.length, sentBefore + 1, 'the younger Completed transaction still absorbs its retransmission');
+  r.layer.receiveRequest(request('REGISTER', { branch: 'z9hG4bKa' }), UDP);
+  assert.equal(r.requests.length, 5, 'the evicted one is gone: its retransmission is a new request');
+  assert.equal(r.layer.stats.evictedEarly, 2, 'b, the last Completed one, made room for it');
+  // c, d and a are all still waiting for the TU: nothing can give way, so 503.
+  r.layer.receiveRequest(request('REGISTER', { branch: 'z9hG4bKe' }), UDP);
+  assert.equal(r.layer.stats.overloadRejections, 1, 'nothing Completed left: 503');
+  assert.equal(r.requests.length, 5);
+});
+
 test('T1/T2/T4 configurable: Timer E, F and K follow them', () => {
   const r = rig({ timers: { T1: 100, T2: 400, T4: 1000 } });
   const req = request('OPTIONS');
