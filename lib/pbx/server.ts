@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { createResponse, type SipRequest } from '../sip/message.js';
+import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
 import { NonceService, type DigestAlgorithm } from '../sip/digest.js';
 import { SipStack } from '../sip/stack.js';
 import type { ServerTransaction } from '../sip/transaction/layer.js';
@@ -90,6 +90,7 @@ export class PbxServer {
         logger,
       },
       { onRequest: (req, tx, source) => this.onRequest(req, tx, source) },
+      (req, source) => this.statelessAnswer(req, source),
     );
   }
 
@@ -127,33 +128,44 @@ export class PbxServer {
     return `${this.tagPrefix}${(this.tagCounter++).toString(36)}`;
   }
 
+  /**
+   * Requests answered without a transaction (RFC 3261 section 8.2.7): OPTIONS to the server, and
+   * the challenge to a REGISTER that carries no credentials yet: half of all REGISTERs, which
+   * then cost no transaction state. A retransmission simply gets a fresh challenge.
+   */
+  private statelessAnswer(req: SipRequest, source: Endpoint): SipResponse | null {
+    if (req.method === 'OPTIONS') return this.answer(req, source);
+    if (req.method === 'REGISTER' && !req.headers.has('authorization')) return this.answer(req, source);
+    return null;
+  }
+
   private onRequest(req: SipRequest, tx: ServerTransaction | null, source: Endpoint): void {
     if (!tx) return; // an ACK for a 2xx: no dialogs exist yet, so nothing to do (RFC 3261 section 17.2.3)
+    tx.respond(this.answer(req, source));
+  }
+
+  /** The response to a request, by method. */
+  private answer(req: SipRequest, source: Endpoint): SipResponse {
     const toTag = this.newTag();
     const early = preCheckRequest(req, toTag);
-    if (early) {
-      tx.respond(early);
-      return;
-    }
+    if (early) return early;
     switch (req.method) {
       case 'REGISTER': {
         const result = this.registrar.handle(req, source, toTag);
-        tx.respond(result.response);
         if (result.event && result.event.action !== 'refresh') {
           this.logger.info(`register.${result.event.action}`, { aor: result.event.aor, from: `${source.address}:${source.port}` });
         }
-        return;
+        return result.response;
       }
       case 'OPTIONS': {
         const res = createResponse(req, 200, undefined, toTag);
         res.headers.append('Allow', ALLOW_HEADER);
         res.headers.append('Accept', ACCEPTED_BODY_TYPES.join(', '));
         res.headers.append('Supported', SUPPORTED_OPTIONS.join(', '));
-        tx.respond(res);
-        return;
+        return res;
       }
       default:
-        tx.respond(unsupportedMethodResponse(req, toTag));
+        return unsupportedMethodResponse(req, toTag);
     }
   }
 

@@ -44,9 +44,15 @@ export class SipStack {
   /** Full message text in the log at debug level (for interop work; costly, so decided once). */
   private readonly trace: boolean;
 
+  /**
+   * @param statelessAnswer asked first for every request but ACK and CANCEL: a response it
+   *   returns is sent with no transaction (RFC 3261 section 8.2.7: a stateless UAS, the usual way
+   *   to challenge unauthenticated requests); null hands the request to the transaction layer.
+   */
   constructor(
     private readonly opts: StackOptions,
     tu: TransactionUser,
+    private readonly statelessAnswer?: (req: SipRequest, source: Endpoint) => SipResponse | null,
   ) {
     this.trace = opts.logger.enabled('debug');
     this.transactions = new TransactionLayer({
@@ -142,6 +148,13 @@ export class SipStack {
     try {
       if (msg.kind === 'request') {
         this.stampVia(msg, source);
+        if (this.statelessAnswer !== undefined && msg.method !== 'ACK' && msg.method !== 'CANCEL') {
+          const res = this.statelessAnswer(msg, source);
+          if (res !== null) {
+            this.send(res, source);
+            return;
+          }
+        }
         this.transactions.receiveRequest(msg, source);
       } else {
         this.transactions.receiveResponse(msg, source);

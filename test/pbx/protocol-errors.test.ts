@@ -127,8 +127,10 @@ test('protocol answers of RFC 3261 over UDP', async (t) => {
     assert.equal((await ask(request({ ...base, method: 'OPTIONS' }))).status, 200);
   });
 
-  await t.test('a retransmitted REGISTER is absorbed: the same response, handled once', async () => {
-    const text = request({ ...base, method: 'REGISTER' }).replace('To: <sip:127.0.0.1>', 'To: <sip:301@127.0.0.1>');
+  await t.test('a retransmitted REGISTER is absorbed by its transaction: the very same response, handled once', async () => {
+    const text = request({ ...base, method: 'REGISTER' })
+      .replace('To: <sip:127.0.0.1>', 'To: <sip:301@127.0.0.1>')
+      .replace('Content-Length: 0', 'Authorization: Digest username="301", realm="minisipserver", nonce="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", uri="sip:127.0.0.1", response="00000000000000000000000000000000", algorithm=MD5\r\nContent-Length: 0');
     const a = await peer.request(text, srv.port);
     const b = await peer.request(text, srv.port);
     assert.equal(a.status, 401);
@@ -137,6 +139,17 @@ test('protocol answers of RFC 3261 over UDP', async (t) => {
     // was answered from the transaction, not handled again.
     assert.equal(a.headers.get('to'), b.headers.get('to'));
     assert.deepEqual(a.headers.getAll('www-authenticate'), b.headers.getAll('www-authenticate'));
+  });
+
+  await t.test('a REGISTER without credentials is challenged statelessly (RFC 3261 section 8.2.7)', async () => {
+    const before = srv.server.stack.transactions.stats.serverTransactions;
+    const text = request({ ...base, method: 'REGISTER' }).replace('To: <sip:127.0.0.1>', 'To: <sip:301@127.0.0.1>');
+    const a = await peer.request(text, srv.port);
+    const b = await peer.request(text, srv.port);
+    assert.equal(a.status, 401);
+    assert.equal(b.status, 401);
+    assert.notDeepEqual(a.headers.getAll('www-authenticate'), b.headers.getAll('www-authenticate'), 'a retransmission gets a fresh challenge');
+    assert.equal(srv.server.stack.transactions.stats.serverTransactions, before, 'no transaction state kept');
   });
 });
 
