@@ -1,6 +1,6 @@
 import { parseMessage, type ParseLimits } from './parser.js';
 import { createResponse, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.js';
-import { parseVia, formatVia } from './headers/via.js';
+import { topVia } from './headers/via.js';
 import { TransactionLayer, type TransactionUser } from './transaction/layer.js';
 import type { TimerConfig } from './transaction/timers.js';
 import { UdpTransport } from './transport/udp.js';
@@ -172,21 +172,23 @@ export class SipStack {
    * the source address and port (symmetric response routing, as phones behind NAT need).
    */
   private stampVia(req: SipRequest, source: Endpoint): void {
+    const via = topVia(req);
+    if (!via) return;
+    const wantsRport = via.rport !== undefined;
+    const hostDiffers = via.host !== source.address;
+    if (!hostDiffers && !wantsRport) return;
+    // Edit the text of the top Via element rather than re-format it: every other parameter
+    // stays exactly as the client wrote it, and nothing is rebuilt on this per-request path.
     const h = req.headers;
     const i = h.names.indexOf('via');
-    if (i < 0) return;
     const line = h.values[i]!;
-    const comma = topLevelCommaIndex(line);
-    const element = comma < 0 ? line : line.slice(0, comma);
-    const via = parseVia(element);
-    if (!via) return;
-    const wantsRport = via.rport === true || via.params.has('rport');
-    const hostDiffers = stripBrackets(via.host) !== source.address;
-    if (!hostDiffers && !wantsRport) return;
-    via.received = source.address;
-    if (wantsRport) via.rport = source.port;
-    const rest = comma < 0 ? '' : line.slice(comma);
-    h.values[i] = formatVia(via) + rest;
+    const comma = line.indexOf(',') < 0 ? -1 : topLevelCommaIndex(line);
+    let element = (comma < 0 ? line : line.slice(0, comma)).trimEnd();
+    if (via.received !== undefined) element = element.replace(RECEIVED_PARAM, '');
+    if (wantsRport) element = element.replace(RPORT_PARAM, '');
+    element += `;received=${source.address.includes(':') ? `[${source.address}]` : source.address}`;
+    if (wantsRport) element += `;rport=${source.port}`;
+    h.values[i] = comma < 0 ? element : element + line.slice(comma);
   }
 
   /** Serializes and sends; returns the bytes, which a transaction keeps for retransmissions. */
@@ -227,9 +229,9 @@ function topLevelCommaIndex(value: string): number {
   return -1;
 }
 
-function stripBrackets(host: string): string {
-  return host.charCodeAt(0) === 91 ? host.slice(1, -1) : host;
-}
+/** An existing received or rport parameter of a Via element (replaced by what we saw). */
+const RECEIVED_PARAM = /;\s*received\s*=\s*(\[[^\]]*\]|[^;,\s]*)/i;
+const RPORT_PARAM = /;\s*rport(\s*=\s*\d*)?(?=\s*(;|$))/i;
 
 /** A parse error text made safe for a reason phrase (printable ASCII, bounded). */
 function sanitizeReason(text: string): string {

@@ -50,6 +50,24 @@ test('protocol answers of RFC 3261 over UDP', async (t) => {
     assert.equal(r.headers.get('server'), 'minisipserver');
   });
 
+  await t.test('Via stamping replaces a stale received/rport, keeps other parameters and the other Via values', async () => {
+    const text = request({ ...base, method: 'OPTIONS' }).replace(
+      /^Via: .*$/m,
+      `Via: SIP/2.0/UDP client.example.com:${peer.port};received=192.0.2.9;rport=1;branch=z9hG4bK-stamp;x=1, SIP/2.0/UDP proxy.example.com;branch=z9hG4bK-p`,
+    );
+    const r = await ask(text);
+    assert.equal(
+      r.headers.get('via'),
+      `SIP/2.0/UDP client.example.com:${peer.port};branch=z9hG4bK-stamp;x=1;received=127.0.0.1;rport=${peer.port}, SIP/2.0/UDP proxy.example.com;branch=z9hG4bK-p`,
+    );
+  });
+
+  await t.test('a Via whose host is the source address and has no rport is left as it is', async () => {
+    const text = request({ ...base, method: 'OPTIONS' }).replace(/^Via: .*$/m, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK-plain`);
+    const r = await ask(text);
+    assert.equal(r.headers.get('via'), `SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK-plain`);
+  });
+
   await t.test('a known method the server does not serve: 405 with Allow', async () => {
     const r = await ask(request({ ...base, method: 'SUBSCRIBE' }));
     assert.equal(r.status, 405);
@@ -223,5 +241,6 @@ test('IPv6: the server answers over UDP on ::1 with an IPv6 received address', a
     sock.send(text, srv.port, '::1');
   });
   assert.match(reply, /^SIP\/2\.0 200 OK\r\n/);
-  assert.match(reply, new RegExp(`Via: SIP/2\\.0/UDP \\[::1\\]:${port};branch=[^;\\r]+;rport=${port}`));
+  // RFC 3581 section 4: with rport, received is added even when it equals the sent-by host.
+  assert.match(reply, new RegExp(`Via: SIP/2\\.0/UDP \\[::1\\]:${port};branch=[^;\\r]+;received=\\[::1\\];rport=${port}\\r\\n`));
 });
