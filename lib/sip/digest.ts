@@ -134,28 +134,36 @@ export function parseCredentials(headerValue: string): Credentials | null {
     if (s.charCodeAt(i) === Ch.Quote) {
       // quoted-string with quoted-pair escapes, RFC 3261 §25.1
       i++;
-      let out = '';
-      let chunkStart = i;
-      let closed = false;
-      while (i < end) {
-        const c = s.charCodeAt(i);
-        if (c === Ch.Quote) {
-          out += s.slice(chunkStart, i);
+      const close = s.indexOf('"', i);
+      const backslash = s.indexOf('\\', i);
+      if (close >= 0 && (backslash < 0 || backslash > close)) {
+        // the usual case, no escapes: one slice, no per-character loop
+        value = s.slice(i, close);
+        i = close + 1;
+      } else {
+        let out = '';
+        let chunkStart = i;
+        let closed = false;
+        while (i < end) {
+          const c = s.charCodeAt(i);
+          if (c === Ch.Quote) {
+            out += s.slice(chunkStart, i);
+            i++;
+            closed = true;
+            break;
+          }
+          if (c === Ch.Backslash) {
+            if (i + 1 >= end) return null;
+            out += s.slice(chunkStart, i);
+            chunkStart = i + 1;
+            i += 2;
+            continue;
+          }
           i++;
-          closed = true;
-          break;
         }
-        if (c === Ch.Backslash) {
-          if (i + 1 >= end) return null;
-          out += s.slice(chunkStart, i);
-          chunkStart = i + 1;
-          i += 2;
-          continue;
-        }
-        i++;
+        if (!closed) return null;
+        value = out;
       }
-      if (!closed) return null;
-      value = out;
     } else {
       const valueStart = i;
       while (i < end && isTokenChar(s.charCodeAt(i))) i++;
