@@ -1,17 +1,21 @@
 // `minisipserver cdr query|stats|convert`: read, summarise and convert call detail records.
 // The work lives in lib/cdr/; this file maps command-line arguments onto it.
+//
+// Start-up time is a large share of a short run, so this file loads little up front: yargs only
+// when an argument list needs it (the common simple ones are read by quickArgs(), with the same
+// result), and the modules doing the work of a subcommand only once it runs.
 import path from 'node:path';
-import yargs, { type Argv, type CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { parseCallTag, ALL_CALL_TAGS, callTagName } from '../lib/cdr/record.js';
 import { parseTimeArg, statusMatcher, type CdrFilter } from '../lib/cdr/filter.js';
-import { listCdrFiles, UnreadableFileError } from '../lib/cdr/source.js';
-import { parseSortSpec, runQuery, type SortSpec } from '../lib/cdr/query.js';
-import { computeStats, printStats, STATS_GROUPS, type StatsGroup, type StatsFormat } from '../lib/cdr/stats.js';
-import { convertFile, ConvertRefusedError } from '../lib/cdr/convert.js';
 import { formatProblem, type Problem } from '../lib/cdr/problems.js';
 import { Progress } from '../lib/cdr/progress.js';
-import { fieldChecks } from '../lib/cdr/prefilter.js';
+import type { SortSpec } from '../lib/cdr/query.js';
+import type { StatsGroup, StatsFormat } from '../lib/cdr/stats.js';
 import type { RowFormat } from '../lib/cdr/output.js';
+
+// Kept in step with lib/cdr/stats.ts (a test checks): importing it here would load the reader.
+const STATS_GROUPS = ['cause', 'tag', 'caller', 'callee', 'hour', 'day'] as const satisfies readonly StatsGroup[];
 
 export interface CdrIo {
   out: NodeJS.WritableStream;
@@ -146,8 +150,11 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
     onRowsRead: (n: number) => progress.addRows(n),
   };
   const strict = args.strict === true;
+  const { UnreadableFileError } = await import('../lib/cdr/source.js');
+  const { ConvertRefusedError } = await import('../lib/cdr/convert.js');
   try {
     if (cmd === 'convert') {
+      const { convertFile } = await import('../lib/cdr/convert.js');
       const { rows, written } = await convertFile(String(args.in), String(args.out), {
         ...read,
         force: args.force === true,
@@ -158,11 +165,14 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
       else io.err.write(`${rows} records written to ${String(args.out)}\n`);
     } else {
       const filter = buildFilter(args);
+      const { listCdrFiles } = await import('../lib/cdr/source.js');
+      const { fieldChecks } = await import('../lib/cdr/prefilter.js');
       const files = listCdrFiles(inputPaths(args));
       // Without --strict, lines that cannot match --caller/--callee are skipped unchecked (fast);
       // --strict checks every line.
       const prefilter = strict ? undefined : fieldChecks(filter);
       if (cmd === 'query') {
+        const { parseSortSpec, runQuery } = await import('../lib/cdr/query.js');
         let sort: SortSpec | undefined;
         if (args.sort !== undefined) {
           const spec = parseSortSpec(String(args.sort));
@@ -175,6 +185,7 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
         const format = (args.format as RowFormat | undefined) ?? (io.isTTY ? 'table' : 'csv');
         await runQuery({ ...read, fieldChecks: prefilter, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
       } else {
+        const { computeStats, printStats } = await import('../lib/cdr/stats.js');
         const by = args.by as StatsGroup | undefined;
         const format = (args.format as StatsFormat | undefined) ?? 'table';
         const result = await computeStats({ ...read, fieldChecks: prefilter, files, filter, ...(by ? { by } : {}), format });
@@ -200,8 +211,64 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
   return strict && problems > 0 ? 1 : 0;
 }
 
+const QUICK_STRINGS = new Set(['data-dir', 'from', 'to', 'caller', 'callee', 'number', 'tag', 'status']);
+const QUICK_FLAGS = new Set(['answered', 'failed', 'strict']);
+const QUERY_FORMATS = ['table', 'csv', 'json', 'ndjson'];
+const STATS_FORMATS = ['table', 'csv', 'json'];
+
+/**
+ * The arguments yargs would give the handler of `query`/`stats`, for a plain argument list: the
+ * subcommand, then paths and `--name value` / `--flag` options of those commands, each given once.
+ * undefined for anything else (help, numbers, `--name=value`, `--no-x`, `--`, unknown or repeated
+ * options, bad choices, a flag followed by true/false, --answered with --failed...): yargs decides.
+ */
+export function quickArgs(argv: readonly string[]): { cmd: Subcommand; args: Args } | undefined {
+  const cmd = argv[0];
+  if (cmd !== 'query' && cmd !== 'stats') return undefined;
+  const given: Args = {};
+  const paths: string[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) {
+      paths.push(a);
+      continue;
+    }
+    if (!a.startsWith('--')) return undefined;
+    const name = a.slice(2);
+    if (Object.prototype.hasOwnProperty.call(given, name)) return undefined;
+    if (QUICK_FLAGS.has(name)) {
+      const next = argv[i + 1];
+      if (next === 'true' || next === 'false') return undefined;
+      given[name] = true;
+      continue;
+    }
+    const value = argv[i + 1];
+    if (value === undefined || value.startsWith('-')) return undefined;
+    if (QUICK_STRINGS.has(name)) {
+      // ok
+    } else if (name === 'format') {
+      if (!(cmd === 'query' ? QUERY_FORMATS : STATS_FORMATS).includes(value)) return undefined;
+    } else if (name === 'by' && cmd === 'stats') {
+      if (!(STATS_GROUPS as readonly string[]).includes(value)) return undefined;
+    } else if (name === 'sort' && cmd === 'query') {
+      // ok
+    } else {
+      return undefined;
+    }
+    given[name] = value;
+    i++;
+  }
+  if (given.answered && given.failed) return undefined;
+  const args: Args = { _: [cmd], ...given, 'data-dir': given['data-dir'] ?? './data', strict: given.strict ?? false, paths };
+  if (cmd === 'stats' && given.format === undefined) args.format = 'table';
+  return { cmd, args };
+}
+
 /** Runs `minisipserver cdr <argv...>` in-process; resolves to the exit code. */
 export async function runCdr(argv: string[], io: CdrIo): Promise<number> {
+  const quick = quickArgs(argv);
+  if (quick) return executeCdr(quick.cmd, quick.args, io);
+  const { default: yargs } = await import('yargs');
   let chosen: { cmd: Subcommand; args: Args } | undefined;
   const parser = defineCdrSubcommands(yargs(), (cmd, args) => {
     chosen = { cmd, args };

@@ -6,6 +6,7 @@ import { crc32 } from './crc32.js';
 import { CDR_COLUMNS, type CdrColumn, type CdrRecord } from './record.js';
 import { rowFromRecord, type CdrRow } from './row.js';
 import type { ProblemSink } from './problems.js';
+import type { LineView } from './view.js';
 
 export const CDR_MAGIC = Buffer.from('MSSCDR', 'latin1');
 export const CDR_VERSION = 1;
@@ -46,6 +47,59 @@ export function encodeRecord(rec: CdrRecord): Buffer {
   buf.writeUInt32LE(payload, 0);
   buf.writeUInt32LE(crc32(buf, RECORD_PREFIX, at), 4);
   return buf;
+}
+
+/** An upper bound of the bytes encodeRecordInto() writes for `rec`. */
+export function maxRecordSize(rec: CdrRecord): number {
+  let n = RECORD_PREFIX;
+  for (const c of CDR_COLUMNS) n += 5 + 3 * (rec[c] ?? '').length;
+  return n;
+}
+
+/** encodeRecord(rec) written at out[at] (room for maxRecordSize(rec) bytes); returns its end. */
+export function encodeRecordInto(out: Buffer, at: number, rec: CdrRecord): number {
+  const start = at;
+  at += RECORD_PREFIX;
+  for (const c of CDR_COLUMNS) {
+    const v = rec[c] ?? '';
+    const len = Buffer.byteLength(v, 'utf8');
+    at = writeVarint(out, at, len);
+    if (len > 0) at += out.write(v, at, 'utf8');
+  }
+  out.writeUInt32LE(at - start - RECORD_PREFIX, start);
+  out.writeUInt32LE(crc32(out, start + RECORD_PREFIX, at), start + 4);
+  return at;
+}
+
+/** An upper bound of the bytes encodeLineInto() writes for `line`. */
+export function maxLineRecordSize(line: LineView): number {
+  return RECORD_PREFIX + (line.end - line.starts[0]!) + 5 * CDR_COLUMNS.length;
+}
+
+/**
+ * The record of a CSV line read from its bytes (valid UTF-8, canonical column order; the values
+ * of a quoted part as csv-parse gave them) written at out[at] from
+ * its bytes, the same bytes as encodeRecord() of its fields; returns its end.
+ */
+export function encodeLineInto(out: Buffer, at: number, line: LineView): number {
+  const start = at;
+  at += RECORD_PREFIX;
+  const buf = line.buf;
+  for (let i = 0; i < CDR_COLUMNS.length; i++) {
+    if (line.mid !== null && i >= line.midFrom && i < line.midTo) {
+      const v = line.mid[i - line.midFrom]!;
+      const len = Buffer.byteLength(v, 'utf8');
+      at = writeVarint(out, at, len);
+      if (len > 0) at += out.write(v, at, 'utf8');
+      continue;
+    }
+    const s = line.starts[i]!, e = line.fieldEnd(i);
+    at = writeVarint(out, at, e - s);
+    at += buf.copy(out, at, s, e);
+  }
+  out.writeUInt32LE(at - start - RECORD_PREFIX, start);
+  out.writeUInt32LE(crc32(out, start + RECORD_PREFIX, at), start + 4);
+  return at;
 }
 
 function varintSize(n: number): number {

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import { cdrFileKind, readCdrFile, type ReadOptions } from './source.js';
 import { CSV_HEADER, formatCsvRecord } from './csv.js';
-import { encodeFileHeader, encodeRecord } from './binary.js';
+import { isUtf8 } from 'node:buffer';
+import { encodeFileHeader, encodeLineInto, encodeRecordInto, maxLineRecordSize, maxRecordSize } from './binary.js';
+import { LineView, type RowView } from './view.js';
 
 /** A refused conversion: exitCode 2 for names that are not CDR files, 1 for an existing OUT. */
 export class ConvertRefusedError extends Error {
@@ -21,7 +23,9 @@ export interface ConvertOptions extends ReadOptions {
   onRowsRead?: (n: number) => void;
 }
 
-const FLUSH_AT = 1 << 20;
+// Records are encoded into one output buffer, written out whenever it fills: no row object, string
+// or Buffer per record for plain CSV lines (see view.ts), so memory stays flat.
+const OUT_SIZE = 1 << 20;
 
 export async function convertFile(input: string, output: string, opts: ConvertOptions): Promise<{ rows: number; written: boolean }> {
   const inKind = cdrFileKind(input);
@@ -36,26 +40,56 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
   let rows = 0;
   let written = false;
   try {
-    const parts: Buffer[] = [];
-    let size = 0;
-    const put = (b: Buffer) => {
-      parts.push(b);
-      size += b.length;
-      if (size >= FLUSH_AT) flush();
-    };
+    let out = Buffer.allocUnsafe(OUT_SIZE);
+    let at = 0;
     const flush = () => {
-      const data = Buffer.concat(parts);
-      parts.length = 0;
-      size = 0;
-      for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
+      for (let off = 0; off < at; ) off += fs.writeSync(fd, out, off, at - off);
+      at = 0;
     };
-    put(outKind === 'csv' ? Buffer.from(CSV_HEADER + '\n') : encodeFileHeader((opts.now ?? Date.now)()));
-    for await (const batch of readCdrFile(input, opts)) {
-      opts.onRowsRead?.(batch.length);
-      for (const row of batch) {
-        put(outKind === 'csv' ? Buffer.from(row.csvLine !== undefined ? row.csvLine + '\n' : formatCsvRecord(row.rec)) : encodeRecord(row.rec));
-        rows++;
+    /** Room for `n` more bytes at out[at]. */
+    const room = (n: number) => {
+      if (at + n <= out.length) return;
+      flush();
+      if (n > out.length) out = Buffer.allocUnsafe(n);
+    };
+    const putString = (text: string) => {
+      room(Buffer.byteLength(text, 'utf8'));
+      at += out.write(text, at, 'utf8');
+    };
+    if (outKind === 'csv') putString(CSV_HEADER + '\n');
+    else {
+      const header = encodeFileHeader((opts.now ?? Date.now)());
+      room(header.length);
+      at += header.copy(out, at);
+    }
+    const onView = (v: RowView) => {
+      rows++;
+      // Plain lines are copied byte for byte, when valid UTF-8 (otherwise the text, with its
+      // replacement characters, is what the row-based writer always wrote).
+      const line = v instanceof LineView && isUtf8(v.buf.subarray(v.starts[0]!, v.end)) ? v : null;
+      if (outKind === 'csv') {
+        if (line && line.mid === null) {
+          const s = line.starts[0]!;
+          room(line.end - s + 1);
+          at += line.buf.copy(out, at, s, line.end);
+          out[at++] = 0x0a;
+        } else {
+          const row = v.toRow();
+          putString(row.csvLine !== undefined ? row.csvLine + '\n' : formatCsvRecord(row.rec));
+        }
+      } else if (line) {
+        room(maxLineRecordSize(line));
+        at = encodeLineInto(out, at, line);
+      } else {
+        const rec = v.toRow().rec;
+        room(maxRecordSize(rec));
+        at = encodeRecordInto(out, at, rec);
       }
+    };
+    let reported = 0;
+    for await (const _ of readCdrFile(input, { ...opts, onView })) {
+      opts.onRowsRead?.(rows - reported);
+      reported = rows;
     }
     flush();
     fs.closeSync(fd);

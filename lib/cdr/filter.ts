@@ -1,6 +1,7 @@
 // Row filters of `cdr query` / `cdr stats`, and the parsing of their arguments.
 import { parseFciCached, parseTimestamp, type CallTag } from './record.js';
 import type { CdrRow } from './row.js';
+import { COL, type RowView } from './view.js';
 
 export interface CdrFilter {
   /** Epoch ms, inclusive, compared with the start time. */
@@ -93,6 +94,40 @@ export function compileFilter(f: CdrFilter): (row: CdrRow) => boolean {
   if (tests.length === 0) return () => true;
   return (row) => {
     for (const t of tests) if (!t(row)) return false;
+    return true;
+  };
+}
+
+/** compileFilter() for record views (see view.ts): the same tests, reading only what they need. */
+export function compileViewFilter(f: CdrFilter): (v: RowView) => boolean {
+  const tests: ((v: RowView) => boolean)[] = [];
+  if (f.from !== undefined) tests.push((v) => v.startMs >= f.from!);
+  if (f.to !== undefined) tests.push((v) => v.startMs < f.to!);
+  if (f.caller !== undefined) {
+    const value = f.caller, bytes = Buffer.from(value, 'utf8');
+    tests.push((v) => v.fieldIs(COL.caller, value, bytes));
+  }
+  if (f.callee !== undefined) {
+    const value = f.callee, bytes = Buffer.from(value, 'utf8');
+    tests.push((v) => v.fieldIs(COL.callee, value, bytes));
+  }
+  if (f.number !== undefined) {
+    const re = globToRegExp(f.number);
+    tests.push((v) => re.test(v.text(COL.caller)) || re.test(v.text(COL.callee)) || re.test(v.text(COL.dialled)));
+  }
+  if (f.cause !== undefined) tests.push((v) => v.fci().cause === f.cause);
+  if (f.tag !== undefined) tests.push((v) => v.fci().callTag === f.tag);
+  if (f.status !== undefined) {
+    const match = statusMatcher(f.status);
+    if (match) tests.push((v) => match(v.text(COL.status)));
+  }
+  if (f.minDuration !== undefined) tests.push((v) => Number(v.text(COL.duration)) >= f.minDuration!);
+  if (f.answered) tests.push((v) => v.answerMs !== null);
+  if (f.failed) tests.push((v) => v.answerMs === null);
+  if (tests.length === 0) return () => true;
+  if (tests.length === 1) return tests[0]!;
+  return (view) => {
+    for (const t of tests) if (!t(view)) return false;
     return true;
   };
 }

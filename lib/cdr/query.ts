@@ -2,10 +2,11 @@
 // buffered; with --sort and --limit only the best 2×limit rows are held; --sort alone holds
 // every matching row.
 import { CDR_COLUMNS, type CdrColumn } from './record.js';
-import { compileFilter, type CdrFilter } from './filter.js';
+import { compileViewFilter, type CdrFilter } from './filter.js';
 import { readCdrFiles, type ReadOptions } from './source.js';
 import { BufferedOutput, RowPrinter, type RowFormat } from './output.js';
 import type { CdrRow } from './row.js';
+import type { RowView } from './view.js';
 
 export interface SortSpec {
   field: CdrColumn;
@@ -53,38 +54,55 @@ export interface QueryResult {
 }
 
 export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream): Promise<QueryResult> {
-  const matches = compileFilter(opts.filter);
+  const matches = compileViewFilter(opts.filter);
   const output = new BufferedOutput(out);
   const printer = new RowPrinter(output, opts.format);
   const limit = opts.limit ?? Infinity;
   const result: QueryResult = { scanned: 0, matched: 0 };
   await printer.begin();
+  // Records arrive as views during each chunk's decoding; only matching ones become rows, which
+  // are printed (with backpressure) between chunks.
+  let read = 0;
 
   if (!opts.sort) {
-    outer: for await (const batch of readCdrFiles(opts.files, opts)) {
-      result.scanned += batch.length;
-      opts.onRowsRead?.(batch.length);
-      for (const row of batch) {
-        if (result.matched >= limit || output.closed) break outer;
-        if (!matches(row)) continue;
+    let found: CdrRow[] = [];
+    let wanted = limit;
+    const onView = (v: RowView) => {
+      read++;
+      if (wanted > 0 && matches(v)) {
+        wanted--;
+        found.push(v.toRow());
+      }
+    };
+    for await (const _ of readCdrFiles(opts.files, { ...opts, onView })) {
+      result.scanned += read;
+      opts.onRowsRead?.(read);
+      read = 0;
+      const rows = found;
+      found = [];
+      for (const row of rows) {
+        if (output.closed) break;
         result.matched++;
         await printer.row(row);
       }
-      if (result.matched >= limit || output.closed) break;
+      if (wanted <= 0 || output.closed) break;
     }
   } else {
     const key = sortKey(opts.sort.field);
     const compare = comparator(opts.sort.desc);
     let kept: Keyed[] = [];
     let seq = 0;
-    for await (const batch of readCdrFiles(opts.files, opts)) {
-      result.scanned += batch.length;
-      opts.onRowsRead?.(batch.length);
-      for (const row of batch) {
-        if (!matches(row)) continue;
-        kept.push({ key: key(row), seq: seq++, row });
-        if (kept.length >= 2 * limit + 1024) kept = kept.sort(compare).slice(0, limit);
-      }
+    const onView = (v: RowView) => {
+      read++;
+      if (!matches(v)) return;
+      const row = v.toRow();
+      kept.push({ key: key(row), seq: seq++, row });
+      if (kept.length >= 2 * limit + 1024) kept = kept.sort(compare).slice(0, limit);
+    };
+    for await (const _ of readCdrFiles(opts.files, { ...opts, onView })) {
+      result.scanned += read;
+      opts.onRowsRead?.(read);
+      read = 0;
     }
     kept.sort(compare);
     for (const k of kept.slice(0, limit)) {

@@ -266,7 +266,7 @@ function digits(s: string, at: number, len: number): number {
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-function toEpoch(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, offsetMin: number): number | null {
+export function toEpoch(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, offsetMin: number): number | null {
   if (!(month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 59)) return null;
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   if (day > DAYS_IN_MONTH[month - 1]! + (month === 2 && leap ? 1 : 0)) return null;

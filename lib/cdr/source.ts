@@ -3,11 +3,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { StringDecoder } from 'node:string_decoder';
 import { CsvCdrDecoder } from './csv.js';
 import { BinaryCdrDecoder } from './binary.js';
-import { LinePrefilter, type FieldCheck } from './prefilter.js';
+import type { FieldCheck } from './prefilter.js';
 import type { CdrRow } from './row.js';
+import { RecordView, type RowView } from './view.js';
 import type { ProblemSink } from './problems.js';
 
 export type CdrFileKind = 'csv' | 'csv.gz' | 'cdr';
@@ -69,13 +69,17 @@ export interface ReadOptions {
   alwaysCsvParse?: boolean;
   /** Exact --caller/--callee tests that let CSV lines which cannot match be dropped unchecked. */
   fieldChecks?: FieldCheck[] | undefined;
+  /**
+   * Receive each record as a view (see view.ts), during the read: no row objects are built and
+   * the batches yielded are empty (they mark the end of each chunk, a point to await output).
+   */
+  onView?: ((view: RowView) => void) | undefined;
 }
 
 // Small enough that a batch of rows dies young (flat memory), large enough to amortise the reads.
 const CHUNK = 1 << 16;
-// Text is decoded in pieces this small so the strings stay in V8's young generation (a string
-// over ~128 KB goes to large-object space, freed only by full collections: RSS grew).
-const DECODE_PIECE = 1 << 14;
+// CSV is decoded from one reused buffer of this size (grown only for longer lines).
+const CSV_CHUNK = 1 << 18;
 
 /** Rows of one file, a batch per chunk. Throws UnreadableFileError if it cannot be opened. */
 export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenerator<CdrRow[]> {
@@ -88,51 +92,95 @@ export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenera
   }
   opts.onFile?.(file);
   let batch: CdrRow[] = [];
-  const onRow = (row: CdrRow) => batch.push(row);
-  const decoder =
-    kind === 'cdr'
-      ? new BinaryCdrDecoder({ file, onRow, onProblem: opts.onProblem })
-      : new CsvCdrDecoder({ file, onRow, onProblem: opts.onProblem, alwaysCsvParse: opts.alwaysCsvParse ?? false });
-  const utf8 = new StringDecoder('utf8');
-  const prefilter = decoder instanceof CsvCdrDecoder && opts.fieldChecks
-    ? new LinePrefilter(opts.fieldChecks, { text: (t) => decoder.push(t), skip: (n) => decoder.skipLines(n) })
-    : null;
-  const input = kind === 'csv.gz' ? gunzipped(fd) : fileChunks(fd, kind === 'csv');
-  try {
-    try {
-      for await (const chunk of input) {
-        if (decoder instanceof BinaryCdrDecoder) decoder.push(chunk);
-        else if (prefilter) prefilter.push(chunk);
-        else for (let at = 0; at < chunk.length; at += DECODE_PIECE) decoder.push(utf8.write(chunk.subarray(at, at + DECODE_PIECE)));
-        if (batch.length > 0) {
-          const out = batch;
-          batch = [];
-          yield out;
-        }
+  const onView = opts.onView;
+  const view = new RecordView();
+  const onRow = onView
+    ? (row: CdrRow) => {
+        view.row = row;
+        onView(view);
       }
-    } catch (err) {
-      // A damaged .gz or a failing disk: keep what was read, report where reading stopped.
-      opts.onProblem({ file, message: `read error: ${(err as Error).message}` });
+    : (row: CdrRow) => batch.push(row);
+  try {
+    if (kind === 'cdr') {
+      const decoder = new BinaryCdrDecoder({ file, onRow, onProblem: opts.onProblem });
+      try {
+        for await (const chunk of fileChunks(fd)) {
+          decoder.push(chunk);
+          if (batch.length > 0 || onView) {
+            const out = batch;
+            batch = [];
+            yield out;
+          }
+        }
+      } catch (err) {
+        opts.onProblem({ file, message: `read error: ${(err as Error).message}` });
+      }
+      decoder.end();
+    } else {
+      const decoder = new CsvCdrDecoder({
+        file, onRow, onView, onProblem: opts.onProblem, alwaysCsvParse: opts.alwaysCsvParse ?? false, fieldChecks: opts.fieldChecks,
+      });
+      // One buffer serves every read: the unfinished last line is moved to its front and the next
+      // read appended. (A fresh buffer per read lives outside the JS heap and piles up between
+      // collections: 60+ MB of extra RSS on a 1M-row file.) It grows only for longer lines.
+      let buf = Buffer.allocUnsafe(CSV_CHUNK);
+      let used = 0;
+      const take = (n: number) => {
+        used += n;
+        const done = decoder.pushBytes(buf, 0, used);
+        buf.copy(buf, 0, done, used);
+        used -= done;
+        if (used === buf.length) {
+          const bigger = Buffer.allocUnsafe(buf.length * 2);
+          buf.copy(bigger, 0, 0, used);
+          buf = bigger;
+        }
+      };
+      try {
+        if (kind === 'csv.gz') {
+          for await (const chunk of gunzipped(fd)) {
+            for (let at = 0; at < chunk.length; ) {
+              const n = chunk.copy(buf, used, at);
+              at += n;
+              take(n);
+            }
+            if (batch.length > 0 || onView) {
+              const out = batch;
+              batch = [];
+              yield out;
+            }
+          }
+        } else {
+          for (;;) {
+            // A synchronous read: the thread-pool round trip of an async one cost more than the
+            // read itself. Output still drains between chunks (the yield below).
+            const bytesRead = fs.readSync(fd.fd, buf, used, buf.length - used, null);
+            if (bytesRead === 0) break;
+            take(bytesRead);
+            if (batch.length > 0 || onView) {
+              const out = batch;
+              batch = [];
+              yield out;
+            }
+          }
+        }
+      } catch (err) {
+        // A damaged .gz or a failing disk: keep what was read, report where reading stopped.
+        opts.onProblem({ file, message: `read error: ${(err as Error).message}` });
+      }
+      if (used > 0) decoder.push(buf.toString('utf8', 0, used));
+      decoder.end();
     }
-    if (prefilter) prefilter.end();
-    else if (!(decoder instanceof BinaryCdrDecoder)) decoder.push(utf8.end());
-    decoder.end();
-    if (batch.length > 0) yield batch;
+    if (batch.length > 0 || onView) yield batch;
   } finally {
-    await input.return(undefined);
     await fd.close().catch(() => undefined);
   }
 }
 
-/**
- * The file's bytes chunk by chunk. With `reuse`, one buffer serves every read (the CSV decoder
- * copies what it needs into strings): a fresh buffer per read lives outside the JS heap and piles
- * up between collections, which showed as 60+ MB of extra RSS on a 1M-row file.
- */
-async function* fileChunks(fd: fs.promises.FileHandle, reuse: boolean): AsyncGenerator<Buffer, void, undefined> {
-  let buf = Buffer.allocUnsafe(CHUNK);
+/** The file's bytes chunk by chunk, a fresh buffer each (the binary decoder keeps slices). */
+async function* fileChunks(fd: fs.promises.FileHandle): AsyncGenerator<Buffer, void, undefined> {
   for (;;) {
-    if (!reuse) buf = Buffer.allocUnsafe(CHUNK);
+    const buf = Buffer.allocUnsafe(CHUNK);
     const { bytesRead } = await fd.read(buf, 0, CHUNK, null);
     if (bytesRead === 0) return;
     yield buf.subarray(0, bytesRead);

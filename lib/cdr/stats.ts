@@ -1,11 +1,11 @@
 // `cdr stats`: totals, answer-seizure ratio, average call duration, billable minutes, busiest
 // hour, optionally per group. Memory grows with the number of groups, not of rows.
-import { callTagName, parseFciCached } from './record.js';
-import { compileFilter, type CdrFilter } from './filter.js';
+import { callTagName, type Fci } from './record.js';
+import { compileViewFilter, type CdrFilter } from './filter.js';
 import { readCdrFiles, type ReadOptions } from './source.js';
 import { BufferedOutput } from './output.js';
 import { formatCsvLine } from './csv.js';
-import type { CdrRow } from './row.js';
+import { COL, type RowView } from './view.js';
 
 export const STATS_GROUPS = ['cause', 'tag', 'caller', 'callee', 'hour', 'day'] as const;
 export type StatsGroup = (typeof STATS_GROUPS)[number];
@@ -17,12 +17,13 @@ class Tally {
   talkMs = 0;
   billableSec = 0;
 
-  add(row: CdrRow): void {
+  add(row: RowView): void {
     this.calls++;
-    if (row.answerMs !== null) {
+    const answerMs = row.answerMs;
+    if (answerMs !== null) {
       this.answered++;
-      this.talkMs += Math.max(0, row.endMs - row.answerMs);
-      const billable = Number(row.rec.billable);
+      this.talkMs += Math.max(0, row.endMs - answerMs);
+      const billable = row.billable();
       if (Number.isFinite(billable)) this.billableSec += billable;
     }
   }
@@ -48,14 +49,27 @@ function round(n: number, places: number): number {
   return Math.round(n * f) / f;
 }
 
-function groupKey(by: StatsGroup): (row: CdrRow) => string {
+function groupKey(by: StatsGroup): (row: RowView) => string {
   switch (by) {
-    case 'cause': return (r) => String(parseFciCached(r.rec.fci).cause ?? '');
-    case 'tag': return (r) => { const t = parseFciCached(r.rec.fci).callTag; return t === undefined ? '' : `${t} ${callTagName(t) ?? '?'}`; };
-    case 'caller': return (r) => r.rec.caller;
-    case 'callee': return (r) => r.rec.callee;
-    case 'hour': return (r) => r.rec.start_time.slice(11, 13);
-    case 'day': return (r) => r.rec.start_time.slice(0, 10);
+    case 'cause': {
+      // FCI objects are shared between equal FCI texts (parseFciCached): one key string each.
+      const keys = new Map<Fci, string>();
+      return (r) => {
+        const fci = r.fci();
+        let k = keys.get(fci);
+        if (k === undefined) {
+          k = String(fci.cause ?? '');
+          if (keys.size >= 4096) keys.clear();
+          keys.set(fci, k);
+        }
+        return k;
+      };
+    }
+    case 'tag': return (r) => { const t = r.fci().callTag; return t === undefined ? '' : `${t} ${callTagName(t) ?? '?'}`; };
+    case 'caller': return (r) => r.text(COL.caller);
+    case 'callee': return (r) => r.text(COL.callee);
+    case 'hour': return (r) => r.startHour().slice(11, 13);
+    case 'day': return (r) => r.startHour().slice(0, 10);
   }
 }
 
@@ -90,7 +104,7 @@ export interface StatsResult {
 }
 
 export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
-  const matches = compileFilter(opts.filter);
+  const matches = compileViewFilter(opts.filter);
   const total = new Tally();
   const perHour = new Map<string, number>();
   const key = opts.by ? groupKey(opts.by) : null;
@@ -101,25 +115,28 @@ export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
   const countHour = () => {
     if (hourCalls > 0) perHour.set(hour, (perHour.get(hour) ?? 0) + hourCalls);
   };
-  for await (const batch of readCdrFiles(opts.files, opts)) {
-    opts.onRowsRead?.(batch.length);
-    for (const row of batch) {
-      if (!matches(row)) continue;
-      total.add(row);
-      const rowHour = row.rec.start_time.slice(0, 13); // local wall-clock hour of the server
-      if (rowHour !== hour) {
-        countHour();
-        hour = detach(rowHour);
-        hourCalls = 0;
-      }
-      hourCalls++;
-      if (key) {
-        const k = key(row);
-        let tally = groups.get(k);
-        if (!tally) groups.set(detach(k), (tally = new Tally()));
-        tally.add(row);
-      }
+  let read = 0;
+  const onView = (row: RowView) => {
+    read++;
+    if (!matches(row)) return;
+    total.add(row);
+    const rowHour = row.startHour(); // local wall-clock hour of the server
+    if (rowHour !== hour) {
+      countHour();
+      hour = detach(rowHour);
+      hourCalls = 0;
     }
+    hourCalls++;
+    if (key) {
+      const k = key(row);
+      let tally = groups.get(k);
+      if (!tally) groups.set(detach(k), (tally = new Tally()));
+      tally.add(row);
+    }
+  };
+  for await (const _ of readCdrFiles(opts.files, { ...opts, onView })) {
+    opts.onRowsRead?.(read);
+    read = 0;
   }
   countHour();
   let busiestHour: StatsResult['busiestHour'] = null;

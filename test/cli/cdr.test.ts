@@ -283,3 +283,48 @@ test('dashed options are read without camelCase aliases (cli/main.ts turns camel
   assert.equal(await executeCdr('query', { 'min-duration': 60, paths: [DAYS], format: 'csv' }, { out: out2, err }), 0);
   assert.deepEqual(callIds(out2.text), ['a1@x', 'a3@x']);
 });
+
+test('the quick argument reader gives the handler what yargs gives it, or leaves the list to yargs', async () => {
+  const { quickArgs, defineCdrSubcommands } = await import('../../cli/cdr.js');
+  const { STATS_GROUPS } = await import('../../lib/cdr/stats.js');
+  const { default: yargs } = await import('yargs');
+  const viaYargs = async (argv: string[]) => {
+    let got: { cmd: string; args: Record<string, unknown> } | undefined;
+    await defineCdrSubcommands(yargs(), (cmd, args) => {
+      got = { cmd, args };
+    }).strict().exitProcess(false).parse(argv);
+    return got;
+  };
+  const read = ['strict', 'from', 'to', 'caller', 'callee', 'number', 'cause', 'tag', 'status', 'min-duration', 'answered', 'failed', 'paths', 'data-dir', 'sort', 'limit', 'format', 'by'];
+  const pick = (a: Record<string, unknown>) => Object.fromEntries(read.filter((k) => a[k] !== undefined).map((k) => [k, a[k]]));
+  const quick = [
+    ['stats', '--by', 'cause'],
+    ['stats', 'a.csv', '--by', 'hour', '--format', 'csv', '--strict'],
+    ['query', 'a.csv', 'b', '--caller', '0101', '--strict', 'c.cdr'],
+    ['query', '--answered', 'x', '--callee', '', '--status', '4xx', '--tag', 'true'],
+    ['query', '--from', '2026-11-26', '--to', '2026-11-27T10:00', '--number', '1*', '--sort', 'duration:desc', '--format', 'ndjson'],
+    ['stats', '--data-dir', '/tmp/d', '--failed', '--caller', 'true'],
+    ['query'],
+  ];
+  for (const argv of quick) {
+    const q = quickArgs(argv);
+    assert.ok(q, argv.join(' '));
+    const y = await viaYargs(argv);
+    assert.ok(y, argv.join(' '));
+    assert.equal(q.cmd, y.cmd);
+    assert.deepEqual(pick(q.args), pick(y.args), argv.join(' '));
+  }
+  const toYargs = [
+    ['stats', '--by', 'nope'], ['query', '--format', 'xml'], ['stats', '--format', 'ndjson'], ['query', '--by', 'cause'],
+    ['query', '--caller=101'], ['query', '--caller', '1', '--caller', '2'], ['query', '--strict', 'true'], ['query', '--no-strict'],
+    ['query', '--answered', '--failed'], ['query', '--limit', '5'], ['query', '--cause', '16'], ['query', '--min-duration', '3'],
+    ['query', '--help'], ['query', '-h'], ['query', '--caller'], ['query', '--caller', '-1'], ['query', '--', 'x'], ['query', '-'],
+    ['convert', 'a.csv', 'b.cdr'], ['stats', '--sort', 'duration'], ['query', '--unknown', 'x'], ['--help'], [],
+  ];
+  for (const argv of toYargs) assert.equal(quickArgs(argv), undefined, argv.join(' '));
+  // cli/cdr.ts keeps its own copy of the --by choices (importing stats.ts would load the reader).
+  for (const g of STATS_GROUPS) {
+    assert.ok(await viaYargs(['stats', '--by', g]), `--by ${g} is a choice`);
+    assert.ok(quickArgs(['stats', '--by', g]), `--by ${g} read quickly`);
+  }
+});
