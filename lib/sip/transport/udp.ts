@@ -1,6 +1,13 @@
 import dgram from 'node:dgram';
 import type { InboundHandler } from './types.js';
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+function ipLookup(address: string, options: unknown, callback: LookupCallback): void {
+  const family = address.includes(':') ? 6 : 4;
+  callback(null, address, family);
+}
+
 export interface UdpOptions {
   address: string;
   port: number;
@@ -25,6 +32,9 @@ export class UdpTransport {
         ipv6Only: opts.family === 6,
         recvBufferSize: opts.bufferBytes,
         sendBufferSize: opts.bufferBytes,
+        // We only ever send to IP addresses (where a request came from): no name lookup, and no
+        // deferral of every send to the next tick as dns.lookup does even for an IP.
+        lookup: ipLookup,
       });
       const onBindError = (err: Error) => {
         socket.close();
