@@ -102,7 +102,7 @@ export class Authenticator {
     return fallback && fallback.realm === this.opts.realm ? fallback : null;
   }
 
-  challenge(req: SipRequest, mode: 'www' | 'proxy', toTag: string, stale: boolean, reason: string): AuthOutcome {
+  challenge(req: SipRequest, mode: 'www' | 'proxy', toTag: string, stale: boolean, reason: string): Extract<AuthOutcome, { ok: false }> {
     const res = createResponse(req, mode === 'www' ? 401 : 407, undefined, toTag);
     const header = mode === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
     for (const value of challengeHeaderValues(this.opts.realm, this.opts.nonces.issue(), this.opaque, stale, this.algorithmsFor(req))) {

@@ -87,6 +87,10 @@ export class Registrar {
   handle(req: SipRequest, source: Endpoint, toTag: string): RegisterResult {
     const fail = (status: number, reason?: string): RegisterResult => ({ response: createResponse(req, status, reason, toTag) });
 
+    // Without credentials the answer is a challenge whatever the request names (the same for
+    // every user): nothing else needs to be read.
+    if (!req.headers.has('authorization')) return { response: this.opts.auth.challenge(req, 'www', toTag, false, 'no credentials').response };
+
     const to = parseNameAddr(req.headers.get('to') ?? '');
     const toUri = to ? parseUri(to.uri) : null;
     if (!toUri || (toUri.scheme !== 'sip' && toUri.scheme !== 'sips')) return fail(400, 'Bad Request (To is not a sip: address-of-record)');

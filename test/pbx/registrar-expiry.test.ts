@@ -21,6 +21,7 @@ function register(contact: string, expires: number, cseq: number): SipRequest {
     `CSeq: ${cseq} REGISTER`,
     `Contact: <${contact}>`,
     `Expires: ${expires}`,
+    'Authorization: Digest username="400", realm="r", nonce="n", uri="sip:pbx", response="00"',
     'Content-Length: 0',
     '',
     '',
@@ -35,6 +36,7 @@ test('bindings expire at their time: lookup drops them and the sweep removes the
   const store = openSqliteStore(dir);
   const writer = new BindingWriter(store, 60_000);
   let now = 1_000_000;
+  // Authentication itself is tested elsewhere: here every request with credentials passes.
   const auth = { authenticate: () => ({ ok: true as const, user: '400' }) } as unknown as Authenticator;
   const registrar = new Registrar({
     store, writer, auth, logger: silentLogger, minExpires: 60, maxExpires: 3600, defaultExpires: 3600, maxContacts: 5, maxClients: 0,
