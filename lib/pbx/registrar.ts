@@ -131,7 +131,8 @@ export class Registrar {
 
     if (contacts.contacts.length === 0) return { response: this.ok(req, toTag, current) };
 
-    // Validate every contact first: the request is atomic (section 10.3 step 7).
+    // Validate every contact first, nothing changes unless all are acceptable: the request is
+    // atomic (section 10.3 step 7).
     const changes: Array<{ contact: NameAddr; uri: SipUri; expires: number }> = [];
     for (const c of contacts.contacts) {
       // A refresh names the very same Contact URI: reuse its parsed form.
@@ -145,6 +146,10 @@ export class Registrar {
         const res = createResponse(req, 423, undefined, toTag);
         res.headers.append('Min-Expires', String(this.opts.minExpires));
         return { response: res };
+      }
+      const existing = current.find((b) => b.contact === c.uri) ?? current.find((b) => uriEquals(b.uri, uri));
+      if (existing && existing.callId === callId && cseq.seq <= existing.cseq) {
+        return fail(500, 'Server Internal Error (out-of-order REGISTER)');
       }
       changes.push({ contact: c, uri, expires: Math.min(expires, this.opts.maxExpires) });
     }
@@ -161,9 +166,6 @@ export class Registrar {
       let idx = list.findIndex((b) => b.contact === ch.contact.uri);
       if (idx < 0) idx = list.findIndex((b) => uriEquals(b.uri, ch.uri));
       const existing = idx >= 0 ? list[idx] : undefined;
-      if (existing && existing.callId === callId && cseq.seq <= existing.cseq) {
-        return fail(500, 'Server Internal Error (out-of-order REGISTER)');
-      }
       if (ch.expires === 0) {
         if (existing) {
           list.splice(idx, 1);

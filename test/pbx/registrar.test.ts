@@ -183,6 +183,22 @@ test('registrar over UDP', async (t) => {
     assert.equal(srv.server.registrar.lookup('203').length, 0);
   });
 
+  await t.test('a REGISTER is atomic: one refused contact leaves every binding as it was', async () => {
+    await registerWithAuth(peer, { ...base, user: '202', password: 'secret202', callId: 'atomic', cseq: 20, contact: '<sip:202@127.0.0.1:41000>' });
+    const { final } = await registerWithAuth(peer, {
+      ...base,
+      user: '202',
+      password: 'secret202',
+      callId: 'atomic',
+      cseq: 7,
+      contact: '<sip:202@127.0.0.1:41001>, <sip:202@127.0.0.1:41000>',
+    });
+    assert.equal(final.status, 500);
+    const contacts = srv.server.registrar.lookup('202').map((b) => b.contact);
+    assert.ok(!contacts.includes('sip:202@127.0.0.1:41001'), 'the new contact of the refused request was not added');
+    assert.ok(contacts.includes('sip:202@127.0.0.1:41000'));
+  });
+
   await t.test('an out-of-order CSeq on the same Call-ID is refused', async () => {
     await registerWithAuth(peer, { ...base, user: '201', password: 'secret201', callId: 'o201', cseq: 20 });
     const { final } = await registerWithAuth(peer, { ...base, user: '201', password: 'secret201', callId: 'o201', cseq: 5 });
