@@ -188,7 +188,7 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
         const { computeStats, printStats } = await import('../lib/cdr/stats.js');
         const by = args.by as StatsGroup | undefined;
         const format = (args.format as StatsFormat | undefined) ?? 'table';
-        const result = await computeStats({ ...read, fieldChecks: prefilter, files, filter, ...(by ? { by } : {}), format });
+        const result = await computeStats({ ...read, fieldChecks: prefilter, files, filter, ...(by ? { by } : {}), format, parallel: strict ? undefined : {} });
         progress.done();
         await printStats(result, { ...(by ? { by } : {}), format }, io.out);
       }

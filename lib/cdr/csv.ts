@@ -43,6 +43,8 @@ interface CsvDecoderOptions {
   /** pushBytes() only: exact --caller/--callee tests; lines whose field certainly differs are
    * dropped before any other check (see prefilter.ts for the rules). */
   fieldChecks?: FieldCheck[] | undefined;
+  /** The bytes continue a file at a record boundary (no byte order mark to look for). */
+  continuation?: boolean;
 }
 
 const NF = CDR_COLUMNS.length;
@@ -52,6 +54,8 @@ const START_COL = CDR_COLUMNS.indexOf('start_time');
 const ANSWER_COL = CDR_COLUMNS.indexOf('answer_time');
 const END_COL = CDR_COLUMNS.indexOf('end_time');
 const TIME_COLS = [START_COL, ANSWER_COL, END_COL];
+/** Length of a timestamp as written (`2026-11-26T09:15:02.123+01:00`). */
+const TS_LENGTH = 29;
 
 // csv-parse results of quoted parts (a pure function of the text): caller names and the like
 // repeat from record to record, and csv-parse's cost per call is high.
@@ -85,7 +89,24 @@ export class CsvCdrDecoder {
   private readonly tsAnswer = new TimestampReader();
   private readonly tsEnd = new TimestampReader();
 
-  constructor(private readonly opts: CsvDecoderOptions) {}
+  constructor(private readonly opts: CsvDecoderOptions) {
+    if (opts.continuation) this.started = true;
+  }
+
+  /** Physical lines read so far. */
+  get lines(): number {
+    return this.lineNo;
+  }
+
+  /**
+   * Whether, after the lines pushed so far, a fresh decoder made with `continuation` would read
+   * what follows exactly as this one: no record open, nothing queued or held back, the standard
+   * column order (a byte range after this point can then be read by another decoder).
+   */
+  atRecordBoundary(): boolean {
+    return this.started && this.rest === '' && this.pending.length === 0 && this.queue.length === 0 &&
+      this.columnMap === null && this.fieldCount === CDR_COLUMNS.length && !this.opts.alwaysCsvParse;
+  }
 
   /**
    * Decodes the complete lines of the UTF-8 bytes buf[start, end) and returns where the
@@ -105,6 +126,7 @@ export class CsvCdrDecoder {
     this.hintBuf = null;
     const starts = this.view.starts;
     let nextQuote = -2; // next `"` in buf at or after pos (-1: none)
+    let noSkip = -1; // a line (its start) to scan in full
     const checks = this.opts.fieldChecks;
     while (pos < end) {
       if (checks && this.pending.length === 0 && this.columnMap === null && !this.opts.alwaysCsvParse) {
@@ -129,13 +151,21 @@ export class CsvCdrDecoder {
           }
         }
       }
-      const nl = scanLine(buf, pos, end, starts);
+      // Timestamps may be stepped over (see scanLine()) only on a line that will be read as plain.
+      const skip = noSkip !== pos && checks === undefined && this.pending.length === 0 && this.columnMap === null &&
+        this.queue.length === 0 && !this.opts.alwaysCsvParse;
+      const nl = scanLine(buf, pos, end, starts, skip);
       if (nl >= end) break;
       const commas = scanCommas;
       const quote = scanQuote;
       const lastQuote = scanLastQuote;
       const quotes = scanQuotes;
+      const skipped = scanSkipped;
       const e = nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl;
+      if (skipped !== 0 && (quote >= 0 || this.mayBeHeader(buf, pos, e))) {
+        noSkip = pos; // scan this line again in full
+        continue;
+      }
       if (this.pending.length > 0 || quote >= 0 || this.columnMap !== null || this.opts.alwaysCsvParse) {
         if (quote >= 0 && this.mayDropQuoted(buf, pos, e, quote) && !this.mayBeHeader(buf, pos, e)) this.lineNo++;
         else if (quote >= 0 && this.quotedLine(buf, pos, e, quote, lastQuote, quotes, commas)) {
@@ -157,8 +187,10 @@ export class CsvCdrDecoder {
             // dropped unchecked
           } else if (this.queue.length > 0) {
             this.queue.push({ line: this.lineNo, terminated: true, bytes: [pos, e] });
-          } else {
-            this.plainRecord(buf, pos, e, commas, this.lineNo);
+          } else if (!this.plainRecord(buf, pos, e, commas, this.lineNo, skipped)) {
+            this.lineNo--;
+            noSkip = pos; // a field stepped over was not a timestamp as written: scan again in full
+            continue;
           }
         }
       }
@@ -276,22 +308,49 @@ export class CsvCdrDecoder {
     return true;
   }
 
-  /** A plain line, canonical column order: field count, timestamps, then on to the caller. */
-  private plainRecord(buf: Buffer, s: number, e: number, commas: number, line: number): void {
+  /**
+   * A plain line, canonical column order: field count, timestamps, then on to the caller. With
+   * `skipped` (fields scanLine() stepped over), returns false, having done nothing, unless each of
+   * those fields is a timestamp in the written form (so it holds no comma, quote or newline, and
+   * the scan was exact): the caller then scans the line again in full.
+   */
+  private plainRecord(buf: Buffer, s: number, e: number, commas: number, line: number, skipped = 0): boolean {
     if (commas + 1 !== this.fieldCount) {
+      if (skipped !== 0) return false;
       this.problem(line, `expected ${this.fieldCount} fields, got ${commas + 1}`);
-      return;
+      return true;
     }
     const v = this.view;
     const starts = v.starts;
     const startMs = this.tsStart.read(buf, starts[START_COL]!, starts[START_COL + 1]! - 1);
-    if (startMs === null) return this.badTime(line, 'start_time', buf, starts[START_COL]!, starts[START_COL + 1]! - 1);
-    const endMs = this.tsEnd.read(buf, starts[END_COL]!, starts[END_COL + 1]! - 1);
-    if (endMs === null) return this.badTime(line, 'end_time', buf, starts[END_COL]!, starts[END_COL + 1]! - 1);
+    if (skipped !== 0 && (skipped & (1 << START_COL)) !== 0 && (startMs === null || !this.tsStart.written)) return false;
+    let endMs: number | null = null;
     let answerMs: number | null = null;
-    if (starts[ANSWER_COL + 1]! - 1 > starts[ANSWER_COL]!) {
-      answerMs = this.tsAnswer.read(buf, starts[ANSWER_COL]!, starts[ANSWER_COL + 1]! - 1);
-      if (answerMs === null) return this.badTime(line, 'answer_time', buf, starts[ANSWER_COL]!, starts[ANSWER_COL + 1]! - 1);
+    const hasAnswer = starts[ANSWER_COL + 1]! - 1 > starts[ANSWER_COL]!;
+    if (skipped !== 0) {
+      // Every field stepped over is checked before anything is reported.
+      endMs = this.tsEnd.read(buf, starts[END_COL]!, starts[END_COL + 1]! - 1);
+      if ((skipped & (1 << END_COL)) !== 0 && (endMs === null || !this.tsEnd.written)) return false;
+      if (hasAnswer) {
+        answerMs = this.tsAnswer.read(buf, starts[ANSWER_COL]!, starts[ANSWER_COL + 1]! - 1);
+        if ((skipped & (1 << ANSWER_COL)) !== 0 && (answerMs === null || !this.tsAnswer.written)) return false;
+      }
+    }
+    if (startMs === null) {
+      this.badTime(line, 'start_time', buf, starts[START_COL]!, starts[START_COL + 1]! - 1);
+      return true;
+    }
+    if (skipped === 0) endMs = this.tsEnd.read(buf, starts[END_COL]!, starts[END_COL + 1]! - 1);
+    if (endMs === null) {
+      this.badTime(line, 'end_time', buf, starts[END_COL]!, starts[END_COL + 1]! - 1);
+      return true;
+    }
+    if (hasAnswer) {
+      if (skipped === 0) answerMs = this.tsAnswer.read(buf, starts[ANSWER_COL]!, starts[ANSWER_COL + 1]! - 1);
+      if (answerMs === null) {
+        this.badTime(line, 'answer_time', buf, starts[ANSWER_COL]!, starts[ANSWER_COL + 1]! - 1);
+        return true;
+      }
     }
     v.buf = buf;
     v.end = e;
@@ -301,6 +360,7 @@ export class CsvCdrDecoder {
     v.hour = this.tsStart.hour;
     if (this.opts.onView) this.opts.onView(v);
     else this.opts.onRow?.(v.toRow());
+    return true;
   }
 
   private badTime(line: number, name: string, buf: Buffer, s: number, e: number): void {
@@ -513,18 +573,27 @@ let scanCommas = 0;
 let scanQuote = -1;
 let scanLastQuote = -1;
 let scanQuotes = 0;
+/** Bit k set: field k (a timestamp column) was stepped over unread, see scanLine(). */
+let scanSkipped = 0;
 
 /**
  * Reads buf[pos, end) up to the first newline and returns its index (end if none): `starts` gets
  * the start after each comma (the first MAX_STARTS - 1 commas, quoted ones too), scanCommas the
  * comma count, scanQuote and scanLastQuote the first and last `"` (-1: none), scanQuotes their
  * count. A small function of its own: V8 optimises this hot loop better than inside pushBytes().
+ *
+ * With `skip`, a timestamp field (start_time, answer_time, end_time) followed by a comma 29 bytes
+ * on, the length of the written form, is stepped over unread (scanSkipped says which): the
+ * timestamp reader reads those bytes anyway. The results are those of a full scan only if the
+ * fields stepped over hold no comma, quote or newline: the caller must make sure (see
+ * plainRecord()) or scan again without `skip`.
  */
-function scanLine(buf: Buffer, pos: number, end: number, starts: Int32Array): number {
+function scanLine(buf: Buffer, pos: number, end: number, starts: Int32Array, skip: boolean): number {
   let commas = 0;
   let quote = -1;
   let lastQuote = -1;
   let quotes = 0;
+  let skipped = 0;
   starts[0] = pos;
   let i = pos;
   for (; i < end; i++) {
@@ -532,6 +601,10 @@ function scanLine(buf: Buffer, pos: number, end: number, starts: Int32Array): nu
     if (c <= 44) {
       if (c === 44) {
         if (++commas < MAX_STARTS) starts[commas] = i + 1;
+        if (skip && commas >= START_COL && commas <= END_COL && i + TS_LENGTH + 1 < end && buf[i + TS_LENGTH + 1] === 44 && buf[i + 1] !== 44) {
+          skipped |= 1 << commas;
+          i += TS_LENGTH; // the loop's i++ then reaches the comma after the field
+        }
       } else if (c === 10) break;
       else if (c === 34) {
         if (quote < 0) quote = i;
@@ -544,6 +617,7 @@ function scanLine(buf: Buffer, pos: number, end: number, starts: Int32Array): nu
   scanQuote = quote;
   scanLastQuote = lastQuote;
   scanQuotes = quotes;
+  scanSkipped = skipped;
   return i;
 }
 

@@ -74,7 +74,30 @@ export interface ReadOptions {
    * the batches yielded are empty (they mark the end of each chunk, a point to await output).
    */
   onView?: ((view: RowView) => void) | undefined;
+  /**
+   * Plain `.csv` files only: may hand the end of a file to another reader (see CsvSplit).
+   */
+  split?: CsvSplit | undefined;
+  /** Plain `.csv` files only: read from this byte offset, the start of a line at a record
+   * boundary (the rest of a file split by CsvSplit), with line numbers counted from there. */
+  from?: number | undefined;
 }
+
+/** A plan to let another reader take the bytes of a `.csv` file from `at` (just after a newline). */
+export interface CsvSplitPlan {
+  at: number;
+  /**
+   * Called when this reader has read every line before `at`, stopped at a record boundary (see
+   * CsvCdrDecoder.atRecordBoundary), after `lines` lines: true if the other reader's results
+   * were taken (this reader then stops), false if this reader must read the rest itself.
+   */
+  finish(lines: number): Promise<boolean>;
+  /** The split is given up (this reader reads the rest, if any): stop the other reader. */
+  cancel(reason: string): void;
+}
+
+/** Decides, per plain `.csv` file (fd open for reading, `size` bytes), whether to split it. */
+export type CsvSplit = (file: string, fd: number, size: number) => CsvSplitPlan | undefined;
 
 // Small enough that a batch of rows dies young (flat memory), large enough to amortise the reads.
 const CHUNK = 1 << 16;
@@ -119,6 +142,7 @@ export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenera
     } else {
       const decoder = new CsvCdrDecoder({
         file, onRow, onView, onProblem: opts.onProblem, alwaysCsvParse: opts.alwaysCsvParse ?? false, fieldChecks: opts.fieldChecks,
+        continuation: kind === 'csv' && (opts.from ?? 0) > 0,
       });
       // One buffer serves every read: the unfinished last line is moved to its front and the next
       // read appended. (A fresh buffer per read lives outside the JS heap and piles up between
@@ -151,17 +175,34 @@ export async function* readCdrFile(file: string, opts: ReadOptions): AsyncGenera
             }
           }
         } else {
-          for (;;) {
-            // A synchronous read: the thread-pool round trip of an async one cost more than the
-            // read itself. Output still drains between chunks (the yield below).
-            const bytesRead = fs.readSync(fd.fd, buf, used, buf.length - used, null);
-            if (bytesRead === 0) break;
-            take(bytesRead);
-            if (batch.length > 0 || onView) {
-              const out = batch;
-              batch = [];
-              yield out;
+          let pos = opts.from ?? 0; // file offset of the next read
+          let plan = opts.split ? opts.split(file, fd.fd, (await fd.stat()).size) : undefined;
+          try {
+            for (;;) {
+              if (plan && pos === plan.at) {
+                const p = plan;
+                plan = undefined;
+                if (used === 0 && decoder.atRecordBoundary()) {
+                  if (await p.finish(decoder.lines)) break;
+                } else {
+                  p.cancel('not at a record boundary');
+                }
+              }
+              // A synchronous read: the thread-pool round trip of an async one cost more than the
+              // read itself. Output still drains between chunks (the yield below).
+              const want = plan ? Math.min(buf.length - used, plan.at - pos) : buf.length - used;
+              const bytesRead = fs.readSync(fd.fd, buf, used, want, pos);
+              if (bytesRead === 0) break;
+              pos += bytesRead;
+              take(bytesRead);
+              if (batch.length > 0 || onView) {
+                const out = batch;
+                batch = [];
+                yield out;
+              }
             }
+          } finally {
+            plan?.cancel('the read stopped before the split');
           }
         }
       } catch (err) {

@@ -6,6 +6,7 @@ import { readCdrFiles, type ReadOptions } from './source.js';
 import { BufferedOutput } from './output.js';
 import { formatCsvLine } from './csv.js';
 import { COL, type RowView } from './view.js';
+import { statsSplit, type ParallelOptions } from './stats-split.js';
 
 export const STATS_GROUPS = ['cause', 'tag', 'caller', 'callee', 'hour', 'day'] as const;
 export type StatsGroup = (typeof STATS_GROUPS)[number];
@@ -16,16 +17,45 @@ class Tally {
   answered = 0;
   talkMs = 0;
   billableSec = 0;
+  /** Every value added to talkMs and billableSec was a whole number >= 0 (so the sums are exact
+   * while below 2^53, and adding them up in another order gives the same result). */
+  whole = true;
 
   add(row: RowView): void {
     this.calls++;
     const answerMs = row.answerMs;
     if (answerMs !== null) {
       this.answered++;
-      this.talkMs += Math.max(0, row.endMs - answerMs);
+      const talk = Math.max(0, row.endMs - answerMs);
+      this.talkMs += talk;
+      if (!Number.isInteger(talk)) this.whole = false;
       const billable = row.billable();
-      if (Number.isFinite(billable)) this.billableSec += billable;
+      if (Number.isFinite(billable)) {
+        this.billableSec += billable;
+        if (!(Number.isInteger(billable) && billable >= 0)) this.whole = false;
+      }
     }
+  }
+
+  data(): TallyData {
+    return { calls: this.calls, answered: this.answered, talkMs: this.talkMs, billableSec: this.billableSec, whole: this.whole };
+  }
+
+  /**
+   * Whether adding `d` (the tally of the records that follow) gives exactly what adding those
+   * records one by one would: whole numbers all along, far from the limit of exact integers.
+   */
+  canMerge(d: TallyData): boolean {
+    const exact = (a: number, b: number) => Number.isInteger(a) && a >= 0 && a + b <= 2 ** 52;
+    return d.whole && exact(this.talkMs, d.talkMs) && exact(this.billableSec, d.billableSec);
+  }
+
+  merge(d: TallyData): void {
+    this.calls += d.calls;
+    this.answered += d.answered;
+    this.talkMs += d.talkMs;
+    this.billableSec += d.billableSec;
+    this.whole &&= d.whole;
   }
 
   summary() {
@@ -43,6 +73,24 @@ class Tally {
 }
 
 type Summary = ReturnType<Tally['summary']>;
+
+interface TallyData {
+  calls: number;
+  answered: number;
+  talkMs: number;
+  billableSec: number;
+  whole: boolean;
+}
+
+/** The aggregates of a part of the input (a worker's share of a file). */
+export interface StatsPart {
+  total: TallyData;
+  /** Calls per hour. */
+  hours: [string, number][];
+  /** Groups in the order they were first met. */
+  groups: [string, TallyData][];
+  rows: number;
+}
 
 function round(n: number, places: number): number {
   const f = 10 ** places;
@@ -95,6 +143,8 @@ export interface StatsOptions extends ReadOptions {
   by?: StatsGroup;
   format: StatsFormat;
   onRowsRead?: (n: number) => void;
+  /** Read the second half of large plain `.csv` files in a worker thread (see stats-split.ts). */
+  parallel?: ParallelOptions | undefined;
 }
 
 export interface StatsResult {
@@ -103,51 +153,98 @@ export interface StatsResult {
   groups?: (Summary & { key: string })[];
 }
 
-export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
-  const matches = compileViewFilter(opts.filter);
-  const total = new Tally();
-  const perHour = new Map<string, number>();
-  const key = opts.by ? groupKey(opts.by) : null;
-  const groups = new Map<string, Tally>();
-  // Records come in time order: count the current hour locally, touch the map on a change.
-  let hour = '';
-  let hourCalls = 0;
-  const countHour = () => {
-    if (hourCalls > 0) perHour.set(hour, (perHour.get(hour) ?? 0) + hourCalls);
-  };
-  let read = 0;
-  const onView = (row: RowView) => {
-    read++;
-    if (!matches(row)) return;
-    total.add(row);
-    const rowHour = row.startHour(); // local wall-clock hour of the server
-    if (rowHour !== hour) {
+/** Aggregates records one by one (onView); parts aggregated elsewhere can be merged in. */
+export class StatsAggregator {
+  readonly onView: (row: RowView) => void;
+  /** Records read since the last takeRead(). */
+  takeRead: () => number;
+  /** The aggregates so far, as data. */
+  part: () => StatsPart;
+  /** Whether merge(p) gives exactly what reading p's records here would have. */
+  canMerge: (p: StatsPart) => boolean;
+  /** Adds the aggregates of the records that follow those read so far. */
+  merge: (p: StatsPart) => void;
+  result: () => StatsResult;
+
+  constructor(filter: CdrFilter, by: StatsGroup | undefined) {
+    const matches = compileViewFilter(filter);
+    const total = new Tally();
+    const perHour = new Map<string, number>();
+    const key = by ? groupKey(by) : null;
+    const groups = new Map<string, Tally>();
+    // Records come in time order: count the current hour locally, touch the map on a change.
+    let hour = '';
+    let hourCalls = 0;
+    const countHour = () => {
+      if (hourCalls > 0) perHour.set(hour, (perHour.get(hour) ?? 0) + hourCalls);
+    };
+    let read = 0;
+    let rows = 0;
+    this.onView = (row: RowView) => {
+      read++;
+      if (!matches(row)) return;
+      total.add(row);
+      const rowHour = row.startHour(); // local wall-clock hour of the server
+      if (rowHour !== hour) {
+        countHour();
+        hour = detach(rowHour);
+        hourCalls = 0;
+      }
+      hourCalls++;
+      if (key) {
+        const k = key(row);
+        let tally = groups.get(k);
+        if (!tally) groups.set(detach(k), (tally = new Tally()));
+        tally.add(row);
+      }
+    };
+    this.takeRead = () => {
+      const n = read;
+      rows += n;
+      read = 0;
+      return n;
+    };
+    this.part = () => {
+      this.takeRead();
       countHour();
-      hour = detach(rowHour);
       hourCalls = 0;
-    }
-    hourCalls++;
-    if (key) {
-      const k = key(row);
-      let tally = groups.get(k);
-      if (!tally) groups.set(detach(k), (tally = new Tally()));
-      tally.add(row);
-    }
-  };
-  for await (const _ of readCdrFiles(opts.files, { ...opts, onView })) {
-    opts.onRowsRead?.(read);
-    read = 0;
+      return { total: total.data(), hours: [...perHour], groups: [...groups].map(([k, t]) => [k, t.data()]), rows };
+    };
+    this.canMerge = (p) => total.canMerge(p.total) && p.groups.every(([k, d]) => (groups.get(k) ?? new Tally()).canMerge(d));
+    this.merge = (p) => {
+      total.merge(p.total);
+      for (const [h, calls] of p.hours) perHour.set(h, (perHour.get(h) ?? 0) + calls);
+      // Keys new here come after the known ones, in the part's order: the order reading them here gives.
+      for (const [k, d] of p.groups) {
+        let tally = groups.get(k);
+        if (!tally) groups.set(k, (tally = new Tally()));
+        tally.merge(d);
+      }
+      read += p.rows;
+    };
+    this.result = () => {
+      countHour();
+      hourCalls = 0;
+      let busiestHour: StatsResult['busiestHour'] = null;
+      for (const [hour, calls] of perHour) {
+        if (!busiestHour || calls > busiestHour.calls || (calls === busiestHour.calls && hour < busiestHour.hour)) busiestHour = { hour, calls };
+      }
+      const result: StatsResult = { total: total.summary(), busiestHour: busiestHour && { hour: busiestHour.hour.replace('T', ' ') + ':00', calls: busiestHour.calls } };
+      if (key) {
+        result.groups = [...groups.keys()].sort(compareKeys).map((k) => ({ key: k, ...groups.get(k)!.summary() }));
+      }
+      return result;
+    };
   }
-  countHour();
-  let busiestHour: StatsResult['busiestHour'] = null;
-  for (const [hour, calls] of perHour) {
-    if (!busiestHour || calls > busiestHour.calls || (calls === busiestHour.calls && hour < busiestHour.hour)) busiestHour = { hour, calls };
+}
+
+export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
+  const agg = new StatsAggregator(opts.filter, opts.by);
+  const split = opts.parallel ? statsSplit(opts, agg, opts.parallel) : undefined;
+  for await (const _ of readCdrFiles(opts.files, { ...opts, onView: agg.onView, split })) {
+    opts.onRowsRead?.(agg.takeRead());
   }
-  const result: StatsResult = { total: total.summary(), busiestHour: busiestHour && { hour: busiestHour.hour.replace('T', ' ') + ':00', calls: busiestHour.calls } };
-  if (key) {
-    result.groups = [...groups.keys()].sort(compareKeys).map((k) => ({ key: k, ...groups.get(k)!.summary() }));
-  }
-  return result;
+  return agg.result();
 }
 
 const GROUP_FIELDS = ['calls', 'answered', 'failed', 'asr', 'acd', 'billableMinutes'] as const;

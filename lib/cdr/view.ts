@@ -167,6 +167,9 @@ export class TimestampReader {
   private known = false;
   /** `YYYY-MM-DDTHH` of the last timestamp read by bytes (valid after a non-null result). */
   hour = '';
+  /** After a non-null result: whether the text had the written form, every byte checked (so it
+   * holds no comma, quote or newline). */
+  written = false;
 
   read(buf: Buffer, s: number, e: number): number | null {
     // Most timestamps share the hour (and offset) of the previous one: check the rest only.
@@ -175,6 +178,7 @@ export class TimestampReader {
       const f1 = buf[s + 20]! - 48, f2 = buf[s + 21]! - 48, f3 = buf[s + 22]! - 48;
       if (m1 >= 0 && m1 <= 5 && m2 >= 0 && m2 <= 9 && s1 >= 0 && s1 <= 5 && s2 >= 0 && s2 <= 9 &&
           f1 >= 0 && f1 <= 9 && f2 >= 0 && f2 <= 9 && f3 >= 0 && f3 <= 9) {
+        this.written = true;
         return this.epoch + (m1 * 10 + m2) * 60_000 + (s1 * 10 + s2) * 1000 + f1 * 100 + f2 * 10 + f3;
       }
       return null;
@@ -182,6 +186,7 @@ export class TimestampReader {
     if (e - s !== 29 || buf[s + 4] !== 45 || buf[s + 7] !== 45 || buf[s + 10] !== 84 || buf[s + 13] !== 58 ||
         buf[s + 16] !== 58 || buf[s + 19] !== 46 || buf[s + 26] !== 58 || (buf[s + 23] !== 43 && buf[s + 23] !== 45)) {
       const t = parseTimestamp(buf.toString('utf8', s, e));
+      this.written = false;
       if (t !== null) {
         this.hour = buf.toString('utf8', s, e).slice(0, 13);
         this.known = false; // `hour` no longer matches prefix: the next read sets both again
@@ -202,6 +207,7 @@ export class TimestampReader {
     }
     const minute = digits(buf, s + 14, 2), second = digits(buf, s + 17, 2), ms = digits(buf, s + 20, 3);
     if (!(minute <= 59 && second <= 59 && ms >= 0)) return null;
+    this.written = true;
     return this.epoch + minute * 60_000 + second * 1000 + ms;
   }
 
