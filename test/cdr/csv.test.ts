@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mulberry32 } from '../helpers/prng.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CsvCdrDecoder, formatCsvLine, formatCsvRecord, CSV_HEADER } from '../../lib/cdr/csv.js';
@@ -98,17 +99,6 @@ test('formatCsvLine equals csv-stringify for plain and awkward values', () => {
   for (const s of samples) assert.equal(formatCsvLine(s), stringify([s], { record_delimiter: '\n' }));
   assert.ok(formatCsvRecord(decode(fs.readFileSync(fixture('quoted-crlf.csv'), 'utf8')).rows[1]!.rec).includes('"The ""Boss"""'));
 });
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('property: the fast path gives the same rows and the same bad lines as csv-parse alone (seeded)', () => {
   const good = fs.readFileSync(fixture('days/20261126.csv'), 'utf8').split('\n').slice(1, 5);

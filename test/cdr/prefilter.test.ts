@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mulberry32 } from '../helpers/prng.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
@@ -27,17 +28,6 @@ function read(bytes: Buffer, filter: CdrFilter, usePrefilter: boolean, chunk: nu
   decoder.end();
   const keep = compileFilter(filter);
   return { rows: rows.filter(keep).map((r) => r.rec), problems };
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test('fieldChecks: only exact caller/callee values that need no quoting', () => {

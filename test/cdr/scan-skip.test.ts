@@ -5,6 +5,7 @@
 // same shape) must be read exactly as the text path and csv-parse read them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mulberry32 } from '../helpers/prng.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CsvCdrDecoder, CSV_HEADER } from '../../lib/cdr/csv.js';
@@ -12,17 +13,6 @@ import type { Problem } from '../../lib/cdr/problems.js';
 import type { CdrRow } from '../../lib/cdr/row.js';
 
 const fixture = (name: string) => path.resolve(process.cwd(), 'test/fixtures/cdr', name);
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The text path (push()), or csv-parse for every line. */
 function decodeText(text: string, alwaysCsvParse: boolean) {
