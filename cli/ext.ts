@@ -6,28 +6,13 @@
  */
 import yargs from 'yargs';
 import type { Argv, CommandModule } from 'yargs';
-import { Extensions, ExtensionsError } from '../lib/pbx/extensions.js';
-import { openSqliteStore } from '../lib/store/sqlite.js';
-import { ExtensionExistsError, StoreOpenError, type Store } from '../lib/store/store.js';
+import type { ExtIO, ExtRequest } from './ext-run.js';
 
-export interface ExtIO {
-  out(s: string): void;
-  err(s: string): void;
-}
-
-type ExtAction =
-  | { action: 'add'; number: string; password?: string; name?: string }
-  | { action: 'list'; json: boolean }
-  | { action: 'remove'; number: string }
-  | { action: 'passwd'; number: string; password?: string }
-  | { action: 'import'; file: string; replace: boolean };
-
-type ExtRequest = ExtAction & { dataDir: string; realm?: string };
+export type { ExtIO };
 
 const DEFAULT_DATA_DIR = './data';
 const DEFAULT_REALM = 'minisipserver';
 const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
 interface CommonArgs {
@@ -36,7 +21,7 @@ interface CommonArgs {
 }
 
 /** Declares the subcommands on `y`; each handler hands its parsed request to `onRequest`. */
-function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void): Argv {
+function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void | Promise<void>): Argv {
   const common = (a: CommonArgs) => ({ dataDir: a['data-dir'], ...(a.realm !== undefined ? { realm: a.realm } : {}) });
   return y
     .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'directory holding minisipserver.db' })
@@ -82,77 +67,6 @@ function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void): Argv {
     .strict() as unknown as Argv;
 }
 
-/** Runs one parsed request against the store; returns the exit code. */
-export function executeExt(req: ExtRequest, io: ExtIO): number {
-  let store: Store;
-  try {
-    store = openSqliteStore(req.dataDir);
-  } catch (err) {
-    io.err(err instanceof Error ? err.message : String(err));
-    return EXIT_FAILURE;
-  }
-  try {
-    const realm = req.realm ?? store.getMeta('realm') ?? DEFAULT_REALM;
-    return perform(req, new Extensions(store, realm), io);
-  } catch (err) {
-    if (err instanceof ExtensionsError) {
-      io.err(err.message);
-      return err.kind === 'invalid' ? EXIT_USAGE : EXIT_FAILURE;
-    }
-    if (err instanceof ExtensionExistsError || err instanceof StoreOpenError) {
-      io.err(err.message);
-      return EXIT_FAILURE;
-    }
-    io.err(`ext ${req.action} failed: ${err instanceof Error ? err.message : String(err)}`);
-    return EXIT_FAILURE;
-  } finally {
-    store.close();
-  }
-}
-
-function perform(req: ExtRequest, extensions: Extensions, io: ExtIO): number {
-  switch (req.action) {
-    case 'add': {
-      const opts: { password?: string; displayName?: string } = {};
-      if (req.password !== undefined) opts.password = req.password;
-      if (req.name !== undefined) opts.displayName = req.name;
-      const { number, password } = extensions.add(req.number, opts);
-      io.out(`added extension ${number}`);
-      if (req.password === undefined) io.out(`password: ${password}  (shown only now: write it down)`);
-      return EXIT_OK;
-    }
-    case 'list': {
-      const all = extensions.list();
-      if (req.json) io.out(JSON.stringify(all));
-      else for (const e of all) io.out(e.displayName === '' ? e.number : `${e.number}\t${e.displayName}`);
-      return EXIT_OK;
-    }
-    case 'remove': {
-      if (extensions.remove(req.number)) {
-        io.out(`removed extension ${req.number}`);
-        return EXIT_OK;
-      }
-      io.err(`no extension ${req.number}`);
-      return EXIT_FAILURE;
-    }
-    case 'passwd': {
-      const password = extensions.setPassword(req.number, req.password);
-      io.out(`password of extension ${req.number} changed`);
-      if (req.password === undefined) io.out(`password: ${password}  (shown only now: write it down)`);
-      return EXIT_OK;
-    }
-    case 'import': {
-      const result = extensions.importFile(req.file, { replace: req.replace });
-      for (const e of result.errors) io.err(`${req.file}:${e.line}: ${e.message}`);
-      io.out(
-        `${req.file}: ${result.added} added, ${result.replaced} replaced, ${result.skipped} skipped (already present), ` +
-          `${result.errors.length} bad lines`,
-      );
-      return result.errors.length === 0 ? EXIT_OK : EXIT_FAILURE;
-    }
-  }
-}
-
 /** Runs `ext` with the words after "ext" (e.g. ['add', '100', '--password', 'x']); returns the exit code. */
 export async function runExt(argv: string[], io: ExtIO): Promise<number> {
   let request: ExtRequest | undefined;
@@ -181,6 +95,8 @@ export async function runExt(argv: string[], io: ExtIO): Promise<number> {
     if (output !== '') io.out(output); // --help
     return EXIT_OK;
   }
+  // The SQLite addon loads only when an ext command really runs (not for --help, not for serve).
+  const { executeExt } = await import('./ext-run.js');
   return executeExt(request, io);
 }
 
@@ -193,7 +109,8 @@ export const extCommand: CommandModule = {
   command: 'ext',
   describe: 'manage extensions: add, list, remove, passwd, import',
   builder: (y) =>
-    defineExtCommands(y, (r) => {
+    defineExtCommands(y, async (r) => {
+      const { executeExt } = await import('./ext-run.js');
       process.exitCode = executeExt(r, consoleIO);
     }),
   handler: () => {},

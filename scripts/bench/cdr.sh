@@ -43,17 +43,20 @@ row() {
 CALLER=101
 AWK_STATS='NR > 1 && match($0, /callTag=[0-9]+;cause=[0-9]+/) { f = substr($0, RSTART, RLENGTH); sub(/.*cause=/, "", f); calls[f]++; if ($(NF-11) != "") { ans[f]++; bill[f] += $(NF-8) } }
            END { print "cause,calls,answered,billable_minutes"; for (k in calls) printf "%s,%d,%d,%.2f\n", k, calls[k], ans[k], bill[k] / 60 }'
+# The command a user types (bin/minisipserver runs build/); another build dir goes through the
+# small runner that imports that build's runCdr.
+if [ "$CDR_BUILD" = build ]; then OURS=(node bin/minisipserver cdr); else OURS=(node scripts/bench/cdr-run.mjs); fi
 rm -f "$DIR"/m-*.txt
 # Our tool and awk alternate, round after round, so a noisy machine hits both alike.
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS ..." >&2
-  measure "$DIR/q-ours.csv" node scripts/bench/cdr-run.mjs query "$FILE" --caller "$CALLER" --format csv
+  measure "$DIR/q-ours.csv" "${OURS[@]}" query "$FILE" --caller "$CALLER" --format csv
   measure "$DIR/q-awk.csv" awk -F, -v c="$CALLER" 'NR == 1 || $5 == c' "$FILE"
-  measure "$DIR/s-ours.csv" node scripts/bench/cdr-run.mjs stats "$FILE" --by cause --format csv
+  measure "$DIR/s-ours.csv" "${OURS[@]}" stats "$FILE" --by cause --format csv
   # awk: calls, answered and billable seconds per cause. Plain -F, miscounts fields on lines with a
   # quoted comma, so the FCI is found by pattern and answered/billable read from the end of the line.
   measure "$DIR/s-awk.csv" awk -F, "$AWK_STATS" "$FILE"
-  measure "$DIR/c-ours.txt" node scripts/bench/cdr-run.mjs convert "$FILE" "$DIR/conv.cdr" --force
+  measure "$DIR/c-ours.txt" "${OURS[@]}" convert "$FILE" "$DIR/conv.cdr" --force
 done
 if [ "${PARSERS:-0}" = 1 ]; then
   measure "$DIR/p1.txt" node scripts/bench/cdr-parse-only.mjs csv-parse "$FILE"
@@ -77,7 +80,7 @@ if [ "${PARSERS:-0}" = 1 ]; then
   row "read + filter, fast path" "lib/cdr" "$DIR/p3.txt" "node scripts/bench/cdr-parse-only.mjs reader-fast FILE"
 fi
 echo
-echo "FILE: $FILE (node scripts/bench/cdr-gen.mjs FILE $ROWS); minisipserver cdr = node scripts/bench/cdr-run.mjs (CDR_BUILD=$CDR_BUILD)"
+echo "FILE: $FILE (node scripts/bench/cdr-gen.mjs FILE $ROWS); minisipserver cdr = ${OURS[*]} (CDR_BUILD=$CDR_BUILD)"
 echo
 # Cross-checks: same rows selected, same per-cause call counts.
 ours_rows=$(( $(wc -l < "$DIR/q-ours.csv") ))

@@ -1,0 +1,98 @@
+/**
+ * What `minisipserver ext` does once its arguments are parsed (cli/ext.ts parses them). Kept in
+ * its own module so that the SQLite addon is loaded only when an ext command really runs.
+ */
+import { Extensions, ExtensionsError } from '../lib/pbx/extensions.js';
+import { openSqliteStore } from '../lib/store/sqlite.js';
+import { ExtensionExistsError, StoreOpenError, type Store } from '../lib/store/store.js';
+
+export interface ExtIO {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+export type ExtAction =
+  | { action: 'add'; number: string; password?: string; name?: string }
+  | { action: 'list'; json: boolean }
+  | { action: 'remove'; number: string }
+  | { action: 'passwd'; number: string; password?: string }
+  | { action: 'import'; file: string; replace: boolean };
+
+export type ExtRequest = ExtAction & { dataDir: string; realm?: string };
+
+const DEFAULT_REALM = 'minisipserver';
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+/** Runs one parsed request against the store; returns the exit code. */
+export function executeExt(req: ExtRequest, io: ExtIO): number {
+  let store: Store;
+  try {
+    store = openSqliteStore(req.dataDir);
+  } catch (err) {
+    io.err(err instanceof Error ? err.message : String(err));
+    return EXIT_FAILURE;
+  }
+  try {
+    const realm = req.realm ?? store.getMeta('realm') ?? DEFAULT_REALM;
+    return perform(req, new Extensions(store, realm), io);
+  } catch (err) {
+    if (err instanceof ExtensionsError) {
+      io.err(err.message);
+      return err.kind === 'invalid' ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    if (err instanceof ExtensionExistsError || err instanceof StoreOpenError) {
+      io.err(err.message);
+      return EXIT_FAILURE;
+    }
+    io.err(`ext ${req.action} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT_FAILURE;
+  } finally {
+    store.close();
+  }
+}
+
+function perform(req: ExtRequest, extensions: Extensions, io: ExtIO): number {
+  switch (req.action) {
+    case 'add': {
+      const opts: { password?: string; displayName?: string } = {};
+      if (req.password !== undefined) opts.password = req.password;
+      if (req.name !== undefined) opts.displayName = req.name;
+      const { number, password } = extensions.add(req.number, opts);
+      io.out(`added extension ${number}`);
+      if (req.password === undefined) io.out(`password: ${password}  (shown only now: write it down)`);
+      return EXIT_OK;
+    }
+    case 'list': {
+      const all = extensions.list();
+      if (req.json) io.out(JSON.stringify(all));
+      else for (const e of all) io.out(e.displayName === '' ? e.number : `${e.number}\t${e.displayName}`);
+      return EXIT_OK;
+    }
+    case 'remove': {
+      if (extensions.remove(req.number)) {
+        io.out(`removed extension ${req.number}`);
+        return EXIT_OK;
+      }
+      io.err(`no extension ${req.number}`);
+      return EXIT_FAILURE;
+    }
+    case 'passwd': {
+      const password = extensions.setPassword(req.number, req.password);
+      io.out(`password of extension ${req.number} changed`);
+      if (req.password === undefined) io.out(`password: ${password}  (shown only now: write it down)`);
+      return EXIT_OK;
+    }
+    case 'import': {
+      const result = extensions.importFile(req.file, { replace: req.replace });
+      for (const e of result.errors) io.err(`${req.file}:${e.line}: ${e.message}`);
+      io.out(
+        `${req.file}: ${result.added} added, ${result.replaced} replaced, ${result.skipped} skipped (already present), ` +
+          `${result.errors.length} bad lines`,
+      );
+      return result.errors.length === 0 ? EXIT_OK : EXIT_FAILURE;
+    }
+  }
+}
+
