@@ -16,6 +16,20 @@ test('--version prints the package version and --help lists only working command
   for (const c of ['ivr', 'callback', 'status']) assert.doesNotMatch(h.stdout, new RegExp(`minisipserver ${c}\\b`));
 });
 
+test('`cdr` runs through the real executable, with its own usage errors (exit 2)', () => {
+  const ok = cli(['cdr', 'stats', 'test/fixtures/cdr', '--format', 'json']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const stats = JSON.parse(ok.stdout) as { total: { calls: number; answered: number; failed: number } };
+  assert.equal(stats.total.calls, stats.total.answered + stats.total.failed);
+  assert.ok(stats.total.calls > 0);
+  assert.match(ok.stderr, /bad\.csv:3: expected 22 fields/, 'bad records are reported with file and line');
+  const strict = cli(['cdr', 'stats', 'test/fixtures/cdr', '--format', 'json', '--strict']);
+  assert.equal(strict.code, 1, 'with --strict bad input is an error');
+  const bad = cli(['cdr', 'stats', '--by', 'weather']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /weather/);
+});
+
 test('a wrong flag or no command is a usage error (exit 2) with a clear message', () => {
   const a = cli(['serve', '--sip-prot', '5']);
   assert.equal(a.code, 2);
