@@ -10,6 +10,7 @@ export class ExtensionCache {
   private readonly records = new Map<string, ExtensionRecord>();
   private version: number;
   private checkedAt = 0;
+  private changedSinceTaken = false;
 
   constructor(
     private readonly store: Store,
@@ -20,20 +21,40 @@ export class ExtensionCache {
   }
 
   get(number: string): ExtensionRecord | undefined {
-    const t = this.now();
-    if (t - this.checkedAt >= this.checkMs) {
-      this.checkedAt = t;
-      const v = this.store.dataVersion();
-      if (v !== this.version) {
-        this.version = v;
-        this.records.clear();
-      }
-    }
+    this.checkForChanges();
     const hit = this.records.get(number);
     if (hit) return hit;
     const rec = this.store.getExtension(number);
     if (rec) this.records.set(number, rec);
     return rec;
+  }
+
+  /**
+   * True once after another process changed the database (checked at most once per checkMs):
+   * the registrar then drops the bindings of extensions that no longer exist.
+   */
+  takeChanged(): boolean {
+    this.checkForChanges();
+    const changed = this.changedSinceTaken;
+    this.changedSinceTaken = false;
+    return changed;
+  }
+
+  /** Whether an extension exists now (not cached: used for the rare check after a change). */
+  exists(number: string): boolean {
+    return this.get(number) !== undefined;
+  }
+
+  private checkForChanges(): void {
+    const t = this.now();
+    if (t - this.checkedAt < this.checkMs) return;
+    this.checkedAt = t;
+    const v = this.store.dataVersion();
+    if (v !== this.version) {
+      this.version = v;
+      this.records.clear();
+      this.changedSinceTaken = true;
+    }
   }
 
   /** Forget everything (after this process itself changed extensions). */

@@ -19,6 +19,8 @@ export interface RegistrarOptions {
   maxContacts: number;
   /** Most extensions registered at once; 0 = unlimited. */
   maxClients: number;
+  /** Extensions removed by another process (`minisipserver ext remove`) lose their bindings. */
+  extensions?: { takeChanged(): boolean; exists(number: string): boolean };
   now?: () => number;
 }
 
@@ -243,6 +245,15 @@ export class Registrar {
 
   private sweep(): void {
     const now = this.now();
+    const ext = this.opts.extensions;
+    if (ext && ext.takeChanged()) {
+      for (const [aor, list] of this.bindings) {
+        if (ext.exists(aor)) continue;
+        for (const b of list) this.opts.writer.remove(aor, b.contact);
+        this.bindings.delete(aor);
+        this.opts.logger.info('register.extension_removed', { aor, bindings: list.length });
+      }
+    }
     for (const [aor, list] of this.bindings) {
       const live = list.filter((b) => b.expiresAt > now);
       if (live.length === list.length) continue;

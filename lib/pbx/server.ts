@@ -50,8 +50,9 @@ export class PbxServer {
     const realm = config.sip.realm;
     this.store.setMeta('realm', realm);
     const nonces = new NonceService({ secret, lifetimeMs: config.auth.nonceLifetime * 1000 });
+    const extensionCache = new ExtensionCache(this.store);
     const auth = new Authenticator({
-      extensions: new ExtensionCache(this.store),
+      extensions: extensionCache,
       nonces,
       realm,
       secret,
@@ -72,6 +73,7 @@ export class PbxServer {
       defaultExpires: config.registrar.defaultExpires,
       maxContacts: config.registrar.maxContacts,
       maxClients: config.limits.maxClients,
+      extensions: extensionCache,
     });
     this.tagPrefix = randomBytes(4).toString('hex');
     this.stack = new SipStack(

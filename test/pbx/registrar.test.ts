@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer } from '../helpers/server.js';
+import { openSqliteStore } from '../../lib/store/sqlite.js';
+import { Extensions } from '../../lib/pbx/extensions.js';
 import { challengeParams, digestAuthorization, registerText, registerWithAuth, UdpPeer } from '../helpers/sip-peer.js';
 
 const USERS: Array<[string, string]> = [
@@ -241,6 +243,27 @@ test('limits.maxClients refuses new registrations beyond it and keeps existing o
   assert.match(second.final.reason, /limit of 1 clients reached/);
   const refresh = await registerWithAuth(peer, { ...base, user: '201', password: 'secret201', callId: 'a', cseq: 5 });
   assert.equal(refresh.final.status, 200);
+});
+
+test('an extension removed by `ext remove` while the server runs loses its bindings within seconds', async (t) => {
+  const srv = await startTestServer({ users: USERS });
+  const peer = await UdpPeer.open();
+  t.after(async () => {
+    peer.close();
+    await srv.stop();
+  });
+  const { final } = await registerWithAuth(peer, { port: srv.port, localPort: peer.port, user: '203', password: 'secret203', callId: 'rm' });
+  assert.equal(final.status, 200);
+  assert.equal(srv.server.registrar.lookup('203').length, 1);
+  const admin = openSqliteStore(srv.dataDir); // what `minisipserver ext remove 203` does
+  assert.equal(new Extensions(admin, 'minisipserver').remove('203'), true);
+  admin.close();
+  const deadline = Date.now() + 5000;
+  while (srv.server.registrar.lookup('203').length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(srv.server.registrar.lookup('203').length, 0);
+  assert.ok(srv.logLines.some((l) => l.includes('"register.extension_removed"') && l.includes('"aor":"203"')));
+  const again = await registerWithAuth(peer, { port: srv.port, localPort: peer.port, user: '203', password: 'secret203', callId: 'rm2' });
+  assert.equal(again.final.status, 403, 'and it can no longer register');
 });
 
 test('registrations survive a restart of the server', async () => {
