@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '../helpers/prng.js';
+import { CsvByteFeed } from '../../lib/cdr/byte-feed.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CsvCdrDecoder, formatCsvLine, formatCsvRecord, CSV_HEADER } from '../../lib/cdr/csv.js';
@@ -137,23 +138,9 @@ function decodeBytes(text: string, size: number, opts: { views?: boolean; checks
     file: 'f.csv', onProblem: (p) => problems.push(p), fieldChecks: opts.checks,
     ...(opts.views ? { onView: (v) => rows.push(v.toRow()) } : { onRow: (r) => rows.push(r) }),
   });
-  const data = Buffer.from(text, 'utf8');
-  let buf = Buffer.alloc(size);
-  let used = 0;
-  for (let at = 0; at < data.length; ) {
-    const n = data.copy(buf, used, at, Math.min(data.length, at + buf.length - used));
-    at += n;
-    used += n;
-    const done = d.pushBytes(buf, 0, used);
-    buf.copy(buf, 0, done, used);
-    used -= done;
-    if (used === buf.length) {
-      const bigger = Buffer.alloc(buf.length * 2);
-      buf.copy(bigger, 0, 0, used);
-      buf = bigger;
-    }
-  }
-  if (used > 0) d.push(buf.toString('utf8', 0, used));
+  const feed = new CsvByteFeed(d, size);
+  feed.append(Buffer.from(text, 'utf8'));
+  feed.flush();
   d.end();
   return { rows, problems };
 }

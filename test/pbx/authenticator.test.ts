@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { parseMessage } from '../../lib/sip/parser.js';
+import { requestFromLines } from '../helpers/request.js';
 import type { SipRequest } from '../../lib/sip/message.js';
 import { computeHA1, NonceService } from '../../lib/sip/digest.js';
 import { Authenticator } from '../../lib/pbx/authenticator.js';
@@ -11,7 +11,7 @@ const REALM = 'pbx.test';
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
 
 function register(authorization?: string): SipRequest {
-  const text = [
+  return requestFromLines([
     'REGISTER sip:pbx.test SIP/2.0',
     'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-auth',
     'From: <sip:500@pbx.test>;tag=a',
@@ -19,13 +19,7 @@ function register(authorization?: string): SipRequest {
     'Call-ID: auth-test',
     'CSeq: 1 REGISTER',
     ...(authorization ? [`Authorization: ${authorization}`] : []),
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n');
-  const r = parseMessage(Buffer.from(text));
-  assert.ok(r.ok && r.message.kind === 'request');
-  return r.message as SipRequest;
+  ]);
 }
 
 function answer(challenge: string, password: string): string {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseMessage } from '../../lib/sip/parser.js';
+import { requestFromLines } from '../helpers/request.js';
 import type { SipRequest } from '../../lib/sip/message.js';
 import { openSqliteStore } from '../../lib/store/sqlite.js';
 import { BindingWriter } from '../../lib/store/binding-writer.js';
@@ -12,7 +12,7 @@ import type { Authenticator } from '../../lib/pbx/authenticator.js';
 import { silentLogger } from '../../lib/log.js';
 
 function register(contact: string, expires: number, cseq: number): SipRequest {
-  const text = [
+  return requestFromLines([
     'REGISTER sip:pbx SIP/2.0',
     `Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-exp-${cseq}`,
     'From: <sip:400@pbx>;tag=a',
@@ -22,13 +22,7 @@ function register(contact: string, expires: number, cseq: number): SipRequest {
     `Contact: <${contact}>`,
     `Expires: ${expires}`,
     'Authorization: Digest username="400", realm="r", nonce="n", uri="sip:pbx", response="00"',
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n');
-  const r = parseMessage(Buffer.from(text));
-  assert.ok(r.ok && r.message.kind === 'request');
-  return r.message as SipRequest;
+  ]);
 }
 
 test('bindings expire at their time: lookup drops them and the sweep removes them from the store', () => {
