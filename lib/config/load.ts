@@ -138,4 +138,8 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
     fail(nodeOf(['auth', 'algorithms']), 'auth.algorithms lists an algorithm twice');
   }
   if (config.sip.t2 < config.sip.t1) fail(nodeOf(['sip', 't2']), 'sip.t2 must be at least sip.t1');
+  const m = config.media;
+  if (m.portMax - m.portMin < 3) {
+    fail(nodeOf(['media', 'portMax']), 'media.portMax must be at least media.portMin + 3 (a stream needs an RTP and an RTCP port on each side)');
+  }
 }
