@@ -53,7 +53,12 @@ export const SCHEMA = {
       max: 86400,
       doc: 'A TCP connection with no traffic for this long is closed (a registered phone refreshes well before).',
     },
-    userAgent: { type: 'string', default: 'minisipserver', doc: 'Server header value sent in responses.' },
+    userAgent: { type: 'string', default: 'minisipserver', doc: 'Server header value sent in responses (and User-Agent in requests).' },
+    advertise: {
+      type: 'string',
+      default: '',
+      doc: 'Address written in Via and Contact of what the server sends; empty: the address the phone used to reach the server (its Request-URI host), else the bound address, else the interface on the phone\'s subnet.',
+    },
   },
   registrar: {
     minExpires: { type: 'int', default: 60, min: 1, max: 86400, doc: 'Shorter registrations get 423 Interval Too Brief.' },
@@ -159,7 +164,7 @@ export const SCHEMA = {
       default: 60,
       min: 0,
       max: 86400,
-      doc: 'Seconds without any media packet in an answered call before it is released with cause 41 (0 = never).',
+      doc: 'Seconds without any media packet in an answered call before it is released with cause 102 (0 = never).',
     },
   },
   cdr: {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
 import { parseContactList, parseNameAddr, type NameAddr } from '../sip/headers/name-addr.js';
 import { parseCSeq } from '../sip/headers/cseq.js';
@@ -27,6 +28,8 @@ export interface RegistrarOptions {
 /** A binding as the registrar keeps it in memory: the stored record plus its parsed URI. */
 export interface Binding extends BindingRecord {
   uri: SipUri;
+  /** The TCP connection the phone registered over (not stored: connections end with the process). */
+  connectionId?: number;
 }
 
 export type RegisterResult = { response: SipResponse; event?: { aor: string; action: 'register' | 'refresh' | 'unregister' } };
@@ -191,6 +194,10 @@ export class Registrar {
         userAgent: req.headers.get('user-agent')?.slice(0, 200),
         updatedAt: now,
       };
+      if (source.connectionId !== undefined) binding.connectionId = source.connectionId;
+      // The host the phone addressed us with: our address as it sees it (Via, Contact, SDP).
+      const local = requestUriIpHost(req.uri);
+      if (local !== undefined) binding.localAddress = local;
       if (existing) list[idx] = binding;
       else list.push(binding);
       this.opts.writer.upsert(binding);
@@ -292,4 +299,12 @@ function parseQ(v: string | null | undefined): number | undefined {
 function unquote(v: string | null | undefined): string | undefined {
   if (v === undefined || v === null) return undefined;
   return v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
+}
+
+/** The host of a Request-URI when it is an IP literal (brackets removed), else undefined. */
+function requestUriIpHost(uri: string): string | undefined {
+  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;?>]+)/i.exec(uri);
+  if (!m) return undefined;
+  const h = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+  return isIP(h) !== 0 ? h : undefined;
 }

@@ -1,7 +1,7 @@
 import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
 
 /** Methods this server handles itself. */
-export const ALLOWED_METHODS = ['REGISTER', 'OPTIONS', 'ACK', 'CANCEL'] as const;
+export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'UPDATE', 'INFO'] as const;
 /** Methods of RFC 3261 and its common extensions: known, so an unsupported one is 405, not 501. */
 const KNOWN_METHODS = new Set([
   'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO',

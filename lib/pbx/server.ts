@@ -14,6 +14,14 @@ import { Authenticator } from './authenticator.js';
 import { Registrar } from './registrar.js';
 import { Extensions } from './extensions.js';
 import { ExtensionCache } from './extension-cache.js';
+import { LocalAddress } from '../sip/local-address.js';
+import { newTag, toTag } from '../sip/transaction/message-keys.js';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { CallManager } from './calls.js';
+import { CallRecorder } from './call-recorder.js';
+import { Router } from './router.js';
+import type { MediaSession } from './call.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -36,6 +44,9 @@ export class PbxServer {
   readonly store: Store;
   readonly stack: SipStack;
   readonly registrar: Registrar;
+  readonly calls: CallManager;
+  private readonly recorder: CallRecorder | null;
+  private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
   private readonly tagPrefix: string;
   private tagCounter = 0;
@@ -51,14 +62,14 @@ export class PbxServer {
     this.store.setMeta('realm', realm);
     const nonces = new NonceService({ secret, lifetimeMs: config.auth.nonceLifetime * 1000 });
     const extensionCache = new ExtensionCache(this.store);
-    const auth = new Authenticator({
+    const auth = (this.auth = new Authenticator({
       extensions: extensionCache,
       nonces,
       realm,
       secret,
       algorithms: config.auth.algorithms as DigestAlgorithm[],
       md5OnlyUserAgents: config.auth.md5OnlyUserAgents,
-    });
+    }));
     // Bindings reach the disk at most once a second each: a crash loses at most that second of
     // refreshes, and phones re-register anyway.
     this.writer = new BindingWriter(this.store, 1000);
@@ -76,6 +87,52 @@ export class PbxServer {
       extensions: extensionCache,
     });
     this.tagPrefix = randomBytes(4).toString('hex');
+    this.recorder =
+      config.cdr.format === 'off'
+        ? null
+        : new CallRecorder({
+            dir: join(config.data.dir, 'cdr'),
+            format: config.cdr.format as 'csv' | 'cdr' | 'both',
+            failedCalls: config.cdr.failedCalls,
+            sync: config.cdr.sync,
+            node: hostname(),
+            onError: (err) => logger.error('cdr.write_failed', { error: err.message, hint: 'check the free space and permissions of the data folder' }),
+          });
+    const sipAddress = new LocalAddress({ configured: config.sip.advertise, bind: config.sip.bind });
+    const mediaAddress = new LocalAddress({ configured: config.media.advertise || config.sip.advertise, bind: config.media.bind });
+    this.calls = new CallManager({
+      env: {
+        sendRequest: (req, dest, user) => {
+          try {
+            return this.stack.transactions.sendRequest(req, dest, user);
+          } catch (err) {
+            logger.warn('sip.send_failed', { error: (err as Error).message });
+            return null;
+          }
+        },
+        sendRaw: (msg, dest) => {
+          this.stack.send(msg, dest);
+        },
+        newTag,
+        localHost: (peer, hint) => sipAddress.for(peer, hint),
+        mediaHost: (peer, hint) => mediaAddress.for(peer, hint),
+        sipPort: () => this.sipPortRef.port,
+        t1: config.sip.t1,
+        t2: config.sip.t2,
+        noAnswerMs: config.calls.noAnswerTimeout * 1000,
+        maxDurationMs: config.calls.maxDuration * 1000,
+        allow: ALLOW_HEADER,
+        userAgent: config.sip.userAgent,
+        log: (level, event, fields) => logger[level](event, fields),
+      },
+      auth,
+      router: new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } }),
+      limits: { maxPerExtension: config.calls.maxPerExtension, maxTotal: config.calls.maxTotal },
+      recorder: this.recorder,
+      newMedia: (label) => this.newMedia(label),
+      newTag,
+    });
+
     this.stack = new SipStack(
       {
         bind4: config.sip.bind,
@@ -91,7 +148,10 @@ export class PbxServer {
         serverHeader: config.sip.userAgent,
         logger,
       },
-      { onRequest: (req, tx, source) => this.onRequest(req, tx, source) },
+      {
+        onRequest: (req, tx, source) => this.onRequest(req, tx, source),
+        onCancel: (cancel, inviteTx) => this.calls.onCancel(cancel, inviteTx),
+      },
       (req, source) => this.statelessAnswer(req, source),
     );
   }
@@ -107,6 +167,7 @@ export class PbxServer {
       });
     }
     await this.stack.start();
+    this.sipPortRef.port = this.stack.port;
     this.registrar.start();
     this.logger.info('server.started', {
       port: this.stack.port,
@@ -119,11 +180,33 @@ export class PbxServer {
   }
 
   async stop(): Promise<void> {
+    const released = this.calls.releaseAll();
+    if (released > 0) {
+      this.logger.info('calls.released', { count: released, cause: 41 });
+      // Let the BYEs and final responses leave before the sockets close (bounded wait).
+      await this.drainClientTransactions(1000);
+    }
     await this.stack.stop();
+    this.recorder?.close();
     this.registrar.stop();
     this.writer.close();
     this.store.close();
     this.logger.info('server.stopped');
+  }
+
+  private readonly sipPortRef = { port: 0 };
+
+  /** Waits until no client transaction is left waiting for a first answer, at most `ms`. */
+  private async drainClientTransactions(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    await new Promise((r) => setTimeout(r, 20));
+    while (this.stack.transactions.stats.clientTransactions > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  private newMedia(_label: string): MediaSession | null | undefined {
+    return null;
   }
 
   private newTag(): string {
@@ -136,13 +219,29 @@ export class PbxServer {
    * then cost no transaction state. A retransmission simply gets a fresh challenge.
    */
   private statelessAnswer(req: SipRequest, source: Endpoint): SipResponse | null {
-    if (req.method === 'OPTIONS') return this.answer(req, source);
+    if (req.method === 'OPTIONS' && !hasToTag(req)) return this.answer(req, source);
     if (req.method === 'REGISTER' && !req.headers.has('authorization')) return this.answer(req, source);
+    // A new INVITE without credentials: the challenge costs no transaction (the client's ACK
+    // to it then matches nothing and is dropped, RFC 3261 section 17.2.3).
+    if (req.method === 'INVITE' && !req.headers.has('proxy-authorization') && !hasToTag(req)) {
+      const toTag = this.newTag();
+      return preCheckRequest(req, toTag) ?? this.auth.challenge(req, 'proxy', toTag, false, 'no credentials').response;
+    }
     return null;
   }
 
   private onRequest(req: SipRequest, tx: ServerTransaction | null, source: Endpoint): void {
-    if (!tx) return; // an ACK for a 2xx: no dialogs exist yet, so nothing to do (RFC 3261 section 17.2.3)
+    if (!tx || hasToTag(req)) {
+      // ACK to a 2xx (no transaction) and every request inside a dialog.
+      this.calls.onInDialog(req, tx);
+      return;
+    }
+    if (req.method === 'INVITE') {
+      const early = preCheckRequest(req, this.newTag());
+      if (early) tx.respond(early);
+      else this.calls.onInvite(req, tx, source);
+      return;
+    }
     tx.respond(this.answer(req, source));
   }
 
@@ -180,3 +279,7 @@ export class PbxServer {
   }
 }
 
+
+function hasToTag(req: SipRequest): boolean {
+  return toTag(req) !== undefined;
+}

@@ -1,0 +1,228 @@
+/**
+ * All calls of the server: new INVITEs (authentication, identity, limits, number analysis),
+ * in-dialog requests found by Call-ID and tag, CANCEL, the per-extension and total limits, the
+ * record of every call and failed attempt, and the release of everything at shutdown.
+ */
+import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
+import { parseNameAddr } from '../sip/headers/name-addr.js';
+import { parseUri, unescapeUriPart } from '../sip/uri.js';
+import type { ServerTransaction } from '../sip/transaction/layer.js';
+import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
+import type { Endpoint } from '../sip/transport/types.js';
+import { CallTag, DEFAULT_CAUSE } from '../cdr/record.js';
+import type { Authenticator } from './authenticator.js';
+import { Call, reasonValue, type CallEnv, type CallOutcome, type MediaSession, type Side } from './call.js';
+import type { CallRecorder } from './call-recorder.js';
+import { dialledNumber, type Router } from './router.js';
+
+export interface CallLimits {
+  maxPerExtension: number;
+  maxTotal: number;
+}
+
+export interface CallManagerDeps {
+  env: Omit<CallEnv, 'fileDialog' | 'ended'>;
+  auth: Authenticator;
+  router: Router;
+  limits: CallLimits;
+  recorder: CallRecorder | null;
+  /** A media session for a new call, or null (relay off). Throws/returns undefined when full. */
+  newMedia(label: string): MediaSession | null | undefined;
+  newTag(): string;
+}
+
+export interface CallStats {
+  active: number;
+  started: number;
+  answered: number;
+}
+
+export class CallManager {
+  private readonly dialogs = new Map<string, { call: Call; side: Side }>();
+  private readonly byInviteTx = new Map<ServerTransaction, Call>();
+  private readonly perExtension = new Map<string, number>();
+  private readonly calls = new Set<Call>();
+  private readonly env: CallEnv;
+  private accepting = true;
+  readonly stats: CallStats = { active: 0, started: 0, answered: 0 };
+
+  constructor(private readonly deps: CallManagerDeps) {
+    this.env = {
+      ...deps.env,
+      fileDialog: (callId, tag, call, side) => {
+        const key = dialogKey(callId, tag);
+        if (call) this.dialogs.set(key, { call, side });
+        else this.dialogs.delete(key);
+      },
+      ended: (call, outcome) => this.onEnded(call, outcome),
+    };
+  }
+
+  get activeCount(): number {
+    return this.calls.size;
+  }
+
+  /** A new INVITE (no To tag) in its server transaction. */
+  onInvite(req: SipRequest, tx: ServerTransaction, source: Endpoint): void {
+    const toTag = this.deps.newTag();
+    if (!this.accepting) {
+      const res = createResponse(req, 503, 'Service Unavailable (shutting down)', toTag);
+      res.headers.append('retry-after', '30');
+      tx.respond(res);
+      return;
+    }
+    const auth = this.deps.auth.authenticate(req, 'proxy', toTag);
+    if (!auth.ok) {
+      if (auth.response.status === 403) this.deps.env.log('warn', 'call.auth_failed', { from: `${source.address}:${source.port}` });
+      tx.respond(auth.response);
+      return;
+    }
+    const from = parseNameAddr(req.headers.get('from') ?? '');
+    const fromUri = from ? parseUri(from.uri) : null;
+    const callerNumber = fromUri?.user !== undefined ? unescapeUriPart(fromUri.user) : '';
+    // Caller-ID is what the caller authenticated as: nobody calls in another extension's name.
+    if (callerNumber !== auth.user) {
+      tx.respond(createResponse(req, 403, 'Forbidden (From does not match the authenticated user)', toTag));
+      return;
+    }
+    const startMs = Date.now();
+    const dialled = dialledNumber(req.uri);
+    const route = this.deps.router.route(dialled);
+    const callerExt = this.deps.router.extension(auth.user);
+    const caller = { number: auth.user, displayName: callerExt?.displayName || from?.displayName || '' };
+    const base = { req, source, caller: caller.number, callerName: caller.displayName, dialled, startMs };
+    if (route.kind === 'not-found') {
+      this.refuse(tx, base, route.number, 404, CallTag.UnknownNumber, toTag);
+      return;
+    }
+    if (route.kind === 'unregistered') {
+      this.refuse(tx, base, route.number, 480, CallTag.Unregistered, toTag);
+      return;
+    }
+    if (this.calls.size >= this.deps.limits.maxTotal) {
+      this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
+      return;
+    }
+    if (this.count(caller.number) >= this.deps.limits.maxPerExtension || this.count(route.number) >= this.deps.limits.maxPerExtension) {
+      this.refuse(tx, base, route.number, 486, CallTag.Busy, toTag);
+      return;
+    }
+    let media: MediaSession | null | undefined;
+    try {
+      media = this.deps.newMedia(req.headers.get('call-id') ?? '');
+    } catch (err) {
+      this.deps.env.log('warn', 'call.media_error', { error: (err as Error).message });
+      media = undefined;
+    }
+    if (media === undefined) {
+      this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (no media ports left)', 47);
+      return;
+    }
+    tx.respond(createResponse(req, 100));
+    const call = new Call(
+      this.env,
+      req,
+      tx,
+      source,
+      caller,
+      { number: route.number, displayName: route.extension.displayName },
+      dialled,
+      media,
+    );
+    this.calls.add(call);
+    this.byInviteTx.set(tx, call);
+    this.adjust(caller.number, 1);
+    this.adjust(route.number, 1);
+    this.stats.started++;
+    this.stats.active = this.calls.size;
+    this.deps.env.log('info', 'call.started', { callId: call.a.callId, caller: caller.number, callee: route.number, contacts: route.contacts.length });
+    call.start(route.contacts);
+  }
+
+  /** A request with a To tag, or an ACK without a transaction. */
+  onInDialog(req: SipRequest, tx: ServerTransaction | null): void {
+    const tag = toTagOf(req);
+    const entry = tag === undefined ? undefined : this.dialogs.get(dialogKey(req.headers.get('call-id') ?? '', tag));
+    if (!entry) {
+      if (tx) tx.respond(createResponse(req, 481));
+      return;
+    }
+    entry.call.onRequest(entry.side, req, tx);
+  }
+
+  /** The layer answered a CANCEL 200; the INVITE it cancels gets 487 here. */
+  onCancel(cancel: SipRequest, inviteTx: ServerTransaction | null): void {
+    if (!inviteTx) return;
+    this.byInviteTx.get(inviteTx)?.cancelledByCaller(cancel);
+  }
+
+  /** Stops taking calls and releases every call (cause 41), writing their records. */
+  releaseAll(): number {
+    this.accepting = false;
+    const n = this.calls.size;
+    for (const call of [...this.calls]) call.release('both', CallTag.ServerShutdown);
+    return n;
+  }
+
+  private refuse(
+    tx: ServerTransaction,
+    base: { req: SipRequest; source: Endpoint; caller: string; callerName: string; dialled: string; startMs: number },
+    callee: string,
+    status: number,
+    tag: CallTag,
+    toTag: string,
+    reason?: string,
+    cause: number = DEFAULT_CAUSE[tag],
+  ): void {
+    const res: SipResponse = createResponse(base.req, status, reason, toTag);
+    res.headers.append('reason', reasonValue(cause));
+    tx.respond(res);
+    this.deps.env.log('info', 'call.refused', { caller: base.caller, dialled: base.dialled, status });
+    this.deps.recorder?.failedAttempt({
+      callId: base.req.headers.get('call-id') ?? '',
+      caller: base.caller,
+      callerName: base.callerName,
+      callee,
+      dialled: base.dialled,
+      startMs: base.startMs,
+      endMs: Date.now(),
+      status,
+      tag,
+      cause,
+      callerAddress: `${base.source.address}:${base.source.port}`,
+      userAgent: base.req.headers.get('user-agent') ?? '',
+    });
+  }
+
+  private onEnded(call: Call, outcome: CallOutcome): void {
+    if (!this.calls.delete(call)) return;
+    this.byInviteTx.delete(call.inviteTx);
+    this.adjust(call.caller.number, -1);
+    this.adjust(call.callee.number, -1);
+    this.stats.active = this.calls.size;
+    if (call.answerMs !== undefined) this.stats.answered++;
+    this.deps.env.log('info', 'call.ended', {
+      callId: call.a.callId,
+      caller: call.caller.number,
+      callee: call.callee.number,
+      status: outcome.status,
+      callTag: outcome.tag,
+      cause: outcome.cause,
+    });
+    this.deps.recorder?.callEnded(call, outcome);
+  }
+
+  private count(number: string): number {
+    return this.perExtension.get(number) ?? 0;
+  }
+
+  private adjust(number: string, delta: number): void {
+    const n = this.count(number) + delta;
+    if (n <= 0) this.perExtension.delete(number);
+    else this.perExtension.set(number, n);
+  }
+}
+
+function dialogKey(callId: string, tag: string): string {
+  return `${callId}\n${tag}`;
+}
