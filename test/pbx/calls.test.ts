@@ -11,7 +11,7 @@ const phones: Phone[] = [];
 
 before(async () => {
   srv = await startTestServer({
-    users: [['201', 'pw201'], ['202', 'pw202'], ['203', 'pw203'], ['204', 'pw204']],
+    users: [['201', 'pw201'], ['202', 'pw202'], ['203', 'pw203'], ['204', 'pw204'], ['205', 'pw205']],
     configure: (c) => {
       c.media.relay = 'never';
       c.auth.algorithms = ['MD5', 'SHA-256'];
@@ -25,10 +25,13 @@ after(async () => {
   await srv.stop();
 });
 
-async function phone(user: string, register = true): Promise<Phone> {
+/** One phone per extension for the whole file (a second one would be a second binding to fork to). */
+async function phone(user: string): Promise<Phone> {
+  const known = phones.find((p) => p.user === user);
+  if (known) return known;
   const p = await Phone.open(user, `pw${user}`, srv.port);
   phones.push(p);
-  if (register) await p.register();
+  await p.register();
   return p;
 }
 
@@ -88,4 +91,73 @@ test('BYE from the callee releases the caller with callTag 2', async () => {
   assert.equal((await inc.bye()).status, 200);
   await a.answerInDialog(call.dialog, 'BYE');
   assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=2;cause=16');
+});
+
+// ---- the failure matrix: every refused or failed attempt leaves a line with its callTag/cause ----
+
+test('failure matrix: busy, no answer, unknown number, unregistered, caller CANCEL, 603 with Reason', async (t) => {
+  const caller = await phone('201');
+  const callee = await phone('202');
+
+  await t.test('busy (486 from the phone)', async () => {
+    const call = await caller.invite('202', audioSdp(40100));
+    const inc = await callee.incoming();
+    inc.reject(486, 'Busy Here');
+    const res = await call.final();
+    assert.equal(res.status, 486);
+    assert.match(res.headers.get('reason') ?? '', /cause=17/);
+    assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=9;cause=17');
+    assert.equal(cdrFor(call.dialog.callId)?.status, '486');
+  });
+
+  await t.test('unknown number', async () => {
+    const call = await caller.invite('299', audioSdp(40110));
+    const res = await call.final();
+    assert.equal(res.status, 404);
+    assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=10;cause=1');
+  });
+
+  await t.test('known but unregistered extension', async () => {
+    const call = await caller.invite('205', audioSdp(40120));
+    const res = await call.final();
+    assert.equal(res.status, 480);
+    assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=11;cause=20');
+  });
+
+  await t.test('caller CANCEL while ringing', async () => {
+    const call = await caller.invite('202', audioSdp(40130));
+    const inc = await callee.incoming();
+    inc.ring();
+    await call.provisional(180);
+    call.cancel();
+    const res = await call.final();
+    assert.equal(res.status, 487);
+    const cancel = await callee.waitRequest('CANCEL');
+    callee.respond(cancel, 200, 'OK');
+    inc.reject(487, 'Request Terminated');
+    assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=3;cause=16');
+  });
+
+  await t.test('callee 603 with Reason: Q.850;cause=21', async () => {
+    const call = await caller.invite('202', audioSdp(40140));
+    const inc = await callee.incoming();
+    inc.reject(603, 'Decline', ['Reason: Q.850;cause=21;text="Call rejected"']);
+    const res = await call.final();
+    assert.equal(res.status, 603);
+    assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=4;cause=21');
+  });
+
+  await t.test('no answer within calls.noAnswerTimeout', async () => {
+    const call = await caller.invite('202', audioSdp(40150));
+    const inc = await callee.incoming();
+    inc.ring();
+    const res = await call.final(8000);
+    assert.equal(res.status, 480);
+    assert.match(res.headers.get('reason') ?? '', /cause=19/);
+    const cancel = await callee.waitRequest('CANCEL');
+    assert.match(cancel.headers.get('reason') ?? '', /cause=19/);
+    callee.respond(cancel, 200, 'OK');
+    inc.reject(487, 'Request Terminated');
+    assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=5;cause=19');
+  });
 });
