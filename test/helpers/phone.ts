@@ -232,13 +232,13 @@ export class OutgoingCall {
   ) {}
 
   /** Waits for the final response to the INVITE; for a 2xx, fills the dialog and sends ACK. */
-  async final(ms = 5000): Promise<SipResponse> {
+  async final(ms = 5000, ackBody = ''): Promise<SipResponse> {
     const d = this.dialog;
     const res = await this.phone.waitResponse((r) => r.headers.get('call-id') === d.callId && r.status >= 200 && /INVITE/.test(r.headers.get('cseq') ?? ''), ms);
     d.remoteTag = /;tag=([^;]+)/.exec(res.headers.get('to') ?? '')?.[1] ?? '';
     if (res.status < 300) {
       d.remoteTarget = /<([^>]+)>/.exec(res.headers.get('contact') ?? '')?.[1] ?? d.remoteTarget;
-      this.ack();
+      this.ack(ackBody);
     } else {
       this.phone.send([
         `ACK ${this.uri} SIP/2.0`,

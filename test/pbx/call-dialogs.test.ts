@@ -1,0 +1,241 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { audioSdp, Phone } from '../helpers/phone.js';
+import { branch } from '../helpers/sip-peer.js';
+
+let srv: TestServer;
+const phones: Phone[] = [];
+const USERS = ['301', '302', '303', '304', '305', '306', '307', '308'];
+
+before(async () => {
+  srv = await startTestServer({
+    users: USERS.map((u) => [u, `pw${u}`] as [string, string]),
+    configure: (c) => {
+      c.media.relay = 'never';
+      c.auth.algorithms = ['MD5', 'SHA-256'];
+      c.calls.maxPerExtension = 2;
+      c.calls.maxDuration = 0;
+    },
+  });
+});
+
+after(async () => {
+  for (const p of phones) p.close();
+  await srv.stop();
+});
+
+async function phone(user: string, opts: { second?: boolean } = {}): Promise<Phone> {
+  const known = phones.find((p) => p.user === user);
+  if (known && !opts.second) return known;
+  const p = await Phone.open(user, `pw${user}`, srv.port);
+  phones.push(p);
+  await p.register();
+  return p;
+}
+
+function cdrFor(callId: string): Record<string, string> | undefined {
+  const dir = join(srv.dataDir, 'cdr');
+  if (!existsSync(dir)) return undefined;
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.csv'))) {
+    const rows = parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>;
+    const hit = rows.find((r) => r.call_id === callId);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+async function connect(from: Phone, to: Phone, sdpA = audioSdp(41000), sdpB = audioSdp(41010)) {
+  const call = await from.invite(to.user, sdpA);
+  const inc = await to.incoming();
+  inc.answer(sdpB);
+  assert.equal((await call.final()).status, 200);
+  await inc.waitAck();
+  return { call, inc };
+}
+
+test('an INVITE without credentials is challenged with 407; a wrong password gets 403; From must be the user', async () => {
+  const a = await phone('301');
+  const uri = `sip:302@127.0.0.1:${srv.port}`;
+  const lines = (from: string, auth?: string) => [
+    `INVITE ${uri} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${a.port};branch=${branch()};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:${from}@127.0.0.1>;tag=x1`,
+    `To: <${uri}>`,
+    `Call-ID: auth-${from}-${Date.now()}`,
+    'CSeq: 1 INVITE',
+    `Contact: <sip:${from}@127.0.0.1:${a.port}>`,
+    ...(auth ? [`Proxy-Authorization: ${auth}`] : []),
+  ];
+  a.send(lines('301'));
+  const challenge = await a.waitResponse((r) => r.status === 407);
+  assert.ok(challenge.headers.getAll('proxy-authenticate').length >= 1);
+  // Unknown user: the very same challenge shape.
+  a.send(lines('399'));
+  const unknown = await a.waitResponse((r) => r.status === 407);
+  assert.deepEqual(
+    unknown.headers.getAll('proxy-authenticate').map((v) => v.replace(/nonce="[^"]*"/, '')),
+    challenge.headers.getAll('proxy-authenticate').map((v) => v.replace(/nonce="[^"]*"/, '')),
+  );
+  // A caller authenticating as 301 while claiming to be 302 in From is refused.
+  const { digestAuthorization, challengeParams } = await import('../helpers/sip-peer.js');
+  const md5 = challenge.headers.getAll('proxy-authenticate').find((v) => (challengeParams(v).algorithm ?? 'MD5') === 'MD5')!;
+  a.send(lines('302', digestAuthorization({ challenge: md5, user: '301', password: 'pw301', method: 'INVITE', uri })));
+  const spoof = await a.waitResponse((r) => r.status >= 400 && r.status !== 407);
+  assert.equal(spoof.status, 403);
+  assert.match(spoof.reason, /From/);
+  a.send(lines('301', digestAuthorization({ challenge: md5, user: '301', password: 'wrong', method: 'INVITE', uri, nc: '00000002' })));
+  assert.equal((await a.waitResponse((r) => r.status >= 400 && r.status !== 407)).status, 403);
+});
+
+test('parallel forking: both phones of an extension ring, the first 200 wins, the other gets CANCEL', async () => {
+  const a = await phone('303');
+  const b1 = await phone('304');
+  const b2 = await phone('304', { second: true });
+  const call = await a.invite('304', audioSdp(41100));
+  const inc1 = await b1.incoming();
+  const inc2 = await b2.incoming();
+  assert.equal(inc1.dialog.callId, inc2.dialog.callId, 'forks share the B-leg Call-ID');
+  inc1.ring();
+  inc2.ring();
+  await call.provisional(180);
+  inc2.answer(audioSdp(41110));
+  assert.equal((await call.final()).status, 200);
+  await inc2.waitAck();
+  const cancel = await b1.waitRequest('CANCEL');
+  assert.match(cancel.headers.get('reason') ?? '', /cause=200/);
+  b1.respond(cancel, 200, 'OK');
+  inc1.reject(487, 'Request Terminated');
+  assert.equal((await call.bye()).status, 200);
+  await b2.answerInDialog(inc2.dialog, 'BYE');
+});
+
+test('re-INVITE both ways (hold and resume), UPDATE, INFO pass through; CSeq order is checked', async () => {
+  const a = await phone('305');
+  const b = await phone('306');
+  const { call, inc } = await connect(a, b);
+  // A puts B on hold.
+  a.sendInDialog(call.dialog, 'INVITE', { body: audioSdp(41000, 'a=sendonly').replace('a=sendrecv\r\n', '') });
+  const reinv = await b.answerInDialog(inc.dialog, 'INVITE', audioSdp(41010, 'a=recvonly').replace('a=sendrecv\r\n', ''));
+  assert.match(reinv.body.toString(), /a=sendonly/);
+  const ok = await a.waitResponse((r) => r.headers.get('call-id') === call.dialog.callId && /INVITE/.test(r.headers.get('cseq') ?? '') && r.status === 200);
+  assert.match(ok.body.toString(), /a=recvonly/);
+  call.dialog.cseq = Number(/^(\d+)/.exec(ok.headers.get('cseq')!)![1]);
+  call.ack();
+  await b.wait((m) => m.kind === 'request' && m.method === 'ACK' && m.headers.get('call-id') === inc.dialog.callId);
+  // B resumes with its own re-INVITE.
+  inc.dialog.cseq = 10;
+  b.sendInDialog(inc.dialog, 'INVITE', { body: audioSdp(41010) });
+  const reinvA = await a.answerInDialog(call.dialog, 'INVITE', audioSdp(41000));
+  assert.match(reinvA.body.toString(), /a=sendrecv/);
+  await b.waitResponse((r) => r.headers.get('call-id') === inc.dialog.callId && r.status === 200 && /INVITE/.test(r.headers.get('cseq') ?? ''));
+  b.sendInDialog(inc.dialog, 'ACK', { cseq: 11 });
+  await a.wait((m) => m.kind === 'request' && m.method === 'ACK' && m.headers.get('call-id') === call.dialog.callId);
+  // INFO (DTMF) from A arrives at B with its body.
+  a.sendInDialog(call.dialog, 'INFO', { extra: ['Content-Type: application/dtmf-relay'] });
+  const info = await b.answerInDialog(inc.dialog, 'INFO');
+  assert.equal(info.method, 'INFO');
+  await a.waitResponse((r) => r.headers.get('call-id') === call.dialog.callId && /INFO/.test(r.headers.get('cseq') ?? '') && r.status === 200);
+  // UPDATE from B.
+  b.sendInDialog(inc.dialog, 'UPDATE', { body: audioSdp(41012) });
+  const upd = await a.answerInDialog(call.dialog, 'UPDATE', audioSdp(41002));
+  assert.match(upd.body.toString(), /41012/);
+  const updOk = await b.waitResponse((r) => r.headers.get('call-id') === inc.dialog.callId && /UPDATE/.test(r.headers.get('cseq') ?? ''));
+  assert.match(updOk.body.toString(), /41002/);
+  // A request with an old CSeq is out of order: 500.
+  a.sendInDialog(call.dialog, 'INFO', { cseq: 1 });
+  assert.equal((await a.waitResponse((r) => r.headers.get('call-id') === call.dialog.callId && /^1 INFO/.test(r.headers.get('cseq') ?? ''))).status, 500);
+  assert.equal((await call.bye()).status, 200);
+  await b.answerInDialog(inc.dialog, 'BYE');
+});
+
+test('glare: a re-INVITE crossing a pending one gets 491', async () => {
+  const a = await phone('307');
+  const b = await phone('308');
+  const { call, inc } = await connect(a, b, audioSdp(41200), audioSdp(41210));
+  a.sendInDialog(call.dialog, 'INVITE', { body: audioSdp(41200) });
+  const pending = await b.waitRequest('INVITE');
+  inc.dialog.cseq = 5;
+  b.sendInDialog(inc.dialog, 'INVITE', { body: audioSdp(41210) });
+  const glare = await b.waitResponse((r) => r.headers.get('call-id') === inc.dialog.callId && /INVITE/.test(r.headers.get('cseq') ?? ''));
+  assert.equal(glare.status, 491);
+  b.respond(pending, 200, 'OK', { extra: [`Contact: <sip:308@127.0.0.1:${b.port}>`], body: audioSdp(41210) });
+  const ok = await a.waitResponse((r) => r.headers.get('call-id') === call.dialog.callId && r.status === 200 && /INVITE/.test(r.headers.get('cseq') ?? ''));
+  call.dialog.cseq = Number(/^(\d+)/.exec(ok.headers.get('cseq')!)![1]);
+  call.ack();
+  assert.equal((await call.bye()).status, 200);
+  await b.answerInDialog(inc.dialog, 'BYE');
+});
+
+test('late offer: INVITE without SDP, offer in the 200, answer in the ACK', async () => {
+  const a = await phone('305');
+  const b = await phone('306');
+  const call = await a.invite('306', '');
+  const inc = await b.incoming();
+  assert.equal(inc.invite.body.length, 0);
+  inc.answer(audioSdp(41300));
+  const ok = await call.final(5000, audioSdp(41310));
+  assert.match(ok.body.toString(), /41300/, 'the offer reaches the caller in the 200');
+  const ack = await inc.waitAck();
+  assert.match(ack.body.toString(), /41310/, 'the answer reaches the callee in the ACK');
+  assert.equal((await call.bye()).status, 200);
+  await b.answerInDialog(inc.dialog, 'BYE');
+});
+
+test('per-extension call limit: a third call to a busy extension gets 486 and a busy CDR', async () => {
+  const a = await phone('301');
+  const b = await phone('302');
+  const one = await connect(a, b, audioSdp(41400), audioSdp(41410));
+  const two = await connect(a, b, audioSdp(41420), audioSdp(41430));
+  const third = await a.invite('302', audioSdp(41440));
+  const res = await third.final();
+  assert.equal(res.status, 486);
+  assert.equal(cdrFor(third.dialog.callId)?.fci, 'callTag=9;cause=17');
+  for (const c of [one, two]) {
+    assert.equal((await c.call.bye()).status, 200);
+    await b.answerInDialog(c.inc.dialog, 'BYE');
+  }
+});
+
+test('in-dialog request for an unknown dialog gets 481', async () => {
+  const a = await phone('301');
+  a.sendInDialog({ callId: 'nope', localTag: 'x', remoteTag: 'y', localUri: '<sip:301@127.0.0.1>', remoteUri: '<sip:302@127.0.0.1>', remoteTarget: `sip:127.0.0.1:${srv.port}`, cseq: 1 }, 'BYE');
+  assert.equal((await a.waitResponse((r) => r.headers.get('call-id') === 'nope')).status, 481);
+});
+
+test('server stop releases calls in progress with cause 41 and writes their records', async () => {
+  const local = await startTestServer({
+    users: [['401', 'pw401'], ['402', 'pw402']],
+    configure: (c) => {
+      c.media.relay = 'never';
+      c.auth.algorithms = ['MD5'];
+    },
+  });
+  const a = await Phone.open('401', 'pw401', local.port);
+  const b = await Phone.open('402', 'pw402', local.port);
+  try {
+    await a.register();
+    await b.register();
+    const call = await a.invite('402', audioSdp(41500));
+    const inc = await b.incoming();
+    inc.answer(audioSdp(41510));
+    assert.equal((await call.final()).status, 200);
+    await inc.waitAck();
+    await local.stop();
+    const byeA = await a.waitRequest('BYE');
+    const byeB = await b.waitRequest('BYE');
+    assert.match(byeA.headers.get('reason') ?? '', /cause=41/);
+    assert.match(byeB.headers.get('reason') ?? '', /cause=41/);
+    const dir = join(local.dataDir, 'cdr');
+    const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    const rec = rows.find((r) => r.call_id === call.dialog.callId);
+    assert.equal(rec?.fci, 'callTag=13;cause=41');
+  } finally {
+    a.close();
+    b.close();
+  }
+});
