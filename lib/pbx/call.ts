@@ -13,6 +13,7 @@ import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, causeForFinalResponse, DEFAULT_CAUSE } from '../cdr/record.js';
 import type { Binding } from './registrar.js';
+import { contactTarget } from './contact-target.js';
 
 export type Side = 'a' | 'b';
 
@@ -177,9 +178,7 @@ export class Call {
   }
 
   private bindingEndpoint(b: Binding): Endpoint {
-    const e: Endpoint = { transport: b.transport, address: b.sourceAddress, port: b.sourcePort };
-    if (b.connectionId !== undefined) e.connectionId = b.connectionId;
-    return e;
+    return contactTarget(b);
   }
 
   private startFork(binding: Binding, offer: Buffer): void {
@@ -693,7 +692,9 @@ export class Call {
   /** Where the B leg went (for the record). */
   get calleeAddress(): string {
     const f = this.winner ?? this.forks[0];
-    return f ? hostPortText(f.binding.sourceAddress, f.binding.sourcePort) : '';
+    if (!f) return '';
+    const e = contactTarget(f.binding);
+    return hostPortText(e.address, e.port);
   }
 }
 
