@@ -1,0 +1,42 @@
+/**
+ * What the relay needs from an engine: UDP sockets in linked pairs (what arrives on one leaves
+ * from the other), per-socket targets with symmetric latching, and per-socket counters.
+ * Two implementations: node-backend.ts (dgram) and native.ts (the C addon in native/relay).
+ *
+ * Latching rules, the same in both engines (one socket = one side, stream and component):
+ * - the target is first the address from that side's SDP (setTarget); the first packet that
+ *   arrives on the socket latches the target onto its real source (symmetric RTP, for NAT);
+ * - once latched, packets from other sources are dropped and counted, unless a new SDP from that
+ *   side was applied since (re-INVITE), or the latched source has been silent for
+ *   RELATCH_SILENCE_MS (a NAT binding that changed);
+ * - a null target (c=0.0.0.0 or port 0) holds the socket: nothing is sent to that side (what it
+ *   sends, e.g. music on hold, is still relayed);
+ * - a packet is dropped when the linked socket has no target yet.
+ */
+export const RELATCH_SILENCE_MS = 2000;
+
+export interface RelayBackend {
+  readonly kind: 'native' | 'node';
+  /** Binds a UDP socket on the relay address; rejects with an error whose `code` is e.g. EADDRINUSE. */
+  openSocket(port: number): Promise<number>;
+  /** Packets arriving on `a` are sent from `b` to b's target, and the other way round. */
+  link(a: number, b: number): void;
+  /** The SDP target of the side socket `slot` faces; null = hold. */
+  setTarget(slot: number, target: { ip: string; port: number } | null): void;
+  /** Packets and bytes that arrived on `slot` and were forwarded. */
+  forwarded(slot: number): number;
+  forwardedBytes(slot: number): number;
+  /** Packets that arrived on `slot` and were dropped (strangers, no target, hold, send failures). */
+  dropped(slot: number): number;
+  /** Time (nowMs clock) of the last packet accepted on `slot` from its latched source; 0 = none. */
+  lastPacketMs(slot: number): number;
+  nowMs(): number;
+  closeSocket(slot: number): void;
+  close(): Promise<void>;
+}
+
+export interface RelayLogger {
+  warn(event: string, fields?: Record<string, unknown>): void;
+  info(event: string, fields?: Record<string, unknown>): void;
+  debug(event: string, fields?: Record<string, unknown>): void;
+}

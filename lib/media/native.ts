@@ -1,0 +1,134 @@
+/**
+ * The native relay engine: loads the C addon built from native/relay (scripts/build-native.mjs)
+ * and adapts it to RelayBackend. The addon's relay thread does the forwarding and latching
+ * (same rules as backend.ts); counters are read from a Float64Array it shares with us.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RelayBackend } from './backend.js';
+
+export const NATIVE_BUILD_COMMAND = 'node scripts/build-native.mjs';
+const ADDON_PATH = join('native', 'relay', 'build', 'Release', 'relay.node');
+/** Directory levels searched above this module for the repository root (lib/media, build/lib/media). */
+const MAX_LEVELS_UP = 6;
+
+/** Layout of the shared counters: STAT_FIELDS numbers per socket slot (native/relay/relay.c). */
+const STAT_FORWARDED = 0;
+const STAT_BYTES = 1;
+const STAT_DROPPED = 2;
+const STAT_LAST_MS = 3;
+const STAT_FIELDS = 4;
+
+type Handle = object;
+interface NativeAddon {
+  create(maxSlots: number): [Handle, ArrayBuffer];
+  openSocket(h: Handle, ip: string, port: number): number;
+  link(h: Handle, a: number, b: number): void;
+  setTarget(h: Handle, slot: number, ip: string, port: number): void;
+  closeSocket(h: Handle, slot: number): void;
+  now(h: Handle): number;
+  destroy(h: Handle): void;
+}
+
+export function findNativeAddon(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < MAX_LEVELS_UP; i++) {
+    const candidate = join(dir, ADDON_PATH);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return null;
+}
+
+let cached: NativeAddon | null | undefined;
+let loadError = '';
+
+/** The addon, or null when it was not built or cannot be loaded (then loadFailure() says why). */
+export function loadNativeAddon(): NativeAddon | null {
+  if (cached !== undefined) return cached;
+  const path = findNativeAddon();
+  if (!path) {
+    loadError = `${ADDON_PATH} not found`;
+    cached = null;
+    return null;
+  }
+  try {
+    cached = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    loadError = `${path}: ${(err as Error).message}`;
+    cached = null;
+  }
+  return cached;
+}
+
+export function loadFailure(): string {
+  return loadError;
+}
+
+function errnoError(negativeErrno: number, port: number): Error {
+  const code = Object.entries(osConstants.errno).find(([, v]) => v === -negativeErrno)?.[0] ?? `errno ${-negativeErrno}`;
+  return Object.assign(new Error(`cannot open relay port ${port}: ${code}`), { code });
+}
+
+export class NativeBackend implements RelayBackend {
+  readonly kind = 'native' as const;
+  private readonly handle: Handle;
+  private readonly stats: Float64Array;
+  private closed = false;
+
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly bindAddress: string,
+    maxSockets: number,
+  ) {
+    const [handle, buffer] = addon.create(maxSockets);
+    this.handle = handle;
+    this.stats = new Float64Array(buffer);
+  }
+
+  async openSocket(port: number): Promise<number> {
+    if (this.closed) throw new Error('relay engine is closed');
+    const slot = this.addon.openSocket(this.handle, this.bindAddress, port);
+    if (slot < 0) throw errnoError(slot, port);
+    return slot;
+  }
+
+  link(a: number, b: number): void {
+    this.addon.link(this.handle, a, b);
+  }
+
+  setTarget(slot: number, target: { ip: string; port: number } | null): void {
+    this.addon.setTarget(this.handle, slot, target?.ip ?? '0.0.0.0', target?.port ?? 0);
+  }
+
+  forwarded(slot: number): number {
+    return this.stats[slot * STAT_FIELDS + STAT_FORWARDED] ?? 0;
+  }
+  forwardedBytes(slot: number): number {
+    return this.stats[slot * STAT_FIELDS + STAT_BYTES] ?? 0;
+  }
+  dropped(slot: number): number {
+    return this.stats[slot * STAT_FIELDS + STAT_DROPPED] ?? 0;
+  }
+  lastPacketMs(slot: number): number {
+    return this.stats[slot * STAT_FIELDS + STAT_LAST_MS] ?? 0;
+  }
+  nowMs(): number {
+    return this.addon.now(this.handle);
+  }
+
+  closeSocket(slot: number): void {
+    if (!this.closed) this.addon.closeSocket(this.handle, slot);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.addon.destroy(this.handle);
+  }
+}

@@ -1,0 +1,149 @@
+/** The pure Node.js relay engine: one dgram socket per port. See backend.ts for the rules. */
+import dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { RELATCH_SILENCE_MS, type RelayBackend, type RelayLogger } from './backend.js';
+
+const RECV_BUFFER_BYTES = 1 << 20;
+
+class SocketState {
+  peer: SocketState | null = null;
+  sdpIp = '';
+  sdpPort = 0;
+  targetIp = '';
+  targetPort = 0;
+  hold = false;
+  latched = false;
+  relatchAllowed = false;
+  lastLatchedMs = 0;
+  forwarded = 0;
+  bytes = 0;
+  dropped = 0;
+  lastPacketMs = 0;
+  constructor(readonly socket: dgram.Socket) {}
+}
+
+export class NodeBackend implements RelayBackend {
+  readonly kind = 'node' as const;
+  private readonly sockets = new Map<number, SocketState>();
+  private nextSlot = 0;
+
+  constructor(
+    private readonly bindAddress: string,
+    private readonly logger?: RelayLogger,
+  ) {}
+
+  openSocket(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RECV_BUFFER_BYTES });
+      const onBindError = (err: Error) => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', onBindError);
+      socket.bind(port, this.bindAddress, () => {
+        socket.off('error', onBindError);
+        const slot = this.nextSlot++;
+        const state = new SocketState(socket);
+        this.sockets.set(slot, state);
+        socket.on('error', (err) => this.logger?.warn('media.socket_error', { port, error: err.message }));
+        socket.on('message', (msg, rinfo) => this.relay(state, msg, rinfo));
+        resolve(slot);
+      });
+    });
+  }
+
+  private relay(state: SocketState, msg: Buffer, from: dgram.RemoteInfo): void {
+    const now = performance.now();
+    if (!(state.latched && from.port === state.targetPort && from.address === state.targetIp)) {
+      if (state.latched && !state.relatchAllowed && now - state.lastLatchedMs < RELATCH_SILENCE_MS) {
+        state.dropped++;
+        return;
+      }
+      state.targetIp = from.address;
+      state.targetPort = from.port;
+      state.latched = true;
+    }
+    state.relatchAllowed = false;
+    state.lastLatchedMs = now;
+    state.lastPacketMs = now;
+    const out = state.peer;
+    if (!out || out.hold || out.targetPort === 0) {
+      state.dropped++;
+      return;
+    }
+    out.socket.send(msg, out.targetPort, out.targetIp);
+    state.forwarded++;
+    state.bytes += msg.length;
+  }
+
+  link(a: number, b: number): void {
+    const sa = this.mustGet(a);
+    const sb = this.mustGet(b);
+    sa.peer = sb;
+    sb.peer = sa;
+  }
+
+  setTarget(slot: number, target: { ip: string; port: number } | null): void {
+    const s = this.mustGet(slot);
+    if (!target || target.port === 0 || target.ip === '0.0.0.0') {
+      s.hold = true;
+      s.latched = false;
+      s.targetPort = 0;
+      s.sdpIp = '';
+      s.sdpPort = 0;
+      return;
+    }
+    s.hold = false;
+    if (s.latched && s.sdpIp === target.ip && s.sdpPort === target.port) {
+      // Same SDP address again (e.g. a session refresh): keep the latched source, which is the
+      // real one behind NAT, but let the next source take over if it differs.
+      s.relatchAllowed = true;
+    } else {
+      s.targetIp = target.ip;
+      s.targetPort = target.port;
+      s.latched = false;
+      s.relatchAllowed = false;
+    }
+    s.sdpIp = target.ip;
+    s.sdpPort = target.port;
+  }
+
+  forwarded(slot: number): number {
+    return this.sockets.get(slot)?.forwarded ?? 0;
+  }
+  forwardedBytes(slot: number): number {
+    return this.sockets.get(slot)?.bytes ?? 0;
+  }
+  dropped(slot: number): number {
+    return this.sockets.get(slot)?.dropped ?? 0;
+  }
+  lastPacketMs(slot: number): number {
+    return this.sockets.get(slot)?.lastPacketMs ?? 0;
+  }
+  nowMs(): number {
+    return performance.now();
+  }
+
+  closeSocket(slot: number): void {
+    const s = this.sockets.get(slot);
+    if (!s) return;
+    this.sockets.delete(slot);
+    if (s.peer?.peer === s) s.peer.peer = null;
+    s.peer = null;
+    try {
+      s.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const slot of [...this.sockets.keys()]) this.closeSocket(slot);
+  }
+
+  private mustGet(slot: number): SocketState {
+    const s = this.sockets.get(slot);
+    if (!s) throw new Error(`relay socket ${slot} is not open`);
+    return s;
+  }
+}

@@ -1,0 +1,399 @@
+/**
+ * The media relay of the B2BUA: every stream of a call flows through a pair of relay ports on
+ * each side, and the SDP of each side is rewritten to point at the relay. No SIP knowledge here;
+ * the call engine hands over SDP bodies and decides the address to advertise. See docs/MEDIA.md.
+ */
+import { isIPv4 } from 'node:net';
+import type { RelayBackend, RelayLogger } from './backend.js';
+import { loadFailure, loadNativeAddon, NATIVE_BUILD_COMMAND, NativeBackend } from './native.js';
+import { NodeBackend } from './node-backend.js';
+import { PortPool } from './port-pool.js';
+import { parseSdp, SdpError, streamTargets, writeForOtherSide, type StreamTarget } from './sdp.js';
+
+export { SdpError } from './sdp.js';
+
+export interface MediaRelayOptions {
+  /** IPv4 address the relay sockets bind to, e.g. '0.0.0.0' or '127.0.0.1'. */
+  bind: string;
+  /** Port range; RTP on even ports, RTCP = RTP + 1. */
+  portMin: number;
+  portMax: number;
+  /** 'auto' = native when the addon is built, else node. */
+  engine: 'auto' | 'native' | 'node';
+  /** 0 = never; see RelaySession.onInactive. */
+  inactivityMs: number;
+  /** Default: one session per two port pairs of the range. */
+  maxSessions?: number;
+  /** Port pairs kept bound ahead so that rewrite() can hand out ports at once (default 64). */
+  reservePairs?: number;
+  logger?: RelayLogger;
+}
+
+export type Side = 'a' | 'b';
+
+export interface StreamStats {
+  index: number;
+  media: string;
+  aToB: number;
+  bToA: number;
+  bytesAToB: number;
+  bytesBToA: number;
+  /** Packets dropped on this stream's ports: strangers after latching, no target yet, hold. */
+  dropped: number;
+}
+
+/** m= lines relayed per session; lines beyond are answered with port 0. */
+export const MAX_STREAMS = 8;
+const DEFAULT_RESERVE_PAIRS = 64;
+const INACTIVITY_TICK_MAX_MS = 1000;
+const INACTIVITY_TICK_MIN_MS = 50;
+
+/** An even RTP port and RTCP = RTP + 1, both bound; rtp and rtcp are backend socket slots. */
+interface BoundPair {
+  rtpPort: number;
+  rtp: number;
+  rtcp: number;
+}
+
+/** One m= line: the ports side A sends to (facing.a) and the ports side B sends to (facing.b). */
+interface Stream {
+  media: string;
+  facing: Record<Side, BoundPair>;
+}
+
+/** What a session needs from its relay. */
+interface SessionHost {
+  readonly backend: RelayBackend;
+  readonly logger: RelayLogger | undefined;
+  takeStreamPairs(): Record<Side, BoundPair> | null;
+  releasePair(pair: BoundPair): void;
+  sessionClosed(session: RelaySession): void;
+}
+
+export class MediaRelay {
+  private readonly sessions = new Set<RelaySession>();
+  private readonly ready: BoundPair[] = [];
+  private filling: Promise<void> | null = null;
+  private fillAgain = false;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly host: SessionHost;
+
+  private constructor(
+    private readonly backend: RelayBackend,
+    private readonly pool: PortPool,
+    private readonly maxSessions: number,
+    private readonly reserveTarget: number,
+    private readonly inactivityMs: number,
+    private readonly logger: RelayLogger | undefined,
+  ) {
+    this.host = {
+      backend,
+      logger,
+      takeStreamPairs: () => this.takeStreamPairs(),
+      releasePair: (pair) => this.releasePair(pair),
+      sessionClosed: (session) => this.sessions.delete(session),
+    };
+  }
+
+  static async open(opts: MediaRelayOptions): Promise<MediaRelay> {
+    checkOptions(opts);
+    const pool = new PortPool(opts.portMin, opts.portMax);
+    const backend = chooseBackend(opts, pool.capacity * 2);
+    const maxSessions = opts.maxSessions ?? Math.max(1, Math.floor(pool.capacity / 2));
+    const reserve = Math.min(pool.capacity, Math.max(2, opts.reservePairs ?? DEFAULT_RESERVE_PAIRS));
+    const relay = new MediaRelay(backend, pool, maxSessions, reserve, opts.inactivityMs, opts.logger);
+    await relay.fill();
+    if (opts.inactivityMs > 0) {
+      const tick = Math.min(INACTIVITY_TICK_MAX_MS, Math.max(INACTIVITY_TICK_MIN_MS, Math.floor(opts.inactivityMs / 3)));
+      relay.timer = setInterval(() => relay.checkInactivity(), tick);
+      relay.timer.unref();
+    }
+    relay.logger?.info('media.relay_open', { engine: backend.kind, bind: opts.bind, portMin: opts.portMin, portMax: opts.portMax });
+    return relay;
+  }
+
+  get engine(): 'native' | 'node' {
+    return this.backend.kind;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** A session with ports for its first stream, or null when ports or maxSessions are exhausted. */
+  createSession(label: string): RelaySession | null {
+    if (this.closed || this.sessions.size >= this.maxSessions) return null;
+    const first = this.takeStreamPairs();
+    if (!first) {
+      this.logger?.warn('media.no_ports', { label });
+      return null;
+    }
+    const session = new RelaySession(label, this.host, first, this.inactivityMs);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** Resolves once the reserve of bound port pairs has been refilled (for tests and benchmarks). */
+  async settled(): Promise<void> {
+    this.startFill();
+    for (let i = 0; i < 10 && this.filling; i++) await this.filling;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const s of [...this.sessions]) s.close();
+    await this.filling;
+    for (const pair of this.ready.splice(0)) this.closePair(pair);
+    await this.backend.close();
+  }
+
+  private takeStreamPairs(): Record<Side, BoundPair> | null {
+    if (this.closed) return null;
+    if (this.ready.length < 2) {
+      this.startFill();
+      return null;
+    }
+    const a = this.ready.shift()!;
+    const b = this.ready.shift()!;
+    this.backend.link(a.rtp, b.rtp);
+    this.backend.link(a.rtcp, b.rtcp);
+    this.startFill();
+    return { a, b };
+  }
+
+  private releasePair(pair: BoundPair): void {
+    this.closePair(pair);
+    this.pool.give(pair.rtpPort);
+    this.startFill();
+  }
+
+  private closePair(pair: BoundPair): void {
+    this.backend.closeSocket(pair.rtp);
+    this.backend.closeSocket(pair.rtcp);
+  }
+
+  private startFill(): void {
+    if (this.closed || this.ready.length >= this.reserveTarget) return;
+    if (this.filling) {
+      this.fillAgain = true; // pairs taken or released while binding: look again afterwards
+      return;
+    }
+    this.fillAgain = false;
+    this.filling = this.fill()
+      .catch((err: Error) => this.logger?.warn('media.fill_failed', { error: err.message }))
+      .finally(() => {
+        this.filling = null;
+        if (this.fillAgain) this.startFill();
+      });
+  }
+
+  /** Binds pairs until the reserve is full; at most one attempt per pair of the range per call. */
+  private async fill(): Promise<void> {
+    let attempts = this.pool.capacity;
+    while (!this.closed && this.ready.length < this.reserveTarget && attempts-- > 0) {
+      const rtpPort = this.pool.take();
+      if (rtpPort === undefined) break;
+      const pair = await this.bindPair(rtpPort);
+      if (pair && !this.closed) {
+        this.ready.push(pair);
+        continue;
+      }
+      if (pair) this.closePair(pair);
+      this.pool.give(rtpPort);
+    }
+  }
+
+  private async bindPair(rtpPort: number): Promise<BoundPair | null> {
+    let rtp: number | undefined;
+    try {
+      rtp = await this.backend.openSocket(rtpPort);
+      const rtcp = await this.backend.openSocket(rtpPort + 1);
+      return { rtpPort, rtp, rtcp };
+    } catch (err) {
+      if (rtp !== undefined) this.backend.closeSocket(rtp);
+      const code = (err as NodeJS.ErrnoException).code;
+      // A port in use by another program is expected in a shared range: skip it, retry later.
+      if (code === 'EADDRINUSE') this.logger?.debug('media.port_in_use', { port: rtpPort });
+      else this.logger?.warn('media.port_unavailable', { port: rtpPort, error: (err as Error).message });
+      return null;
+    }
+  }
+
+  private checkInactivity(): void {
+    const now = this.backend.nowMs();
+    for (const s of this.sessions) s.checkInactivity(now);
+  }
+}
+
+function checkOptions(opts: MediaRelayOptions): void {
+  if (!isIPv4(opts.bind)) throw new RangeError(`media relay: bind address ${opts.bind} is not an IPv4 address`);
+  const portOk = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+  if (!portOk(opts.portMin) || !portOk(opts.portMax) || opts.portMax < opts.portMin) {
+    throw new RangeError(`media relay: bad port range ${opts.portMin}..${opts.portMax}`);
+  }
+  if (new PortPool(opts.portMin, opts.portMax).capacity < 2) {
+    throw new RangeError(`media relay: port range ${opts.portMin}..${opts.portMax} holds fewer than 2 RTP/RTCP pairs (one stream needs 2)`);
+  }
+  if (!(opts.inactivityMs >= 0)) throw new RangeError('media relay: inactivityMs must be >= 0');
+  if (!['auto', 'native', 'node'].includes(opts.engine)) throw new RangeError(`media relay: unknown engine ${String(opts.engine)}`);
+}
+
+function chooseBackend(opts: MediaRelayOptions, maxSockets: number): RelayBackend {
+  if (opts.engine === 'node') return new NodeBackend(opts.bind, opts.logger);
+  const addon = loadNativeAddon();
+  if (addon) return new NativeBackend(addon, opts.bind, maxSockets);
+  if (opts.engine === 'native') {
+    throw new Error(`media relay engine 'native' is not available (${loadFailure()}); build it with: ${NATIVE_BUILD_COMMAND}`);
+  }
+  opts.logger?.info('media.engine_fallback', { engine: 'node', reason: loadFailure() });
+  return new NodeBackend(opts.bind, opts.logger);
+}
+
+export class RelaySession {
+  /** Called once when the session stayed without any packet for inactivityMs after its first answer. */
+  onInactive: (() => void) | null = null;
+  private readonly streams: Array<Stream | undefined> = [];
+  private spare: Record<Side, BoundPair> | null;
+  private pendingOffer: { from: Side; lines: number } | null = null;
+  private answeredAtMs = 0;
+  private inactiveReported = false;
+  private closed = false;
+  private finalStats: StreamStats[] = [];
+  private warnedTooManyStreams = false;
+
+  /** @internal Sessions come from MediaRelay.createSession. */
+  constructor(
+    readonly label: string,
+    private readonly host: SessionHost,
+    firstStream: Record<Side, BoundPair>,
+    private readonly inactivityMs: number,
+  ) {
+    this.spare = firstStream;
+  }
+
+  /**
+   * Takes the SDP that side `from` sent (offer or answer) and returns the SDP to forward to the
+   * other side, pointing at the relay (`advertise` and the relay ports facing the other side).
+   * Remembers where `from` receives each stream. Throws SdpError on SDP it cannot relay.
+   */
+  rewrite(from: Side, sdp: string, advertise: string): string {
+    if (this.closed) throw new SdpError(`relay session ${this.label} is closed`);
+    if (!isIPv4(advertise)) throw new SdpError(`advertise address ${advertise} is not an IPv4 address`);
+    const desc = parseSdp(sdp);
+    const targets = streamTargets(desc);
+    const isAnswer = this.pendingOffer !== null && this.pendingOffer.from !== from;
+    // RFC 3264 §6: the answer has exactly as many m= lines as the offer, in the same order.
+    if (isAnswer && targets.length !== this.pendingOffer!.lines) {
+      throw new SdpError(`answer from side ${from} has ${targets.length} m= lines, the offer had ${this.pendingOffer!.lines}`);
+    }
+    const relayPorts = targets.map((t, i) => this.applyTarget(i, from, t));
+    if (isAnswer) {
+      this.pendingOffer = null;
+      if (this.answeredAtMs === 0) this.answeredAtMs = this.host.backend.nowMs();
+    } else {
+      this.pendingOffer = { from, lines: targets.length };
+    }
+    return writeForOtherSide(desc, relayPorts, advertise);
+  }
+
+  /** Packets forwarded per relayed m= line (RTP and RTCP together). After close(): the last figures. */
+  stats(): StreamStats[] {
+    if (this.closed) return this.finalStats.map((s) => ({ ...s }));
+    const b = this.host.backend;
+    const out: StreamStats[] = [];
+    this.streams.forEach((s, index) => {
+      if (!s) return;
+      const { a: fa, b: fb } = s.facing;
+      out.push({
+        index,
+        media: s.media,
+        aToB: b.forwarded(fa.rtp) + b.forwarded(fa.rtcp),
+        bToA: b.forwarded(fb.rtp) + b.forwarded(fb.rtcp),
+        bytesAToB: b.forwardedBytes(fa.rtp) + b.forwardedBytes(fa.rtcp),
+        bytesBToA: b.forwardedBytes(fb.rtp) + b.forwardedBytes(fb.rtcp),
+        dropped: b.dropped(fa.rtp) + b.dropped(fa.rtcp) + b.dropped(fb.rtp) + b.dropped(fb.rtcp),
+      });
+    });
+    return out;
+  }
+
+  /** Frees all ports of the session at once. */
+  close(): void {
+    if (this.closed) return;
+    this.finalStats = this.stats();
+    this.closed = true;
+    this.streams.forEach((_, i) => this.releaseStream(i));
+    if (this.spare) this.releasePairs(this.spare);
+    this.spare = null;
+    this.host.sessionClosed(this);
+  }
+
+  /** @internal Called by the relay's shared timer. */
+  checkInactivity(nowMs: number): void {
+    if (this.closed || this.inactiveReported || this.answeredAtMs === 0 || !this.onInactive) return;
+    if (nowMs - Math.max(this.answeredAtMs, this.lastPacketMs()) < this.inactivityMs) return;
+    this.inactiveReported = true;
+    try {
+      this.onInactive();
+    } catch (err) {
+      this.host.logger?.warn('media.on_inactive_failed', { label: this.label, error: (err as Error).message });
+    }
+  }
+
+  private lastPacketMs(): number {
+    const b = this.host.backend;
+    let last = 0;
+    for (const s of this.streams) {
+      if (!s) continue;
+      for (const p of [s.facing.a, s.facing.b]) last = Math.max(last, b.lastPacketMs(p.rtp), b.lastPacketMs(p.rtcp));
+    }
+    return last;
+  }
+
+  /** Returns the relay RTP port facing the other side for m= line `index`, or 0 to disable it. */
+  private applyTarget(index: number, from: Side, target: StreamTarget | null): number {
+    if (target === null) {
+      this.releaseStream(index);
+      return 0;
+    }
+    if (index >= MAX_STREAMS) {
+      if (!this.warnedTooManyStreams) this.host.logger?.warn('media.too_many_streams', { label: this.label, max: MAX_STREAMS });
+      this.warnedTooManyStreams = true;
+      return 0;
+    }
+    const stream = this.streams[index] ?? this.openStream(index, target.media);
+    if (!stream) {
+      this.host.logger?.warn('media.no_ports', { label: this.label, stream: index });
+      return 0;
+    }
+    stream.media = target.media;
+    const facingFrom = stream.facing[from];
+    this.host.backend.setTarget(facingFrom.rtp, target.rtp);
+    this.host.backend.setTarget(facingFrom.rtcp, target.rtcp);
+    return stream.facing[from === 'a' ? 'b' : 'a'].rtpPort;
+  }
+
+  private openStream(index: number, media: string): Stream | null {
+    const facing = this.spare ?? this.host.takeStreamPairs();
+    this.spare = null;
+    if (!facing) return null;
+    const stream = { media, facing };
+    this.streams[index] = stream;
+    return stream;
+  }
+
+  private releaseStream(index: number): void {
+    const s = this.streams[index];
+    if (!s) return;
+    this.streams[index] = undefined;
+    this.releasePairs(s.facing);
+  }
+
+  private releasePairs(facing: Record<Side, BoundPair>): void {
+    this.host.releasePair(facing.a);
+    this.host.releasePair(facing.b);
+  }
+}

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "relay",
+      "sources": ["relay.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,3 @@
+import { relayCases } from './relay-cases.js';
+
+relayCases('node', false);
