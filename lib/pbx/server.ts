@@ -22,6 +22,7 @@ import { CallManager } from './calls.js';
 import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './call.js';
+import { MediaRelay } from '../media/relay.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -166,7 +167,24 @@ export class PbxServer {
         hint: 'these extensions were hashed for another realm: set new passwords with `minisipserver ext passwd NUMBER`',
       });
     }
-    await this.stack.start();
+    if (this.config.media.relay !== 'never') {
+      const m = this.config.media;
+      this.relay = await MediaRelay.open({
+        bind: m.bind,
+        portMin: m.portMin,
+        portMax: m.portMax,
+        engine: m.engine as 'auto' | 'native' | 'node',
+        inactivityMs: m.inactivityTimeout * 1000,
+        logger: this.logger,
+      });
+      this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${m.portMin}-${m.portMax}`, bind: m.bind });
+    }
+    try {
+      await this.stack.start();
+    } catch (err) {
+      await this.relay?.close();
+      throw err;
+    }
     this.sipPortRef.port = this.stack.port;
     this.registrar.start();
     this.logger.info('server.started', {
@@ -187,6 +205,7 @@ export class PbxServer {
       await this.drainClientTransactions(1000);
     }
     await this.stack.stop();
+    await this.relay?.close();
     this.recorder?.close();
     this.registrar.stop();
     this.writer.close();
@@ -205,8 +224,12 @@ export class PbxServer {
     }
   }
 
-  private newMedia(_label: string): MediaSession | null | undefined {
-    return null;
+  private relay: MediaRelay | null = null;
+
+  /** A relay session for a new call; null with `media.relay: never`; undefined when full. */
+  private newMedia(label: string): MediaSession | null | undefined {
+    if (this.config.media.relay === 'never') return null;
+    return this.relay?.createSession(label) ?? undefined;
   }
 
   private newTag(): string {

@@ -25,6 +25,7 @@ export async function startTestServer(
   config.sip.bind6 = '';
   config.sip.port = 0;
   config.data.dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mss-test-'));
+  config.media.bind = '127.0.0.1';
   opts.configure?.(config);
   const logLines: string[] = [];
   const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
