@@ -72,6 +72,10 @@ interface Fork {
   /** A CANCEL is owed as soon as a provisional response allows it (RFC 3261 section 9.1). */
   cancelWhenProceeding: boolean;
   final?: SipResponse;
+  /** RSeq of the last reliable provisional response PRACKed (RFC 3262 section 4). */
+  lastRSeq: number;
+  /** The early dialog PRACKs are sent in. */
+  early?: Dialog;
 }
 
 /** An in-dialog request relayed from one leg to the other, waiting for its answer. */
@@ -141,6 +145,8 @@ export class Call {
       contact: contactFor(aHost, env.sipPort(), source.transport),
       sentBy: hostPortText(aHost, env.sipPort()),
     });
+    this.aRequires100rel = hasOptionTag(h.list('require'), '100rel');
+    this.aReliable = this.aRequires100rel || hasOptionTag(h.list('supported'), '100rel');
     this.bCallId = `${env.newTag()}${env.newTag()}@${aHost}`;
     this.bTag = env.newTag();
     env.fileDialog(this.a.callId, this.a.localTag, this, 'a');
@@ -201,12 +207,13 @@ export class Call {
       sentBy: hostPortText(host, this.env.sipPort()),
     });
     const extra: Array<[string, string]> = [['allow', this.env.allow], ['user-agent', this.env.userAgent]];
+    if (this.aReliable) extra.push(['supported', '100rel']);
     const maxForwards = Number(inv.get('max-forwards') ?? '70');
     for (const name of PASSED_INVITE_HEADERS) for (const v of inv.getAll(name)) extra.push([name, v]);
     const req = dialog.request('INVITE', { body: offer, contentType: offer.length > 0 ? (inv.get('content-type') ?? SDP) : undefined, extra });
     // Section 16.6 step 3 spirit: a B2BUA also decrements Max-Forwards, so loops through trunks end.
     req.headers.set('max-forwards', String(Number.isFinite(maxForwards) && maxForwards > 0 ? Math.min(maxForwards - 1, 70) : 69));
-    const fork: Fork = { binding, tx: null, invite: req, state: 'calling', cancelWhenProceeding: false };
+    const fork: Fork = { binding, tx: null, invite: req, state: 'calling', cancelWhenProceeding: false, lastRSeq: -1 };
     this.forks.push(fork);
     fork.tx = this.env.sendRequest(req, dest, {
       onResponse: (res) => this.onForkResponse(fork, res),
@@ -224,7 +231,9 @@ export class Call {
         this.cancelFork(fork);
         return;
       }
-      if (status > 100 && this.state === 'ringing') this.relayProvisional(res);
+      if (status === 100) return;
+      if (isReliable(res) && !this.prackFork(fork, res)) return;
+      if (this.state === 'ringing') this.relayProvisional(res);
       return;
     }
     if (status < 300) {
@@ -251,8 +260,92 @@ export class Call {
     // Several forks ringing: the caller hears one 180, not one per phone.
     if (out.body.length === 0 && res.status === this.lastProvisionalStatus) return;
     this.lastProvisionalStatus = res.status;
-    this.inviteTx.respond(out);
+    if (this.aReliable && (isReliable(res) || this.aRequires100rel)) this.sendReliable(out);
+    else this.inviteTx.respond(out);
   }
+
+  /**
+   * RFC 3262 section 4: a reliable provisional response from the callee is acknowledged with
+   * PRACK on its early dialog. Returns false for a retransmission (already acknowledged).
+   */
+  private prackFork(fork: Fork, res: SipResponse): boolean {
+    const rseq = Number(res.headers.get('rseq') ?? '');
+    if (!Number.isInteger(rseq) || rseq <= fork.lastRSeq) return false;
+    fork.lastRSeq = rseq;
+    const d = (fork.early ??= this.forkDialog(fork, res));
+    const cseq = parseCSeq(fork.invite.headers.get('cseq') ?? '')?.seq ?? 1;
+    const prack = d.request('PRACK', { extra: [['rack', `${rseq} ${cseq} INVITE`]] });
+    this.env.sendRequest(prack, d.destination, { onResponse: () => undefined, onTimeout: () => undefined });
+    return true;
+  }
+
+  /**
+   * RFC 3262 section 3 towards the caller: a reliable provisional response carries Require:
+   * 100rel and an RSeq, is retransmitted (T1 doubling) until the caller's PRACK, and the next
+   * one waits until the previous one is acknowledged.
+   */
+  private sendReliable(res: SipResponse): void {
+    if (this.reliableOut !== null) {
+      if (this.reliableQueue.length < 8) this.reliableQueue.push(res);
+      return;
+    }
+    const rseq = ++this.rseqA;
+    res.headers.append('require', '100rel');
+    res.headers.append('rseq', String(rseq));
+    const state = { res, rseq, hasSdp: res.body.length > 0, timer: undefined as NodeJS.Timeout | undefined, interval: this.env.t1, sentAt: Date.now() };
+    this.reliableOut = state;
+    this.inviteTx.respond(res);
+    const tick = (): void => {
+      if (this.reliableOut !== state || this.state !== 'ringing') return;
+      if (Date.now() - state.sentAt >= 64 * this.env.t1) {
+        // No PRACK: stop retransmitting; a deferred 2xx goes now rather than never.
+        this.reliableDone();
+        return;
+      }
+      this.inviteTx.respond(res);
+      state.interval = Math.min(state.interval * 2, this.env.t2);
+      state.timer = setTimeout(tick, state.interval);
+      state.timer.unref();
+    };
+    if (this.source.transport !== 'tcp') {
+      state.timer = setTimeout(tick, state.interval);
+      state.timer.unref();
+    }
+  }
+
+  /** PRACK from the caller for our reliable provisional response. */
+  private onPrack(req: SipRequest, tx: ServerTransaction): void {
+    const rack = /^\s*(\d+)\s+(\d+)\s+INVITE\s*$/i.exec(req.headers.get('rack') ?? '');
+    const out = this.reliableOut;
+    if (!rack || out === null || Number(rack[1]) !== out.rseq) {
+      tx.respond(createResponse(req, 481, undefined));
+      return;
+    }
+    tx.respond(createResponse(req, 200));
+    this.reliableDone();
+  }
+
+  private reliableDone(): void {
+    const out = this.reliableOut;
+    if (out?.timer) clearTimeout(out.timer);
+    this.reliableOut = null;
+    const next = this.reliableQueue.shift();
+    if (next && this.state === 'ringing') {
+      this.sendReliable(next);
+      return;
+    }
+    const deferred = this.deferred2xx;
+    this.deferred2xx = null;
+    deferred?.();
+  }
+
+  private aReliable: boolean;
+  private aRequires100rel: boolean;
+  private rseqA = Math.floor(Math.random() * 0x7fffff) + 1;
+  private reliableOut: { res: SipResponse; rseq: number; hasSdp: boolean; timer: NodeJS.Timeout | undefined } | null = null;
+  private readonly reliableQueue: SipResponse[] = [];
+  /** A 2xx to the caller held back until the PRACK of a reliable response with SDP (RFC 3262 section 3). */
+  private deferred2xx: (() => void) | null = null;
 
   /** Contact, Record-Route copy (section 12.1.1) and Allow on a dialog-creating response to A. */
   private addUasHeaders(res: SipResponse): void {
@@ -310,8 +403,13 @@ export class Call {
     this.bAckCseq = cseq;
     this.state = 'answering';
     this.answerMs = Date.now();
-    this.inviteTx.respond(out);
-    this.retransmit2xx(out, this.a.remoteSeq, (ack) => this.onInitialAck(ack));
+    const send2xx = (): void => {
+      if (this.state !== 'answering') return;
+      this.inviteTx.respond(out);
+      this.retransmit2xx(out, this.a.remoteSeq, (ack) => this.onInitialAck(ack));
+    };
+    if (this.reliableOut?.hasSdp) this.deferred2xx = send2xx;
+    else send2xx();
     if (this.env.maxDurationMs > 0) {
       this.durationTimer = setTimeout(() => this.release('both', CallTag.DurationLimit), this.env.maxDurationMs);
       this.durationTimer.unref();
@@ -481,7 +579,8 @@ export class Call {
         this.relay(side, req, tx);
         return;
       case 'PRACK':
-        tx.respond(createResponse(req, 481, undefined));
+        if (side === 'a') this.onPrack(req, tx);
+        else tx.respond(createResponse(req, 481, undefined));
         return;
       default: {
         const res = createResponse(req, 405);
@@ -679,6 +778,9 @@ export class Call {
     this.clearNoAnswer();
     if (this.durationTimer) clearTimeout(this.durationTimer);
     if (this.okRetransmit?.timer) clearTimeout(this.okRetransmit.timer);
+    if (this.reliableOut?.timer) clearTimeout(this.reliableOut.timer);
+    this.reliableOut = null;
+    this.deferred2xx = null;
     this.okRetransmit = null;
     this.mediaSummary = this.media ? summariseMedia(this.media) : undefined;
     this.media?.close();
@@ -703,6 +805,15 @@ export class Call {
 function fromTagOf(req: SipRequest): string {
   const from = req.headers.get('from') ?? '';
   return parseNameAddr(from)?.params.get('tag') ?? '';
+}
+
+function isReliable(res: SipResponse): boolean {
+  return res.headers.has('rseq') && hasOptionTag(res.headers.list('require'), '100rel');
+}
+
+function hasOptionTag(tags: string[], tag: string): boolean {
+  for (const t of tags) if (t.toLowerCase() === tag) return true;
+  return false;
 }
 
 function isSdp(msg: SipRequest | SipResponse): boolean {

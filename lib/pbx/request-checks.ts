@@ -1,7 +1,7 @@
 import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
 
 /** Methods this server handles itself. */
-export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'UPDATE', 'INFO'] as const;
+export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'PRACK', 'UPDATE', 'INFO'] as const;
 /** Methods of RFC 3261 and its common extensions: known, so an unsupported one is 405, not 501. */
 const KNOWN_METHODS = new Set([
   'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO',
@@ -10,7 +10,7 @@ const KNOWN_METHODS = new Set([
 /** Requests that only make sense inside a dialog: without one the answer is 481. */
 const IN_DIALOG_METHODS = new Set(['BYE', 'PRACK', 'UPDATE', 'INFO', 'NOTIFY']);
 /** Option tags we implement (RFC 3261 section 8.2.2.3). */
-export const SUPPORTED_OPTIONS = ['path'] as const;
+export const SUPPORTED_OPTIONS = ['path', '100rel'] as const;
 const SUPPORTED_SET = new Set<string>(SUPPORTED_OPTIONS);
 export const ACCEPTED_BODY_TYPES = ['application/sdp'] as const;
 const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);

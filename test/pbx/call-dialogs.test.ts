@@ -239,3 +239,43 @@ test('server stop releases calls in progress with cause 41 and writes their reco
     b.close();
   }
 });
+
+test('100rel: a reliable 183 from the callee is PRACKed by the server and sent reliably to a caller that supports it', async () => {
+  const a = await phone('305');
+  const b = await phone('306');
+  const call = await a.invite('306', audioSdp(41600), ['Supported: 100rel']);
+  const inc = await b.incoming();
+  assert.match(inc.invite.headers.get('supported') ?? '', /100rel/, 'the B leg offers 100rel because the caller does');
+  b.respond(inc.invite, 183, 'Session Progress', {
+    toTag: inc.tag,
+    extra: [`Contact: <sip:306@127.0.0.1:${b.port}>`, 'Require: 100rel', 'RSeq: 7'],
+    body: audioSdp(41610),
+  });
+  const prackB = await b.waitRequest('PRACK');
+  assert.equal(prackB.headers.get('rack'), '7 1 INVITE');
+  b.respond(prackB, 200, 'OK');
+  const p183 = await call.provisional(183);
+  assert.match(p183.headers.get('require') ?? '', /100rel/);
+  const rseq = Number(p183.headers.get('rseq'));
+  assert.ok(rseq > 0);
+  call.dialog.remoteTag = /;tag=([^;]+)/.exec(p183.headers.get('to') ?? '')![1]!;
+  call.dialog.remoteTarget = /<([^>]+)>/.exec(p183.headers.get('contact') ?? '')![1]!;
+  a.sendInDialog(call.dialog, 'PRACK', { extra: [`RAck: ${rseq} 2 INVITE`] });
+  const prackOk = await a.waitResponse((r) => /PRACK/.test(r.headers.get('cseq') ?? ''));
+  assert.equal(prackOk.status, 200);
+  inc.answer(audioSdp(41610));
+  assert.equal((await call.final()).status, 200);
+  await inc.waitAck();
+  assert.equal((await call.bye()).status, 200);
+  await b.answerInDialog(inc.dialog, 'BYE');
+});
+
+test('100rel is not offered to the callee when the caller does not support it', async () => {
+  const a = await phone('301');
+  const b = await phone('302');
+  const call = await a.invite('302', audioSdp(41700));
+  const inc = await b.incoming();
+  assert.doesNotMatch(inc.invite.headers.get('supported') ?? '', /100rel/);
+  inc.reject(486, 'Busy Here');
+  assert.equal((await call.final()).status, 486);
+});
