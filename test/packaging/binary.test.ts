@@ -64,6 +64,7 @@ test('--version prints the package version', { skip }, () => {
   assert.equal(r.stdout, `${VERSION}\n`);
   assert.equal(r.stderr, '');
   assert.deepEqual(readdirSync(emptyCwd), [], '--version writes nothing');
+  assert.deepEqual(readdirSync(home), [], '--version does not load the SQLite addon');
 });
 
 test('ext add and ext list use the embedded SQLite addon, unpacked into a private cache', { skip }, () => {
