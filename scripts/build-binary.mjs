@@ -7,6 +7,12 @@
 // Steps: esbuild bundles cli/main.ts (TypeScript sources, so no tsc run is needed first) into
 // dist/.sea/main.cjs; `node --experimental-sea-config` turns it and the addons into a blob; the
 // blob is injected into a copy of this node executable with postject.
+//
+// Commands load their modules with dynamic import(), which the bundle keeps lazy: a module runs
+// only when its command does. A terminal UI on ink (for `status`) fits the same way, imported
+// inside its handler; its yoga-layout dependency awaits at top level, which needs one more
+// plugin below rewriting that await for the pinned version (and failing when the pattern is
+// not found).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -45,17 +51,21 @@ function parseArgs(argv) {
 const topLevelAwaitEntry = {
   name: 'top-level-await-entry',
   setup(build) {
-    build.onLoad({ filter: /[\\/]cli[\\/]main\.ts$/ }, (args) => {
+    build.onLoad({ filter: /[\\/]cli[\\/]main\.ts$/ }, async (args) => {
+      const ts = (await import('typescript')).default;
       const source = readFileSync(args.path, 'utf8');
-      const lines = source.split('\n');
+      const file = ts.createSourceFile(args.path, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
       let bodyStart = 0;
-      for (let i = 0; i < lines.length; i++) {
-        if (/^import\s[^(]/.test(lines[i])) bodyStart = i + 1;
+      for (const statement of file.statements) {
+        const modifiers = ts.canHaveModifiers(statement) ? ts.getModifiers(statement) : undefined;
+        if (ts.isExportDeclaration(statement) || ts.isExportAssignment(statement) || modifiers?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword)) {
+          fail('cli/main.ts must not export anything: the bundle wraps its body in a function');
+        }
+        if (ts.isImportDeclaration(statement)) bodyStart = statement.end;
       }
-      if (/^export\s/m.test(source)) fail('cli/main.ts must not export anything: the bundle wraps its body in a function');
-      const head = lines.slice(0, bodyStart).join('\n');
-      const body = lines.slice(bodyStart).join('\n');
-      const contents = `${head}\nvoid (async () => {\n${body}\n})().catch((err) => {\n  console.error(err);\n  process.exit(1);\n});\n`;
+      const contents =
+        `${source.slice(0, bodyStart)}\nvoid (async () => {\n${source.slice(bodyStart)}\n})().catch((err) => {\n` +
+        '  console.error(err);\n  process.exit(1);\n});\n';
       return { contents, loader: 'ts' };
     });
   },
@@ -65,7 +75,7 @@ async function bundle(outFile, version) {
   const esbuild = await import('esbuild');
   // yargs and yargs-parser call createRequire(import.meta.url): give them the executable's URL.
   const banner = 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;';
-  const result = await esbuild.build({
+  await esbuild.build({
     entryPoints: [join(ROOT, 'cli/main.ts')],
     outfile: outFile,
     bundle: true,
@@ -81,9 +91,7 @@ async function bundle(outFile, version) {
     },
     plugins: [topLevelAwaitEntry],
     logLevel: 'warning',
-    metafile: true,
   });
-  return result.metafile;
 }
 
 function run(cmd, args) {
