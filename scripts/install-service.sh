@@ -47,7 +47,7 @@ while [[ $# -gt 0 ]]; do
     --uninstall) action=uninstall; shift ;;
     --purge) purge=yes; shift ;;
     --render-unit) action=render; render_dir="${2:?--render-unit needs a folder}"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
