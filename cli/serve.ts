@@ -1,7 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfigFile, ConfigError } from '../lib/config/load.js';
 import { defaultConfig, type Config } from '../lib/config/schema.js';
-import { Logger } from '../lib/log.js';
+import { ReloadableLogger } from '../lib/log-reloadable.js';
+import { reloadConfig } from './reload.js';
 
 interface ServeArgs {
   config?: string;
@@ -58,7 +59,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       }
       throw err;
     }
-    const logger = new Logger({ level: config.log.level as 'info', format: config.log.format as 'auto', peerEventsPerSecond: config.log.peerEventsPerSecond });
+    const logger = new ReloadableLogger({ level: config.log.level as 'info', format: config.log.format as 'auto', peerEventsPerSecond: config.log.peerEventsPerSecond });
     const { PbxServer } = await import('../lib/pbx/server.js');
     let server: InstanceType<typeof PbxServer>;
     try {
@@ -83,6 +84,11 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      logger.info('server.signal', { signal: 'SIGHUP' });
+      reloadConfig(args.config, () => resolveServeConfig(args), server, logger);
+    });
     let info;
     try {
       info = await server.start();

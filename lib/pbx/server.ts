@@ -10,6 +10,8 @@ import type { Store } from '../store/store.js';
 import { BindingWriter } from '../store/binding-writer.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { configChanges, setConfigValue } from '../config/diff.js';
+import { ReloadableLogger } from '../log-reloadable.js';
 import { Authenticator } from './authenticator.js';
 import { Registrar } from './registrar.js';
 import { Extensions } from './extensions.js';
@@ -299,6 +301,46 @@ export class PbxServer {
     const secret = randomBytes(32);
     this.store.setMeta('secret', secret.toString('hex'));
     return secret;
+  }
+
+  /**
+   * Takes a new configuration (SIGHUP) without dropping registrations or calls. Keys that the
+   * running services read on every use are applied; the others keep their old values and are
+   * reported as needing a restart.
+   */
+  applyConfig(next: Config): { applied: string[]; needsRestart: string[] } {
+    // The Registrar reads its options object on every REGISTER, so its limits can change live.
+    const registrarOptions = (this.registrar as unknown as { opts?: Record<string, unknown> }).opts;
+    const registrarOption: Record<string, string> = {
+      'registrar.minExpires': 'minExpires',
+      'registrar.maxExpires': 'maxExpires',
+      'registrar.defaultExpires': 'defaultExpires',
+      'registrar.maxContacts': 'maxContacts',
+      'limits.maxClients': 'maxClients',
+    };
+    const logIsLive = this.logger instanceof ReloadableLogger;
+    const applied: string[] = [];
+    const needsRestart: string[] = [];
+    for (const { key, to } of configChanges(this.config, next)) {
+      const option = registrarOption[key];
+      if (option !== undefined && registrarOptions !== undefined && option in registrarOptions) {
+        registrarOptions[option] = to;
+      } else if (!(key.startsWith('log.') && logIsLive)) {
+        needsRestart.push(key);
+        continue;
+      }
+      setConfigValue(this.config, key, to);
+      applied.push(key);
+    }
+    if (logIsLive && applied.some((k) => k.startsWith('log.'))) {
+      const log = this.config.log;
+      (this.logger as ReloadableLogger).reconfigure({
+        level: log.level as 'info',
+        format: log.format as 'auto',
+        peerEventsPerSecond: log.peerEventsPerSecond,
+      });
+    }
+    return { applied, needsRestart };
   }
 }
 

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { embeddedAddon } from '../platform/native-addon.js';
 import { migrate } from './migrations.js';
 import {
   ExtensionExistsError,
@@ -125,7 +126,9 @@ export function openSqliteStore(dataDir: string): Store {
   let db: Database.Database;
   try {
     mkdirSync(dataDir, { recursive: true });
-    db = new Database(file);
+    const nativeBinding = embeddedAddon<object>('better_sqlite3');
+    // better-sqlite3 takes a loaded addon object here; its type declarations only know a path.
+    db = nativeBinding ? new Database(file, { nativeBinding } as unknown as Database.Options) : new Database(file);
   } catch (err) {
     throw new StoreOpenError(file, `${file}: cannot open the database (${describe(err)}); check that the data directory exists and is writable`, { cause: err });
   }
