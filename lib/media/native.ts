@@ -3,17 +3,13 @@
  * and adapts it to RelayBackend. The addon's relay thread does the forwarding and latching
  * (same rules as backend.ts); counters are read from a Float64Array it shares with us.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { addonPath, loadAddon } from '../platform/native-addon.js';
 import type { RelayBackend } from './backend.js';
 
 export const NATIVE_BUILD_COMMAND = 'node scripts/build-native.mjs';
 const ADDON_PATH = join('native', 'relay', 'build', 'Release', 'relay.node');
-/** Directory levels searched above this module for the repository root (lib/media, build/lib/media). */
-const MAX_LEVELS_UP = 6;
 
 /** Layout of the shared counters: STAT_FIELDS numbers per socket slot (native/relay/relay.c). */
 const STAT_FORWARDED = 0;
@@ -34,15 +30,7 @@ interface NativeAddon {
 }
 
 export function findNativeAddon(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < MAX_LEVELS_UP; i++) {
-    const candidate = join(dir, ADDON_PATH);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return null;
+  return addonPath('relay');
 }
 
 let cached: NativeAddon | null | undefined;
@@ -51,16 +39,11 @@ let loadError = '';
 /** The addon, or null when it was not built or cannot be loaded (then loadFailure() says why). */
 export function loadNativeAddon(): NativeAddon | null {
   if (cached !== undefined) return cached;
-  const path = findNativeAddon();
-  if (!path) {
-    loadError = `${ADDON_PATH} not found`;
-    cached = null;
-    return null;
-  }
   try {
-    cached = createRequire(import.meta.url)(path) as NativeAddon;
+    cached = loadAddon<NativeAddon>('relay');
+    if (cached === null) loadError = `${ADDON_PATH} not found`;
   } catch (err) {
-    loadError = `${path}: ${(err as Error).message}`;
+    loadError = `${ADDON_PATH}: ${(err as Error).message}`;
     cached = null;
   }
   return cached;
