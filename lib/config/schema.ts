@@ -145,7 +145,7 @@ export const SCHEMA = {
       values: ['always', 'never'],
       doc: 'always: every media stream (audio, video, others) flows through the server, which rewrites SDP; never: SDP is passed untouched and phones send media to each other.',
     },
-    bind: { type: 'string', default: '0.0.0.0', doc: 'IPv4 address the relay ports are opened on.' },
+    bind: { type: 'string', default: '', doc: 'IPv4 address the relay ports are opened on; empty: the same as sip.bind.' },
     advertise: {
       type: 'string',
       default: '',

@@ -519,6 +519,8 @@ export class Call {
   failA(status: number, tag: CallTag, cause: number, reason?: string, from?: SipResponse): void {
     if (this.state !== 'ringing') return;
     this.outcome = { tag, cause, status };
+    // The record first: once the caller hears the answer, the attempt is on disk.
+    this.finish();
     for (const fork of this.forks) this.cancelOrDrop(fork);
     const res = createResponse(this.invite, status, reason ?? REASON[status], this.a.localTag);
     res.headers.append('reason', reasonValue(cause));
@@ -526,7 +528,6 @@ export class Call {
       for (const name of ['retry-after', 'warning']) for (const v of from.headers.getAll(name)) res.headers.append(name, v);
     }
     this.inviteTx.respond(res);
-    this.finish();
   }
 
   /** CANCEL from the caller (the layer has answered it 200): 487 to the INVITE. */
@@ -558,13 +559,14 @@ export class Call {
     }
     switch (req.method) {
       case 'BYE':
-        tx.respond(createResponse(req, 200));
+        // The record is written before anybody hears that the call ended (kill -9 safe).
         if (this.state === 'ringing') {
           // Section 15: a caller may end an early dialog with BYE: like CANCEL.
           this.failA(487, CallTag.CallerCancel, DEFAULT_CAUSE[CallTag.CallerCancel]);
-          return;
+        } else {
+          this.release(side === 'a' ? 'b' : 'a', side === 'a' ? CallTag.CallerBye : CallTag.CalleeBye, causeFromReason(req) ?? 16);
         }
-        this.release(side === 'a' ? 'b' : 'a', side === 'a' ? CallTag.CallerBye : CallTag.CalleeBye, causeFromReason(req) ?? 16);
+        tx.respond(createResponse(req, 200));
         return;
       case 'OPTIONS': {
         const res = createResponse(req, 200);
@@ -760,10 +762,11 @@ export class Call {
       this.bAckWaitsForA = false;
       this.ackB(this.bAckCseq, Buffer.alloc(0));
     }
-    // Also before A's ACK: section 15 lets the callee's side send BYE once the 2xx is sent.
+    // The record first (kill -9 safe), then the BYEs. Also before A's ACK: section 15 lets
+    // the callee's side send BYE once the 2xx is sent.
+    this.finish();
     if (towards === 'a' || towards === 'both') this.sendBye(this.a, cause);
     if ((towards === 'b' || towards === 'both') && this.b) this.sendBye(this.b, cause);
-    this.finish();
   }
 
   private sendBye(d: Dialog, cause: number, text?: string, protocol = 'Q.850'): void {

@@ -102,7 +102,7 @@ export class PbxServer {
             onError: (err) => logger.error('cdr.write_failed', { error: err.message, hint: 'check the free space and permissions of the data folder' }),
           });
     const sipAddress = new LocalAddress({ configured: config.sip.advertise, bind: config.sip.bind });
-    const mediaAddress = new LocalAddress({ configured: config.media.advertise || config.sip.advertise, bind: config.media.bind });
+    const mediaAddress = new LocalAddress({ configured: config.media.advertise || config.sip.advertise, bind: config.media.bind || config.sip.bind });
     this.calls = new CallManager({
       env: {
         sendRequest: (req, dest, user) => {
@@ -172,14 +172,14 @@ export class PbxServer {
     if (this.config.media.relay !== 'never') {
       const m = this.config.media;
       this.relay = await MediaRelay.open({
-        bind: m.bind,
+        bind: m.bind || this.config.sip.bind,
         portMin: m.portMin,
         portMax: m.portMax,
         engine: m.engine as 'auto' | 'native' | 'node',
         inactivityMs: m.inactivityTimeout * 1000,
         logger: this.logger,
       });
-      this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${m.portMin}-${m.portMax}`, bind: m.bind });
+      this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${m.portMin}-${m.portMax}`, bind: m.bind || this.config.sip.bind });
     }
     try {
       await this.stack.start();
