@@ -279,3 +279,35 @@ test('100rel is not offered to the callee when the caller does not support it', 
   inc.reject(486, 'Busy Here');
   assert.equal((await call.final()).status, 486);
 });
+
+test('calls.maxDuration ends an answered call with BYE to both sides (callTag 7, cause 16)', async () => {
+  const local = await startTestServer({
+    users: [['901', 'pw901'], ['902', 'pw902']],
+    configure: (c) => {
+      c.media.relay = 'never';
+      c.auth.algorithms = ['MD5'];
+      c.calls.maxDuration = 1;
+    },
+  });
+  const a = await Phone.open('901', 'pw901', local.port);
+  const b = await Phone.open('902', 'pw902', local.port);
+  try {
+    await a.register();
+    await b.register();
+    const call = await a.invite('902', audioSdp(41800));
+    const inc = await b.incoming();
+    inc.answer(audioSdp(41810));
+    assert.equal((await call.final()).status, 200);
+    await inc.waitAck();
+    const [byeA, byeB] = await Promise.all([a.waitRequest('BYE', 4000), b.waitRequest('BYE', 4000)]);
+    assert.match(byeA.headers.get('reason') ?? '', /cause=16/);
+    assert.match(byeB.headers.get('reason') ?? '', /cause=16/);
+    const dir = join(local.dataDir, 'cdr');
+    const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    assert.equal(rows.find((r) => r.call_id === call.dialog.callId)?.fci, 'callTag=7;cause=16');
+  } finally {
+    a.close();
+    b.close();
+    await local.stop();
+  }
+});
