@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { Phone } from '../helpers/phone.js';
+import { cli } from '../e2e/harness.js';
 
 let srv: TestServer;
 const closers: Array<() => void> = [];
@@ -147,6 +148,44 @@ test('a call whose media stops is released after media.inactivityTimeout with ca
     const dir = join(local.dataDir, 'cdr');
     const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
     assert.equal(rows.find((r) => r.call_id === call.dialog.callId)?.fci, 'callTag=12;cause=102');
+  } finally {
+    a.close();
+    b.close();
+    await local.stop();
+  }
+});
+
+test('cdr.format both: the server writes the call to the daily .csv and .cdr files, and cdr query reads both alike', async () => {
+  const local = await startTestServer({
+    users: [['611', 'pw611'], ['612', 'pw612']],
+    configure: (c) => {
+      c.auth.algorithms = ['MD5'];
+      c.cdr.format = 'both';
+    },
+  });
+  const a = await Phone.open('611', 'pw611', local.port);
+  const b = await Phone.open('612', 'pw612', local.port);
+  try {
+    await a.register();
+    await b.register();
+    const call = await a.invite('612', avSdp(44000, 44002).replace(/m=video[\s\S]*$/, ''));
+    const inc = await b.incoming();
+    inc.reject(486, 'Busy Here');
+    assert.equal((await call.final()).status, 486);
+    const dir = join(local.dataDir, 'cdr');
+    const files = readdirSync(dir).sort();
+    assert.equal(files.length, 2);
+    assert.match(files[0]!, /^\d{8}\.cdr$/);
+    assert.match(files[1]!, /^\d{8}\.csv$/);
+    const query = (file: string) => {
+      const r = cli(['cdr', 'query', join(dir, file), '--format', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Array<Record<string, string>>;
+    };
+    const fromCsv = query(files[1]!);
+    const fromCdr = query(files[0]!);
+    assert.deepEqual(fromCdr, fromCsv);
+    assert.equal(fromCsv.find((r) => r.call_id === call.dialog.callId)?.fci, 'callTag=9;cause=17');
   } finally {
     a.close();
     b.close();
