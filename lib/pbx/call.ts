@@ -6,6 +6,7 @@
  */
 import { createResponse, REASON, type SipRequest, type SipResponse } from '../sip/message.js';
 import { Dialog, withoutTag } from '../sip/dialog.js';
+import { randomToken } from '../sip/random-id.js';
 import { parseNameAddr } from '../sip/headers/name-addr.js';
 import { parseCSeq } from '../sip/headers/cseq.js';
 import type { ClientTransaction, ServerTransaction } from '../sip/transaction/layer.js';
@@ -34,7 +35,6 @@ export interface CallEnv {
   }): ClientTransaction | null;
   /** Sends outside any transaction (ACK to a 2xx, 2xx retransmissions). */
   sendRaw(msg: SipRequest | SipResponse, dest: Endpoint): void;
-  newTag(): string;
   /** Our address as `peer` sees it (hint: the host it addressed us with). */
   localHost(peer: string, hint?: string): string;
   mediaHost(peer: string, hint?: string): string;
@@ -132,7 +132,7 @@ export class Call {
     const contactUri = parseNameAddr(h.get('contact') ?? '')?.uri ?? '';
     this.a = new Dialog({
       callId: h.get('call-id') ?? '',
-      localTag: env.newTag(),
+      localTag: randomToken(),
       remoteTag: fromTagOf(invite),
       localUri: withoutTag(h.get('to') ?? ''),
       remoteUri: withoutTag(h.get('from') ?? ''),
@@ -147,8 +147,8 @@ export class Call {
     });
     this.aRequires100rel = hasOptionTag(h.list('require'), '100rel');
     this.aReliable = this.aRequires100rel || hasOptionTag(h.list('supported'), '100rel');
-    this.bCallId = `${env.newTag()}${env.newTag()}@${aHost}`;
-    this.bTag = env.newTag();
+    this.bCallId = `${randomToken()}@${aHost}`;
+    this.bTag = randomToken();
     env.fileDialog(this.a.callId, this.a.localTag, this, 'a');
     if (media) media.onInactive = () => this.release('both', CallTag.MediaTimeout);
   }

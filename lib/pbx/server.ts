@@ -116,7 +116,6 @@ export class PbxServer {
         sendRaw: (msg, dest) => {
           this.stack.send(msg, dest);
         },
-        newTag,
         localHost: (peer, hint) => sipAddress.for(peer, hint),
         mediaHost: (peer, hint) => mediaAddress.for(peer, hint),
         sipPort: () => this.sipPortRef.port,
