@@ -58,6 +58,14 @@ export class CallManager {
     };
   }
 
+  /** Limits and timers for calls set up from now on (a configuration reload). */
+  setLimits(l: { maxPerExtension?: number; maxTotal?: number; noAnswerMs?: number; maxDurationMs?: number }): void {
+    if (l.maxPerExtension !== undefined) this.deps.limits.maxPerExtension = l.maxPerExtension;
+    if (l.maxTotal !== undefined) this.deps.limits.maxTotal = l.maxTotal;
+    if (l.noAnswerMs !== undefined) this.env.noAnswerMs = l.noAnswerMs;
+    if (l.maxDurationMs !== undefined) this.env.maxDurationMs = l.maxDurationMs;
+  }
+
   get activeCount(): number {
     return this.calls.size;
   }

@@ -54,6 +54,11 @@ export class Registrar {
     }
   }
 
+  /** Changes the limits of new REGISTERs (a configuration reload); bindings are kept. */
+  setLimits(limits: Partial<Pick<RegistrarOptions, 'minExpires' | 'maxExpires' | 'defaultExpires' | 'maxContacts' | 'maxClients'>>): void {
+    Object.assign(this.opts, limits);
+  }
+
   /** Starts the once-a-second expiry sweep. */
   start(): void {
     this.sweepTimer ??= setInterval(() => this.sweep(), 1000);

@@ -308,23 +308,25 @@ export class PbxServer {
    * reported as needing a restart.
    */
   applyConfig(next: Config): { applied: string[]; needsRestart: string[] } {
-    // The Registrar reads its options object on every REGISTER, so its limits can change live.
-    const registrarOptions = (this.registrar as unknown as { opts?: Record<string, unknown> }).opts;
-    const registrarOption: Record<string, string> = {
-      'registrar.minExpires': 'minExpires',
-      'registrar.maxExpires': 'maxExpires',
-      'registrar.defaultExpires': 'defaultExpires',
-      'registrar.maxContacts': 'maxContacts',
-      'limits.maxClients': 'maxClients',
+    // Keys that take effect for the next request or call; registrations and calls are kept.
+    const live: Record<string, (value: number) => void> = {
+      'registrar.minExpires': (v) => this.registrar.setLimits({ minExpires: v }),
+      'registrar.maxExpires': (v) => this.registrar.setLimits({ maxExpires: v }),
+      'registrar.defaultExpires': (v) => this.registrar.setLimits({ defaultExpires: v }),
+      'registrar.maxContacts': (v) => this.registrar.setLimits({ maxContacts: v }),
+      'limits.maxClients': (v) => this.registrar.setLimits({ maxClients: v }),
+      'calls.maxPerExtension': (v) => this.calls.setLimits({ maxPerExtension: v }),
+      'calls.maxTotal': (v) => this.calls.setLimits({ maxTotal: v }),
+      'calls.noAnswerTimeout': (v) => this.calls.setLimits({ noAnswerMs: v * 1000 }),
+      'calls.maxDuration': (v) => this.calls.setLimits({ maxDurationMs: v * 1000 }),
     };
     const logIsLive = this.logger instanceof ReloadableLogger;
     const applied: string[] = [];
     const needsRestart: string[] = [];
     for (const { key, to } of configChanges(this.config, next)) {
-      const option = registrarOption[key];
-      if (option !== undefined && registrarOptions !== undefined && option in registrarOptions) {
-        registrarOptions[option] = to;
-      } else if (!(key.startsWith('log.') && logIsLive)) {
+      const apply = live[key];
+      if (apply !== undefined) apply(to as number);
+      else if (!(key.startsWith('log.') && logIsLive)) {
         needsRestart.push(key);
         continue;
       }

@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultConfig } from '../../lib/config/schema.js';
+import { startTestServer } from '../helpers/server.js';
+import { audioSdp, Phone } from '../helpers/phone.js';
+
+test('a reloaded configuration applies call limits live and names the keys that need a restart', async () => {
+  const srv = await startTestServer({ users: [['951', 'pw951'], ['952', 'pw952']], configure: (c) => (c.auth.algorithms = ['MD5']) });
+  const a = await Phone.open('951', 'pw951', srv.port);
+  const b = await Phone.open('952', 'pw952', srv.port);
+  try {
+    await a.register();
+    await b.register();
+    const next = structuredClone(srv.config);
+    next.calls.maxPerExtension = 1;
+    next.calls.noAnswerTimeout = 30;
+    next.media.portMin = 12000;
+    const result = srv.server.applyConfig(next);
+    assert.deepEqual(result.applied.sort(), ['calls.maxPerExtension', 'calls.noAnswerTimeout']);
+    assert.deepEqual(result.needsRestart, ['media.portMin']);
+    assert.equal(srv.config.media.portMin, defaultConfig().media.portMin, 'a key needing a restart keeps its old value');
+    // The new per-extension limit holds for the next call: one call in progress, the second is busy.
+    const first = await a.invite('952', audioSdp(45000));
+    const inc = await b.incoming();
+    inc.answer(audioSdp(45010));
+    assert.equal((await first.final()).status, 200);
+    await inc.waitAck();
+    const second = await a.invite('952', audioSdp(45020));
+    assert.equal((await second.final()).status, 486);
+    assert.equal((await first.bye()).status, 200);
+    await b.answerInDialog(inc.dialog, 'BYE');
+  } finally {
+    a.close();
+    b.close();
+    await srv.stop();
+  }
+});
