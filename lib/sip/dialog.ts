@@ -34,33 +34,12 @@ export interface DialogInit {
   sentBy: string;
 }
 
-export class Dialog {
-  callId: string;
-  localTag: string;
-  remoteTag: string;
-  localUri: string;
-  remoteUri: string;
-  localSeq: number;
-  remoteSeq: number;
-  remoteTarget: string;
-  routeSet: string[];
-  destination: Destination;
-  contact: string;
-  sentBy: string;
+/** The dialog's state: the fields of DialogInit, kept up to date as the dialog goes on. */
+export interface Dialog extends DialogInit {}
 
+export class Dialog {
   constructor(init: DialogInit) {
-    this.callId = init.callId;
-    this.localTag = init.localTag;
-    this.remoteTag = init.remoteTag;
-    this.localUri = init.localUri;
-    this.remoteUri = init.remoteUri;
-    this.localSeq = init.localSeq;
-    this.remoteSeq = init.remoteSeq;
-    this.remoteTarget = init.remoteTarget;
-    this.routeSet = init.routeSet;
-    this.destination = init.destination;
-    this.contact = init.contact;
-    this.sentBy = init.sentBy;
+    Object.assign(this, init);
   }
 
   /**
