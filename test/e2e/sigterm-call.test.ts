@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { cdrRows } from '../helpers/cdr-files.js';
 import { cli, startServe, tempDir } from './harness.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
 
@@ -28,8 +27,7 @@ test('SIGTERM during a call: both legs get BYE with cause 41, the CDR line is wr
     assert.match(byeB.headers.get('reason') ?? '', /Q\.850;cause=41/);
     assert.equal(await exited, 0);
     assert.ok(Date.now() - t0 < 5000, 'exit within 5 s');
-    const dir = join(dataDir, 'cdr');
-    const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    const rows = cdrRows(dataDir);
     const rec = rows.find((r) => r.call_id === call.dialog.callId);
     assert.equal(rec?.fci, 'callTag=13;cause=41');
     assert.ok(rec?.answer_time);

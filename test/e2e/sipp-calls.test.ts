@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { cdrRows } from '../helpers/cdr-files.js';
 import { cli, freeUdpPort, hasSipp, runSipp, SHARED, startServe, tempDir } from './harness.js';
 
 const sipp = hasSipp();
@@ -59,8 +59,7 @@ test(`sipp: ${CALLS} calls uac_call -> server -> uas_call, 0 failures, ${CALLS} 
   const deadline = Date.now() + 5000;
   let rows: Array<Record<string, string>> = [];
   while (Date.now() < deadline) {
-    const dir = join(dataDir, 'cdr');
-    rows = readdirSync(dir).filter((f) => f.endsWith('.csv')).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    rows = cdrRows(dataDir);
     if (rows.length >= CALLS) break;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -1,8 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { cdrOf, cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
 import { branch } from '../helpers/sip-peer.js';
@@ -38,14 +36,7 @@ async function phone(user: string, opts: { second?: boolean } = {}): Promise<Pho
 }
 
 function cdrFor(callId: string): Record<string, string> | undefined {
-  const dir = join(srv.dataDir, 'cdr');
-  if (!existsSync(dir)) return undefined;
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.csv'))) {
-    const rows = parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>;
-    const hit = rows.find((r) => r.call_id === callId);
-    if (hit) return hit;
-  }
-  return undefined;
+  return cdrOf(srv.dataDir, callId);
 }
 
 async function connect(from: Phone, to: Phone, sdpA = audioSdp(41000), sdpB = audioSdp(41010)) {
@@ -230,8 +221,7 @@ test('server stop releases calls in progress with cause 41 and writes their reco
     const byeB = await b.waitRequest('BYE');
     assert.match(byeA.headers.get('reason') ?? '', /cause=41/);
     assert.match(byeB.headers.get('reason') ?? '', /cause=41/);
-    const dir = join(local.dataDir, 'cdr');
-    const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    const rows = cdrRows(local.dataDir);
     const rec = rows.find((r) => r.call_id === call.dialog.callId);
     assert.equal(rec?.fci, 'callTag=13;cause=41');
   } finally {
@@ -302,8 +292,7 @@ test('calls.maxDuration ends an answered call with BYE to both sides (callTag 7,
     const [byeA, byeB] = await Promise.all([a.waitRequest('BYE', 4000), b.waitRequest('BYE', 4000)]);
     assert.match(byeA.headers.get('reason') ?? '', /cause=16/);
     assert.match(byeB.headers.get('reason') ?? '', /cause=16/);
-    const dir = join(local.dataDir, 'cdr');
-    const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    const rows = cdrRows(local.dataDir);
     assert.equal(rows.find((r) => r.call_id === call.dialog.callId)?.fci, 'callTag=7;cause=16');
   } finally {
     a.close();

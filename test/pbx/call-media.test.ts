@@ -1,9 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { Phone } from '../helpers/phone.js';
 import { cli } from '../e2e/harness.js';
@@ -114,8 +114,7 @@ test('video call: packets cross the relay on the audio and the video m= line, in
 
   assert.equal((await call.bye()).status, 200);
   await b.answerInDialog(inc.dialog, 'BYE');
-  const dir = join(srv.dataDir, 'cdr');
-  const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+  const rows = cdrRows(srv.dataDir);
   const rec = rows.find((r) => r.call_id === call.dialog.callId);
   assert.equal(rec?.media, 'audio+video');
   assert.equal(rec?.fci, 'callTag=1;cause=16');
@@ -145,8 +144,7 @@ test('a call whose media stops is released after media.inactivityTimeout with ca
     const byeB = await b.waitRequest('BYE', 5000);
     assert.match(byeA.headers.get('reason') ?? '', /cause=102/);
     assert.match(byeB.headers.get('reason') ?? '', /cause=102/);
-    const dir = join(local.dataDir, 'cdr');
-    const rows = readdirSync(dir).flatMap((f) => parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>);
+    const rows = cdrRows(local.dataDir);
     assert.equal(rows.find((r) => r.call_id === call.dialog.callId)?.fci, 'callTag=12;cause=102');
   } finally {
     a.close();

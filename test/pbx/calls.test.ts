@@ -1,10 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
-import { parse } from 'csv-parse/sync';
+import { cdrOf } from '../helpers/cdr-files.js';
 
 let srv: TestServer;
 const phones: Phone[] = [];
@@ -35,18 +33,8 @@ async function phone(user: string): Promise<Phone> {
   return p;
 }
 
-function cdrLines(): Array<Record<string, string>> {
-  const dir = join(srv.dataDir, 'cdr');
-  if (!existsSync(dir)) return [];
-  const out: Array<Record<string, string>> = [];
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.csv'))) {
-    out.push(...(parse(readFileSync(join(dir, f), 'utf8'), { columns: true }) as Array<Record<string, string>>));
-  }
-  return out;
-}
-
 function cdrFor(callId: string): Record<string, string> | undefined {
-  return cdrLines().find((r) => r.call_id === callId);
+  return cdrOf(srv.dataDir, callId);
 }
 
 test('a call between two extensions: ringing, answer, ACK, BYE from the caller, CDR line', async () => {
