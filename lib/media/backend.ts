@@ -9,6 +9,8 @@
  * - once latched, packets from other sources are dropped and counted, unless a new SDP from that
  *   side was applied since (re-INVITE), or the latched source has been silent for
  *   RELATCH_SILENCE_MS (a NAT binding that changed);
+ * - with a signalling address given, only packets from it or from the SDP address may latch (a
+ *   stranger spraying relay ports cannot take a stream over: "RTP bleed");
  * - a null target (c=0.0.0.0 or port 0) holds the socket: nothing is sent to that side (what it
  *   sends, e.g. music on hold, is still relayed);
  * - a packet is dropped when the linked socket has no target yet.
@@ -21,8 +23,11 @@ export interface RelayBackend {
   openSocket(port: number): Promise<number>;
   /** Packets arriving on `a` are sent from `b` to b's target, and the other way round. */
   link(a: number, b: number): void;
-  /** The SDP target of the side socket `slot` faces; null = hold. */
-  setTarget(slot: number, target: { ip: string; port: number } | null): void;
+  /**
+   * The SDP target of the side socket `slot` faces; null = hold. `signalIp`: the address that
+   * side's SIP comes from, allowed to latch besides the SDP address ('' = any source may latch).
+   */
+  setTarget(slot: number, target: { ip: string; port: number } | null, signalIp?: string): void;
   /** Packets and bytes that arrived on `slot` and were forwarded. */
   forwarded(slot: number): number;
   forwardedBytes(slot: number): number;

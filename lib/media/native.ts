@@ -23,7 +23,7 @@ interface NativeAddon {
   create(maxSlots: number): [Handle, ArrayBuffer];
   openSocket(h: Handle, ip: string, port: number): number;
   link(h: Handle, a: number, b: number): void;
-  setTarget(h: Handle, slot: number, ip: string, port: number): void;
+  setTarget(h: Handle, slot: number, ip: string, port: number, signalIp?: string): void;
   closeSocket(h: Handle, slot: number): void;
   now(h: Handle): number;
   destroy(h: Handle): void;
@@ -85,8 +85,8 @@ export class NativeBackend implements RelayBackend {
     this.addon.link(this.handle, a, b);
   }
 
-  setTarget(slot: number, target: { ip: string; port: number } | null): void {
-    this.addon.setTarget(this.handle, slot, target?.ip ?? '0.0.0.0', target?.port ?? 0);
+  setTarget(slot: number, target: { ip: string; port: number } | null, signalIp = ''): void {
+    this.addon.setTarget(this.handle, slot, target?.ip ?? '0.0.0.0', target?.port ?? 0, signalIp);
   }
 
   forwarded(slot: number): number {

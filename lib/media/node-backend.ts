@@ -19,7 +19,13 @@ class SocketState {
   bytes = 0;
   dropped = 0;
   lastPacketMs = 0;
+  /** The side's signalling address ('' = any source may latch), see backend.ts. */
+  signalIp = '';
   constructor(readonly socket: dgram.Socket) {}
+
+  mayLatch(address: string): boolean {
+    return this.signalIp === '' || address === this.signalIp || (this.sdpIp !== '' && address === this.sdpIp);
+  }
 }
 
 export class NodeBackend implements RelayBackend {
@@ -55,7 +61,7 @@ export class NodeBackend implements RelayBackend {
   private relay(state: SocketState, msg: Buffer, from: dgram.RemoteInfo): void {
     const now = performance.now();
     if (!(state.latched && from.port === state.targetPort && from.address === state.targetIp)) {
-      if (state.latched && !state.relatchAllowed && now - state.lastLatchedMs < RELATCH_SILENCE_MS) {
+      if ((state.latched && !state.relatchAllowed && now - state.lastLatchedMs < RELATCH_SILENCE_MS) || !state.mayLatch(from.address)) {
         state.dropped++;
         return;
       }
@@ -83,8 +89,9 @@ export class NodeBackend implements RelayBackend {
     sb.peer = sa;
   }
 
-  setTarget(slot: number, target: { ip: string; port: number } | null): void {
+  setTarget(slot: number, target: { ip: string; port: number } | null, signalIp = ''): void {
     const s = this.mustGet(slot);
+    s.signalIp = signalIp;
     if (!target || target.port === 0 || target.ip === '0.0.0.0') {
       s.hold = true;
       s.latched = false;

@@ -277,9 +277,11 @@ export class RelaySession {
   /**
    * Takes the SDP that side `from` sent (offer or answer) and returns the SDP to forward to the
    * other side, pointing at the relay (`advertise` and the relay ports facing the other side).
-   * Remembers where `from` receives each stream. Throws SdpError on SDP it cannot relay.
+   * Remembers where `from` receives each stream. `signalIp`, the address side `from` sends its
+   * SIP from, may latch besides its SDP address (nobody else may: see backend.ts); omitted, any
+   * source may latch. Throws SdpError on SDP it cannot relay.
    */
-  rewrite(from: Side, sdp: string, advertise: string): string {
+  rewrite(from: Side, sdp: string, advertise: string, signalIp = ''): string {
     if (this.closed) throw new SdpError(`relay session ${this.label} is closed`);
     if (!isIPv4(advertise)) throw new SdpError(`advertise address ${advertise} is not an IPv4 address`);
     const desc = parseSdp(sdp);
@@ -289,7 +291,7 @@ export class RelaySession {
     if (isAnswer && targets.length !== this.pendingOffer!.lines) {
       throw new SdpError(`answer from side ${from} has ${targets.length} m= lines, the offer had ${this.pendingOffer!.lines}`);
     }
-    const relayPorts = targets.map((t, i) => this.applyTarget(i, from, t));
+    const relayPorts = targets.map((t, i) => this.applyTarget(i, from, t, isIPv4(signalIp) ? signalIp : ''));
     if (isAnswer) {
       this.pendingOffer = null;
       if (this.answeredAtMs === 0) this.answeredAtMs = this.host.backend.nowMs();
@@ -354,7 +356,7 @@ export class RelaySession {
   }
 
   /** Returns the relay RTP port facing the other side for m= line `index`, or 0 to disable it. */
-  private applyTarget(index: number, from: Side, target: StreamTarget | null): number {
+  private applyTarget(index: number, from: Side, target: StreamTarget | null, signalIp: string): number {
     if (target === null) {
       this.releaseStream(index);
       return 0;
@@ -371,8 +373,8 @@ export class RelaySession {
     }
     stream.media = target.media;
     const facingFrom = stream.facing[from];
-    this.host.backend.setTarget(facingFrom.rtp, target.rtp);
-    this.host.backend.setTarget(facingFrom.rtcp, target.rtcp);
+    this.host.backend.setTarget(facingFrom.rtp, target.rtp, signalIp);
+    this.host.backend.setTarget(facingFrom.rtcp, target.rtcp, signalIp);
     return stream.facing[from === 'a' ? 'b' : 'a'].rtpPort;
   }
 

@@ -21,7 +21,7 @@ export type Side = 'a' | 'b';
 /** What the call needs of the media relay (lib/media). */
 export interface MediaSession {
   /** SDP that `from` sent; returns the SDP for the other side. Throws on unusable SDP. */
-  rewrite(from: Side, sdp: string, advertise: string): string;
+  rewrite(from: Side, sdp: string, advertise: string, signalIp?: string): string;
   onInactive: (() => void) | null;
   stats(): Array<{ media: string; aToB: number; bToA: number }>;
   close(): void;
@@ -157,8 +157,13 @@ export class Call {
   private rewriteSdp(from: Side, body: Buffer, peer: Endpoint, hint?: string): Buffer {
     if (!this.media || body.length === 0) return body;
     const advertise = this.env.mediaHost(peer.address, hint);
-    return Buffer.from(this.media.rewrite(from, body.toString('utf8'), advertise), 'utf8');
+    // Only the sender's own addresses may latch its media: its SDP address, or where its SIP comes from.
+    const signalIp = from === 'a' ? this.source.address : this.bSignalIp;
+    return Buffer.from(this.media.rewrite(from, body.toString('utf8'), advertise, signalIp), 'utf8');
   }
+
+  /** Where the callee's SIP comes from (the phone that answered, or rang last). */
+  private bSignalIp = '';
 
   // ---- set-up ---------------------------------------------------------------------------------
 
@@ -169,7 +174,7 @@ export class Call {
     if (inv.body.length > 0) {
       try {
         // One rewrite for all forks: every fork is told the same relay ports.
-        offer = this.rewriteSdp('a', inv.body, contacts[0]!.transport === 'tcp' ? this.source : this.bindingEndpoint(contacts[0]!), contacts[0]!.localAddress);
+        offer = this.rewriteSdp('a', inv.body, this.bindingEndpoint(contacts[0]!), contacts[0]!.localAddress);
       } catch (err) {
         this.env.log('warn', 'call.bad_sdp', { callId: this.a.callId, side: 'a', error: (err as Error).message });
         this.failA(488, CallTag.CalleeRejected, 79, 'Not Acceptable Here (unusable SDP offer)');
@@ -224,6 +229,7 @@ export class Call {
 
   private onForkResponse(fork: Fork, res: SipResponse): void {
     const status = res.status;
+    if (status > 100 && (this.winner === null || this.winner === fork)) this.bSignalIp = fork.binding.sourceAddress;
     if (status < 200) {
       if (fork.state === 'calling') fork.state = 'proceeding';
       if (fork.cancelWhenProceeding) {

@@ -59,7 +59,17 @@ typedef struct {
   int latched;
   int relatch_allowed;
   double last_latched_ms;
+  struct in_addr signal_ip;      /* the side's signalling address: may latch besides the SDP address */
+  int has_signal_ip;             /* 0: any source may latch */
 } slot_t;
+
+/* A source may latch only from the side's SDP address or the address its SIP came from: a
+   stranger sending to relay ports cannot take a stream over (RTP bleed). */
+static int latch_allowed(const slot_t *sl, const struct sockaddr_in *src) {
+  if (!sl->has_signal_ip) return 1;
+  if (src->sin_addr.s_addr == sl->signal_ip.s_addr) return 1;
+  return sl->has_sdp && src->sin_addr.s_addr == sl->sdp_target.sin_addr.s_addr;
+}
 
 typedef struct {
   pthread_mutex_t mu;
@@ -132,7 +142,7 @@ static void relay_slot(relay_t *r, int s, double now) {
         continue;
       }
       if (!(in->latched && same_addr(src, &in->target))) {
-        if (in->latched && !in->relatch_allowed && now - in->last_latched_ms < RELATCH_SILENCE_MS) {
+        if ((in->latched && !in->relatch_allowed && now - in->last_latched_ms < RELATCH_SILENCE_MS) || !latch_allowed(in, src)) {
           dropped++;
           continue;
         }
@@ -385,18 +395,22 @@ static napi_value js_link(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setTarget(handle, slot, ip, port): the SDP target of the side this socket faces; "0.0.0.0" or port 0 = hold */
+/* setTarget(handle, slot, ip, port[, signalIp]): the SDP target of the side this socket faces;
+   "0.0.0.0" or port 0 = hold. signalIp (IPv4 text, "" = none): may latch as well as the SDP address. */
 static napi_value js_set_target(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  relay_t *r = argc == 4 ? get_relay(env, argv[0]) : NULL;
+  relay_t *r = argc >= 4 ? get_relay(env, argv[0]) : NULL;
   int32_t s, port;
   char ip[64];
-  size_t iplen = 0;
+  char sig[64] = "";
+  size_t iplen = 0, siglen = 0;
   if (!r || !get_int(env, argv[1], &s) || napi_get_value_string_utf8(env, argv[2], ip, sizeof ip, &iplen) != napi_ok ||
-      !get_int(env, argv[3], &port))
-    THROW(env, "setTarget(handle, slot, ip, port): bad arguments");
+      !get_int(env, argv[3], &port) || (argc == 5 && napi_get_value_string_utf8(env, argv[4], sig, sizeof sig, &siglen) != napi_ok))
+    THROW(env, "setTarget(handle, slot, ip, port[, signalIp]): bad arguments");
+  struct in_addr signal_ip;
+  int has_signal_ip = siglen > 0 && inet_pton(AF_INET, sig, &signal_ip) == 1;
   struct sockaddr_in t = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(port & 0xffff)) };
   int null_target = port <= 0 || port > 65535 || inet_pton(AF_INET, ip, &t.sin_addr) != 1 || t.sin_addr.s_addr == 0;
   pthread_mutex_lock(&r->mu);
@@ -405,6 +419,8 @@ static napi_value js_set_target(napi_env env, napi_callback_info info) {
     THROW(env, "setTarget: slot not open");
   }
   slot_t *sl = &r->slots[s];
+  sl->has_signal_ip = has_signal_ip;
+  if (has_signal_ip) sl->signal_ip = signal_ip;
   if (null_target) {
     sl->hold = 1;
     sl->target_ok = 0;

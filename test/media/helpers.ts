@@ -28,9 +28,10 @@ export class Phone {
   private constructor(readonly socket: dgram.Socket) {
     socket.on('message', (m) => this.received.push(m.toString()));
   }
-  static async open(): Promise<Phone> {
+  /** `address`: another loopback address (127.0.0.2 ...) plays a different host. */
+  static async open(address = LOOPBACK): Promise<Phone> {
     const socket = dgram.createSocket('udp4');
-    socket.bind(0, LOOPBACK);
+    socket.bind(0, address);
     await once(socket, 'listening');
     return new Phone(socket);
   }

@@ -21,8 +21,8 @@ export function relayCases(engine: 'native' | 'node', skip: string | false): voi
     return relay;
   }
 
-  async function phone(): Promise<Phone> {
-    const p = await Phone.open();
+  async function phone(address?: string): Promise<Phone> {
+    const p = await Phone.open(address);
     cleanup.push(() => p.close());
     return p;
   }
@@ -102,6 +102,30 @@ export function relayCases(engine: 'native' | 'node', skip: string | false): voi
       await until(() => b.count('a-') === 2, 'A after the strangers');
       assert.equal(b.count('stranger'), 0, 'strangers are not forwarded');
       await until(() => s.stats()[0]?.dropped === 2, 'strangers counted as dropped');
+      s.close();
+    });
+
+    test('with the signalling address known, only it or the SDP address may latch (no RTP bleed)', async () => {
+      const relay = await openRelay();
+      // A's SDP says 127.0.0.1; its SIP comes from 127.0.0.1 too. A stranger on 127.0.0.2 sprays first.
+      const [a, b, stranger] = await Promise.all([phone(), phone(), phone('127.0.0.2')]);
+      const s = mustSession(relay);
+      const toB = mPorts(s.rewrite('a', sdp([{ media: 'audio', port: a.port }]), ADVERTISE, '127.0.0.1'))[0]!;
+      const toA = mPorts(s.rewrite('b', sdp([{ media: 'audio', port: b.port }]), ADVERTISE, '127.0.0.1'))[0]!;
+      stranger.send(toA, 'stranger-1');
+      await until(() => s.stats()[0]?.dropped === 1, 'the stranger is dropped, not latched');
+      assert.equal(b.count('stranger'), 0);
+      a.send(toA, 'a-1');
+      await until(() => b.count('a-') === 1, 'A latches');
+      b.send(toB, 'b-1');
+      await until(() => a.count('b-') === 1, 'B reaches A, not the stranger');
+      assert.equal(stranger.received.length, 0);
+      // Even after A has been silent past the re-latch delay, the stranger cannot take over.
+      await sleep(2100);
+      stranger.send(toA, 'stranger-2');
+      await until(() => s.stats()[0]?.dropped === 2, 'still dropped');
+      b.send(toB, 'b-2');
+      await until(() => a.count('b-') === 2, 'B still reaches A');
       s.close();
     });
 
