@@ -20,9 +20,20 @@ const PRETTY: Record<string, string> = {
 
 /** Lower-case long name for any header name as it appears on the wire (handles compact forms). */
 export function canonicalName(name: string): string {
+  // Callers mostly pass the canonical name already ('via', 'call-id'): no case mapping then.
+  if (name.length > 1 && isLowerAscii(name)) return name;
   const lower = name.toLowerCase();
   if (lower.length === 1) return COMPACT[lower] ?? lower;
   return lower;
+}
+
+/** True when `s` has no upper-case letter and nothing outside printable ASCII. */
+function isLowerAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 33 || c > 126 || (c >= 65 && c <= 90)) return false;
+  }
+  return true;
 }
 
 const prettyCache = new Map<string, string>();
