@@ -23,7 +23,22 @@ export function formatCsvLine(values: readonly string[]): string {
 }
 
 export function formatCsvRecord(rec: CdrRecord): string {
+  // The usual record needs no quoting: joined directly, it is that line exactly when it holds
+  // no quote, CR or LF and no more commas than the separators.
+  let line = rec[CDR_COLUMNS[0]!];
+  for (let i = 1; i < CDR_COLUMNS.length; i++) line += ',' + rec[CDR_COLUMNS[i]!];
+  if (plainCsvLine(line, CDR_COLUMNS.length - 1)) return line + '\n';
   return formatCsvLine(CDR_COLUMNS.map((c) => rec[c]));
+}
+
+function plainCsvLine(line: string, separators: number): boolean {
+  let commas = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 44) commas++;
+    else if (c === 34 || c === 10 || c === 13) return false;
+  }
+  return commas === separators;
 }
 
 // A quoted field may span lines; a record still open after this many lines is treated as a stray

@@ -185,21 +185,48 @@ function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
 }
 
-/** The server's UTC offset in minutes (east positive) at instant `ms`. */
+/**
+ * The server's UTC offset in minutes (east positive) at instant `ms`. Offsets change only at
+ * whole seconds, so the last few seconds asked for are remembered (a call's records ask for the
+ * same seconds several times, and the time zone lookup is the costly part).
+ */
 export function localOffsetMin(ms: number): number {
-  return -new Date(ms).getTimezoneOffset();
+  const sec = Math.floor(ms / 1000);
+  const slot = sec & 3;
+  if (offsetSecs[slot] === sec) return offsetMins[slot]!;
+  const off = -new Date(ms).getTimezoneOffset();
+  offsetSecs[slot] = sec;
+  offsetMins[slot] = off;
+  return off;
 }
+const offsetSecs = [NaN, NaN, NaN, NaN];
+const offsetMins = [0, 0, 0, 0];
+
+/** `2026-11-26T09:15:02` of the last few (second, offset) formatted, keyed like localOffsetMin's. */
+const stampKeys = [NaN, NaN, NaN, NaN];
+const stampOffsets = [0, 0, 0, 0];
+const stampPrefixes = ['', '', '', ''];
+const stampSuffixes = ['', '', '', ''];
 
 /** `2026-11-26T09:15:02.123+01:00`; the offset defaults to the server's local offset at `ms`. */
 export function formatTimestamp(ms: number, tzOffsetMin: number = localOffsetMin(ms)): string {
-  const d = new Date(ms + tzOffsetMin * 60_000);
-  const sign = tzOffsetMin < 0 ? '-' : '+';
-  const off = Math.abs(tzOffsetMin);
-  return (
-    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
-    `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}` +
-    `${sign}${pad(Math.floor(off / 60))}:${pad(off % 60)}`
-  );
+  // As new Date(x) does: the time value truncated to whole milliseconds.
+  const local = Math.trunc(ms + tzOffsetMin * 60_000);
+  const sec = Math.floor(local / 1000);
+  const slot = sec & 3;
+  const millis = local - sec * 1000;
+  if (stampKeys[slot] !== sec || stampOffsets[slot] !== tzOffsetMin) {
+    const d = new Date(sec * 1000);
+    const sign = tzOffsetMin < 0 ? '-' : '+';
+    const off = Math.abs(tzOffsetMin);
+    stampPrefixes[slot] =
+      `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
+      `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.`;
+    stampSuffixes[slot] = `${sign}${pad(Math.floor(off / 60))}:${pad(off % 60)}`;
+    stampKeys[slot] = sec;
+    stampOffsets[slot] = tzOffsetMin;
+  }
+  return stampPrefixes[slot]! + (millis < 10 ? '00' : millis < 100 ? '0' : '') + millis + stampSuffixes[slot]!;
 }
 
 const TIMESTAMP_RE = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)$/;

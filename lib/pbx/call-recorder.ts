@@ -97,23 +97,48 @@ function hostPort(host: string, port: number): string {
 
 const STATIC_PAYLOADS: Record<string, string> = { '0': 'PCMU', '3': 'GSM', '4': 'G723', '8': 'PCMA', '9': 'G722', '18': 'G729' };
 
-/** Media kinds of the accepted m= lines of an SDP answer and the first audio codec. */
+/**
+ * Media kinds of the accepted m= lines of an SDP answer and the first audio codec. One pass over
+ * the lines with indexOf: this runs for every call that ends.
+ */
 export function describeMedia(sdp: string | undefined): { kinds: string; codec: string } {
   if (!sdp) return { kinds: '', codec: '' };
   const kinds: string[] = [];
-  let codec = '';
-  const lines = sdp.split(/\r?\n/);
   let audioPt: string | undefined;
-  for (const line of lines) {
-    const m = /^m=(\S+) (\d+)(?:\/\d+)? \S+ ?(.*)$/.exec(line);
-    if (!m) continue;
-    if (m[2] === '0') continue;
-    if (!kinds.includes(m[1]!)) kinds.push(m[1]!);
-    if (m[1] === 'audio' && audioPt === undefined) audioPt = m[3]!.split(' ')[0];
+  // Lines end at LF; a CR before it is not part of the line (as a split on /\r?\n/ has it).
+  for (let start = 0; start <= sdp.length; ) {
+    let lf = sdp.indexOf('\n', start);
+    const found = lf >= 0;
+    if (!found) lf = sdp.length;
+    const end = found && lf > start && sdp.charCodeAt(lf - 1) === 13 ? lf - 1 : lf;
+    if (sdp.charCodeAt(start) === 109 /* m */ && sdp.charCodeAt(start + 1) === 61 /* = */) {
+      const m = mediaLine(sdp.slice(start, end));
+      if (m !== null && m.port !== '0') {
+        if (!kinds.includes(m.kind)) kinds.push(m.kind);
+        if (m.kind === 'audio' && audioPt === undefined) audioPt = m.formats.split(' ')[0];
+      }
+    }
+    start = lf + 1;
   }
+  let codec = '';
   if (audioPt !== undefined) {
-    const rtpmap = lines.find((l) => l.startsWith(`a=rtpmap:${audioPt} `));
-    codec = rtpmap ? rtpmap.slice(`a=rtpmap:${audioPt} `.length).split('/')[0]! : (STATIC_PAYLOADS[audioPt] ?? '');
+    const prefix = `a=rtpmap:${audioPt} `;
+    let rtpmap: string | undefined;
+    for (let start = 0; start <= sdp.length && rtpmap === undefined; ) {
+      let lf = sdp.indexOf('\n', start);
+      const found = lf >= 0;
+      if (!found) lf = sdp.length;
+      if (sdp.startsWith(prefix, start)) rtpmap = sdp.slice(start, found && lf > start && sdp.charCodeAt(lf - 1) === 13 ? lf - 1 : lf);
+      start = lf + 1;
+    }
+    codec = rtpmap !== undefined ? rtpmap.slice(prefix.length).split('/')[0]! : (STATIC_PAYLOADS[audioPt] ?? '');
   }
   return { kinds: kinds.join('+'), codec };
+}
+
+/** `m=<kind> <port>[/<n>] <proto> <formats>`, as /^m=(\S+) (\d+)(?:\/\d+)? \S+ ?(.*)$/ reads it. */
+const MEDIA_LINE = /^m=(\S+) (\d+)(?:\/\d+)? \S+ ?(.*)$/;
+function mediaLine(line: string): { kind: string; port: string; formats: string } | null {
+  const m = MEDIA_LINE.exec(line);
+  return m ? { kind: m[1]!, port: m[2]!, formats: m[3]! } : null;
 }

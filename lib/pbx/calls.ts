@@ -126,7 +126,8 @@ export class CallManager {
       this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (no media ports left)', 47);
       return;
     }
-    tx.respond(createResponse(req, 100));
+    // No 100 (Trying) of our own: the INVITE server transaction sends one if nothing else is
+    // sent within 200 ms (RFC 3261 section 17.2.1), and the callee's 180 usually comes first.
     const call = new Call(
       this.env,
       req,

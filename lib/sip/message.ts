@@ -20,9 +20,20 @@ const PRETTY: Record<string, string> = {
 
 /** Lower-case long name for any header name as it appears on the wire (handles compact forms). */
 export function canonicalName(name: string): string {
+  // Callers mostly pass the canonical name already ('via', 'call-id'): no case mapping then.
+  if (name.length > 1 && isLowerAscii(name)) return name;
   const lower = name.toLowerCase();
   if (lower.length === 1) return COMPACT[lower] ?? lower;
   return lower;
+}
+
+/** True when `s` has no upper-case letter and nothing outside printable ASCII. */
+function isLowerAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 33 || c > 126 || (c >= 65 && c <= 90)) return false;
+  }
+  return true;
 }
 
 const prettyCache = new Map<string, string>();
@@ -248,6 +259,19 @@ export function hasTagParam(value: string): boolean {
 }
 
 /**
+ * Serialized messages are written back to back into slabs of this size rather than each into a
+ * Buffer of its own: Node's Buffer.from takes a fresh 8 KiB pool every dozen messages, and each
+ * new ArrayBuffer costs far more than the copy. The views do not pin a slab for long: what a
+ * transaction keeps for retransmission is copied (ResponseBytes), and only messages too big for
+ * that copy get a Buffer of their own below.
+ */
+const SLAB_SIZE = 128 * 1024;
+/** Messages whose bytes may exceed this (an upper bound) are serialized into a Buffer of their own. */
+const SLAB_MAX_MESSAGE = 8 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabUsed = 0;
+
+/**
  * Serializes a message to wire bytes. Content-Length is always written from the body
  * (RFC 3261 section 18.3: mandatory on stream transports, harmless on UDP).
  */
@@ -260,8 +284,25 @@ export function serialize(msg: SipMessage): Buffer {
     if (n === 'content-length') continue;
     head += `${prettyName(n)}: ${values[i]}\r\n`;
   }
-  head += `Content-Length: ${msg.body.length}\r\n\r\n`;
-  if (msg.body.length === 0) return Buffer.from(head, 'utf8');
-  const headBuf = Buffer.from(head, 'utf8');
-  return Buffer.concat([headBuf, msg.body], headBuf.length + msg.body.length);
+  const body = msg.body;
+  head += `Content-Length: ${body.length}\r\n\r\n`;
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+  const bound = head.length * 3 + body.length;
+  if (bound > SLAB_MAX_MESSAGE) {
+    const headBuf = Buffer.from(head, 'utf8');
+    return body.length === 0 ? headBuf : Buffer.concat([headBuf, body], headBuf.length + body.length);
+  }
+  if (slabUsed + bound > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const start = slabUsed;
+  let end = start + slab.write(head, start);
+  if (body.length > 0) {
+    slab.set(body, end);
+    end += body.length;
+  }
+  // Next message on an 8-byte boundary, as Node's own pool does.
+  slabUsed = (end + 7) & ~7;
+  return slab.subarray(start, end);
 }

@@ -1,6 +1,6 @@
 import { parseMessage, type ParseLimits } from './parser.js';
 import { createResponse, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.js';
-import { topVia } from './headers/via.js';
+import { topViaStampFacts } from './headers/via.js';
 import { TransactionLayer, type TransactionUser } from './transaction/layer.js';
 import type { TimerConfig } from './transaction/timers.js';
 import { UdpTransport } from './transport/udp.js';
@@ -172,9 +172,9 @@ export class SipStack {
    * the source address and port (symmetric response routing, as phones behind NAT need).
    */
   private stampVia(req: SipRequest, source: Endpoint): void {
-    const via = topVia(req);
-    if (!via) return;
-    const wantsRport = via.rport !== undefined;
+    const via = topViaStampFacts(req);
+    if (via === null) return;
+    const wantsRport = via.rport;
     const hostDiffers = via.host !== source.address;
     if (!hostDiffers && !wantsRport) return;
     // Edit the text of the top Via element rather than re-format it: every other parameter
@@ -184,7 +184,7 @@ export class SipStack {
     const line = h.values[i]!;
     const comma = line.indexOf(',') < 0 ? -1 : topLevelCommaIndex(line);
     let element = (comma < 0 ? line : line.slice(0, comma)).trimEnd();
-    if (via.received !== undefined) element = element.replace(RECEIVED_PARAM, '');
+    if (via.received) element = element.replace(RECEIVED_PARAM, '');
     if (wantsRport) element = element.replace(RPORT_PARAM, '');
     element += `;received=${source.address.includes(':') ? `[${source.address}]` : source.address}`;
     if (wantsRport) element += `;rport=${source.port}`;

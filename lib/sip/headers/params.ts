@@ -44,6 +44,8 @@ export function parseParams(s: string, i: number, end: number, out: Params): boo
  */
 export let rportStart = -2;
 export let rportEnd = -2;
+/** Likewise for the first "received" parameter. */
+export let receivedStart = -2;
 
 /**
  * parseParams without building the map: the same syntax check, allocating nothing. It also notes
@@ -52,6 +54,7 @@ export let rportEnd = -2;
 export function checkParams(s: string, i: number, end: number): boolean {
   rportStart = -2;
   rportEnd = -2;
+  receivedStart = -2;
   return scanParams(s, i, end, null);
 }
 
@@ -59,6 +62,13 @@ function isRport(s: string, start: number, end: number): boolean {
   return end - start === 5 && (s.charCodeAt(start) | 32) === 114 && (s.charCodeAt(start + 1) | 32) === 112 &&
     (s.charCodeAt(start + 2) | 32) === 111 && (s.charCodeAt(start + 3) | 32) === 114 && (s.charCodeAt(start + 4) | 32) === 116;
 }
+
+function isReceived(s: string, start: number, end: number): boolean {
+  if (end - start !== 8) return false;
+  for (let k = 0; k < 8; k++) if ((s.charCodeAt(start + k) | 32) !== RECEIVED.charCodeAt(k)) return false;
+  return true;
+}
+const RECEIVED = 'received';
 
 function scanParams(s: string, i: number, end: number, out: Params | null): boolean {
   end = trimEnd(s, i, end);
@@ -93,6 +103,8 @@ function scanParams(s: string, i: number, end: number, out: Params | null): bool
     } else if (rportStart === -2 && isRport(s, nameStart, nameEnd)) {
       rportStart = valueStart;
       rportEnd = valueEnd;
+    } else if (receivedStart === -2 && isReceived(s, nameStart, nameEnd)) {
+      receivedStart = valueStart;
     }
   }
   return true;

@@ -5,7 +5,7 @@
  */
 import type { SipMessage } from '../message.js';
 import { findTopLevelComma, isTokenChar, parseDecimal, skipWs, scanToken, trimEnd } from './lex.js';
-import { checkParams, parseParams, rportEnd, rportStart, type Params } from './params.js';
+import { checkParams, parseParams, receivedStart, rportEnd, rportStart, type Params } from './params.js';
 import { lastHostEnd, lastHostStart, lastPort, scanHostPortEnd } from '../uri.js';
 
 export interface Via {
@@ -211,6 +211,20 @@ export function topVia(msg: SipMessage): Via | null {
   if (i < 0) return null;
   const line = msg.headers.values[i]!;
   return parseViaRange(line, 0, line.indexOf(',') < 0 ? line.length : findTopLevelComma(line, 0, line.length));
+}
+
+/**
+ * What a transport needs to stamp the top Via (RFC 3261 section 18.2.1, RFC 3581), read without
+ * building the Via: null exactly when topVia(msg) is null; else its host, whether it has an
+ * rport parameter (topVia(msg).rport !== undefined) and a received one (.received !== undefined).
+ */
+export function topViaStampFacts(msg: SipMessage): { host: string; rport: boolean; received: boolean } | null {
+  const i = msg.headers.names.indexOf('via');
+  if (i < 0) return null;
+  const line = msg.headers.values[i]!;
+  if (!isValidVia(line, 0, line.indexOf(',') < 0 ? line.length : findTopLevelComma(line, 0, line.length))) return null;
+  // A received parameter without a value does not count (parseVia keeps only non-empty values).
+  return { host: line.slice(vHostStart, vHostEnd), rport: rportStart !== -2, received: receivedStart >= 0 };
 }
 
 /**
