@@ -51,6 +51,8 @@ export interface CallEnv {
   fileDialog(callId: string, localTag: string, call: Call | undefined, side: Side): void;
   ended(call: Call, outcome: CallOutcome): void;
   log(level: 'debug' | 'info' | 'warn', event: string, fields: Record<string, unknown>): void;
+  /** Whether `level` is written: fields of a disabled event are not even built. */
+  logs(level: 'debug' | 'info' | 'warn'): boolean;
 }
 
 export interface CallOutcome {
@@ -420,7 +422,7 @@ export class Call {
       this.durationTimer = setTimeout(() => this.release('both', CallTag.DurationLimit), this.env.maxDurationMs);
       this.durationTimer.unref();
     }
-    this.env.log('info', 'call.answered', { callId: this.a.callId, caller: this.caller.number, callee: this.callee.number, contact: fork.binding.contact });
+    if (this.env.logs('info')) this.env.log('info', 'call.answered', { callId: this.a.callId, caller: this.caller.number, callee: this.callee.number, contact: fork.binding.contact });
   }
 
   private bAckCseq = 1;

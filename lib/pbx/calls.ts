@@ -144,7 +144,7 @@ export class CallManager {
     this.adjust(route.number, 1);
     this.stats.started++;
     this.stats.active = this.calls.size;
-    this.deps.env.log('info', 'call.started', { callId: call.a.callId, caller: caller.number, callee: route.number, contacts: route.contacts.length });
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.a.callId, caller: caller.number, callee: route.number, contacts: route.contacts.length });
     call.start(route.contacts);
   }
 
@@ -186,7 +186,7 @@ export class CallManager {
     const res: SipResponse = createResponse(base.req, status, reason, toTag);
     res.headers.append('reason', reasonValue(cause));
     tx.respond(res);
-    this.deps.env.log('info', 'call.refused', { caller: base.caller, dialled: base.dialled, status });
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.refused', { caller: base.caller, dialled: base.dialled, status });
     this.deps.recorder?.failedAttempt({
       callId: base.req.headers.get('call-id') ?? '',
       caller: base.caller,
@@ -210,7 +210,7 @@ export class CallManager {
     this.adjust(call.callee.number, -1);
     this.stats.active = this.calls.size;
     if (call.answerMs !== undefined) this.stats.answered++;
-    this.deps.env.log('info', 'call.ended', {
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.ended', {
       callId: call.a.callId,
       caller: call.caller.number,
       callee: call.callee.number,

@@ -126,6 +126,7 @@ export class PbxServer {
         allow: ALLOW_HEADER,
         userAgent: config.sip.userAgent,
         log: (level, event, fields) => logger[level](event, fields),
+        logs: (level) => logger.enabled(level),
       },
       auth,
       router: new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } }),
