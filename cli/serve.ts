@@ -60,10 +60,17 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       throw err;
     }
     const logger = new ReloadableLogger({ level: config.log.level as 'info', format: config.log.format as 'auto', peerEventsPerSecond: config.log.peerEventsPerSecond });
+    const workers = await import('../lib/pbx/workers.js');
+    const worker = workers.workerIdentity();
+    if (config.sip.workers > 1 && worker === undefined) {
+      await runPrimary(config, logger, workers);
+      return;
+    }
+    if (worker?.port !== undefined) config.sip.port = worker.port;
     const { PbxServer } = await import('../lib/pbx/server.js');
     let server: InstanceType<typeof PbxServer>;
     try {
-      server = new PbxServer(config, logger);
+      server = new PbxServer(config, logger, worker);
     } catch (err) {
       process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
       process.exit(1);
@@ -97,6 +104,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       await server.stop().catch(() => {});
       process.exit(1);
     }
+    if (worker !== undefined) {
+      workers.announceListening(info.port);
+      return;
+    }
     if (info.createdDefaults) {
       // Printed once on the terminal (stdout), never written to the log.
       process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
@@ -105,3 +116,54 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     process.stdout.write(`minisipserver listening on port ${info.port} (udp/tcp), data in ${config.data.dir}\n`);
   },
 };
+
+/**
+ * `sip.workers` above 1: create the first-start extensions here (their passwords are printed
+ * once, by this process), start the workers, pass signals on, exit when they have.
+ */
+async function runPrimary(config: Config, logger: ReloadableLogger, workers: typeof import('../lib/pbx/workers.js')): Promise<void> {
+  const { mkdirSync } = await import('node:fs');
+  const { openSqliteStore } = await import('../lib/store/sqlite.js');
+  const { Extensions } = await import('../lib/pbx/extensions.js');
+  let createdDefaults: Array<{ number: string; password: string }> | null;
+  try {
+    mkdirSync(config.data.dir, { recursive: true });
+    const store = openSqliteStore(config.data.dir);
+    try {
+      createdDefaults = new Extensions(store, config.sip.realm).ensureDefaults();
+    } finally {
+      store.close();
+    }
+  } catch (err) {
+    process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const pool = new workers.WorkerPool(config.sip.workers, logger);
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('server.signal', { signal, workers: config.sip.workers });
+    pool.signal(signal);
+    const force = setTimeout(() => process.exit(1), 6000);
+    force.unref();
+    pool.stopped().then((code) => process.exit(code));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => pool.signal('SIGHUP'));
+  let port: number;
+  try {
+    port = await pool.start();
+  } catch (err) {
+    process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
+    pool.signal('SIGTERM');
+    await pool.stopped();
+    process.exit(1);
+  }
+  if (createdDefaults) {
+    process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
+    for (const e of createdDefaults) process.stdout.write(`  ${e.number}  password ${e.password}\n`);
+  }
+  process.stdout.write(`minisipserver listening on port ${port} (udp, ${config.sip.workers} workers), data in ${config.data.dir}\n`);
+}

@@ -138,7 +138,13 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
     fail(nodeOf(['auth', 'algorithms']), 'auth.algorithms lists an algorithm twice');
   }
   if (config.sip.t2 < config.sip.t1) fail(nodeOf(['sip', 't2']), 'sip.t2 must be at least sip.t1');
+  if (config.sip.workers > 1 && (config.sip.transports.length !== 1 || config.sip.transports[0] !== 'udp')) {
+    fail(nodeOf(['sip', 'workers']), 'sip.workers above 1 serves UDP only: also set sip.transports: [udp] (a TCP connection lives in one process)');
+  }
   const m = config.media;
+  if (Math.floor((m.portMax - m.portMin + 1) / config.sip.workers) < 4) {
+    fail(nodeOf(['media', 'portMax']), 'the media port range must give each of the sip.workers processes at least 4 ports');
+  }
   if (m.portMax - m.portMin < 3) {
     fail(nodeOf(['media', 'portMax']), 'media.portMax must be at least media.portMin + 3 (a stream needs an RTP and an RTCP port on each side)');
   }

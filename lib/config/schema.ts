@@ -53,6 +53,13 @@ export const SCHEMA = {
       max: 86400,
       doc: 'A TCP connection with no traffic for this long is closed (a registered phone refreshes well before).',
     },
+    workers: {
+      type: 'int',
+      default: 1,
+      min: 1,
+      max: 64,
+      doc: 'Server processes sharing the SIP port (SO_REUSEPORT: the kernel keeps each phone on one process), to use more than one core. Above 1: UDP only (sip.transports: [udp]) and the native addon is needed (node scripts/build-native.mjs).',
+    },
     userAgent: { type: 'string', default: 'minisipserver', doc: 'Server header value sent in responses (and User-Agent in requests).' },
     advertise: {
       type: 'string',

@@ -38,8 +38,10 @@ export interface CallEnv {
   /** Our address as `peer` sees it (hint: the host it addressed us with). */
   localHost(peer: string, hint?: string): string;
   mediaHost(peer: string, hint?: string): string;
-  /** Our SIP port (known once the transports are open). */
+  /** Our SIP port for Via and Contact (known once the transports are open). */
   sipPort(): number;
+  /** Whether our Via asks for rport (not when the SIP port is shared by several processes). */
+  viaRport: boolean;
   t1: number;
   t2: number;
   noAnswerMs: number;
@@ -146,6 +148,7 @@ export class Call {
       destination: source,
       contact: contactFor(aHost, env.sipPort(), source.transport),
       sentBy: hostPortText(aHost, env.sipPort()),
+      rport: env.viaRport,
     });
     this.aRequires100rel = hasOptionTag(h.list('require'), '100rel');
     this.aReliable = this.aRequires100rel || hasOptionTag(h.list('supported'), '100rel');
@@ -212,6 +215,7 @@ export class Call {
       destination: dest,
       contact: contactFor(host, this.env.sipPort(), dest.transport, this.caller.number),
       sentBy: hostPortText(host, this.env.sipPort()),
+      rport: this.env.viaRport,
     });
     const extra: Array<[string, string]> = [['allow', this.env.allow], ['user-agent', this.env.userAgent]];
     if (this.aReliable) extra.push(['supported', '100rel']);
@@ -472,6 +476,7 @@ export class Call {
       destination: dest,
       contact: contactFor(host, this.env.sipPort(), dest.transport, this.caller.number),
       sentBy: hostPortText(host, this.env.sipPort()),
+      rport: this.env.viaRport,
     });
   }
 

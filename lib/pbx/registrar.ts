@@ -23,7 +23,16 @@ export interface RegistrarOptions {
   /** Extensions removed by another process (`minisipserver ext remove`) lose their bindings. */
   extensions?: { takeChanged(): boolean; exists(number: string): boolean };
   now?: () => number;
+  /**
+   * Other server processes register phones into the same store (sip.workers): lookups also
+   * read the store, expired bindings are purged there by time (never a row another process has
+   * refreshed), and maxClients counts the registrations of all processes.
+   */
+  shared?: boolean;
 }
+
+/** How long a binding of ours may wait for the binding writer's flush (shared mode). */
+const UNFLUSHED_MS = 1000;
 
 /** A binding as the registrar keeps it in memory: the stored record plus its parsed URI. */
 export interface Binding extends BindingRecord {
@@ -74,13 +83,31 @@ export class Registrar {
   /** Current bindings of an extension (not expired), most recent first. */
   lookup(aor: string): Binding[] {
     const t = this.now();
-    return (this.bindings.get(aor) ?? []).filter((b) => b.expiresAt > t).sort((a, b) => b.updatedAt - a.updatedAt);
+    const own = (this.bindings.get(aor) ?? []).filter((b) => b.expiresAt > t);
+    if (!this.opts.shared) return own.sort((a, b) => b.updatedAt - a.updatedAt);
+    // Shared: the store is the truth (another process may have removed or refreshed a binding);
+    // ours are added only while they may still wait for the writer's next flush.
+    const out: Binding[] = [];
+    for (const rec of this.opts.store.loadBindingsOf(aor, t)) {
+      const mine = own.find((b) => b.contact === rec.contact);
+      if (mine !== undefined && mine.updatedAt >= rec.updatedAt) {
+        out.push(mine);
+        continue;
+      }
+      const uri = parseUri(rec.contact);
+      if (uri) out.push({ ...rec, uri });
+    }
+    for (const b of own) if (t - b.updatedAt < UNFLUSHED_MS && !out.some((o) => o.contact === b.contact)) out.push(b);
+    return out.sort((a, b) => b.updatedAt - a.updatedAt);
   }
 
-  /** Number of extensions with at least one live binding. */
+  /** Number of extensions with at least one live binding (in every server process when shared). */
   get registeredCount(): number {
-    return this.bindings.size;
+    return Math.max(this.bindings.size, this.sharedRegistered);
   }
+
+  /** The store's count of registered extensions, refreshed by the sweep (shared mode). */
+  private sharedRegistered = 0;
 
   get bindingCount(): number {
     let n = 0;
@@ -133,7 +160,7 @@ export class Registrar {
       for (const b of current) {
         if (b.callId === callId && cseq.seq <= b.cseq) return fail(500, 'Server Internal Error (out-of-order REGISTER)');
       }
-      for (const b of current) this.opts.writer.remove(aor, b.contact);
+      for (const b of this.opts.shared ? this.lookup(aor) : current) this.opts.writer.remove(aor, b.contact);
       this.bindings.delete(aor);
       this.opts.logger.info('register.unregister_all', { aor, from: `${source.address}:${source.port}` });
       return { response: this.ok(req, toTag, []), event: { aor, action: 'unregister' } };
@@ -165,7 +192,7 @@ export class Registrar {
     }
 
     const isNewClient = current.length === 0;
-    if (isNewClient && this.opts.maxClients > 0 && changes.some((c) => c.expires > 0) && this.bindings.size >= this.opts.maxClients) {
+    if (isNewClient && this.opts.maxClients > 0 && changes.some((c) => c.expires > 0) && this.registeredCount >= this.opts.maxClients) {
       this.opts.logger.peer('warn', 'register.limit_reached', { aor, maxClients: this.opts.maxClients });
       return fail(403, `Forbidden (registration limit of ${this.opts.maxClients} clients reached)`);
     }
@@ -180,6 +207,8 @@ export class Registrar {
         if (existing) {
           list.splice(idx, 1);
           this.opts.writer.remove(aor, existing.contact);
+        } else if (this.opts.shared) {
+          this.opts.writer.remove(aor, ch.contact.uri); // registered through another process
         }
         continue;
       }
@@ -266,12 +295,19 @@ export class Registrar {
         this.opts.logger.info('register.extension_removed', { aor, bindings: list.length });
       }
     }
+    const shared = this.opts.shared === true;
     for (const [aor, list] of this.bindings) {
       const live = list.filter((b) => b.expiresAt > now);
       if (live.length === list.length) continue;
-      for (const b of list) if (b.expiresAt <= now) this.opts.writer.remove(aor, b.contact);
+      // Shared: another process may have refreshed the same contact since; the store is purged
+      // by time below instead, which only removes rows that are still expired.
+      if (!shared) for (const b of list) if (b.expiresAt <= now) this.opts.writer.remove(aor, b.contact);
       if (live.length === 0) this.bindings.delete(aor);
       else this.bindings.set(aor, live);
+    }
+    if (shared) {
+      this.opts.store.purgeExpiredBindings(now);
+      this.sharedRegistered = this.opts.store.countRegistered(now);
     }
   }
 }

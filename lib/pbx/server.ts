@@ -25,6 +25,7 @@ import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './call.js';
 import { MediaRelay } from '../media/relay.js';
+import { reusePortUdpFd } from '../platform/reuse-port.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -57,6 +58,8 @@ export class PbxServer {
   constructor(
     readonly config: Config,
     private readonly logger: Logger,
+    /** This process's place among `sip.workers` processes sharing the SIP port; absent: alone. */
+    private readonly worker?: { index: number; count: number },
   ) {
     mkdirSync(config.data.dir, { recursive: true });
     this.store = openSqliteStore(config.data.dir);
@@ -75,7 +78,9 @@ export class PbxServer {
     }));
     // Bindings reach the disk at most once a second each: a crash loses at most that second of
     // refreshes, and phones re-register anyway.
-    this.writer = new BindingWriter(this.store, 1000);
+    // Shared with other processes, a new registration must reach the store quickly: they route
+    // calls from it.
+    this.writer = new BindingWriter(this.store, worker ? 50 : 1000);
     this.store.purgeExpiredBindings(Date.now());
     this.registrar = new Registrar({
       store: this.store,
@@ -87,6 +92,7 @@ export class PbxServer {
       defaultExpires: config.registrar.defaultExpires,
       maxContacts: config.registrar.maxContacts,
       maxClients: config.limits.maxClients,
+      shared: worker !== undefined,
       extensions: extensionCache,
     });
     this.tagPrefix = randomBytes(4).toString('hex');
@@ -118,7 +124,8 @@ export class PbxServer {
         },
         localHost: (peer, hint) => sipAddress.for(peer, hint),
         mediaHost: (peer, hint) => mediaAddress.for(peer, hint),
-        sipPort: () => this.sipPortRef.port,
+        sipPort: () => this.stack.dialogPort,
+        viaRport: worker === undefined,
         t1: config.sip.t1,
         t2: config.sip.t2,
         noAnswerMs: config.calls.noAnswerTimeout * 1000,
@@ -150,6 +157,7 @@ export class PbxServer {
         maxServerTransactions: config.limits.serverTransactions,
         serverHeader: config.sip.userAgent,
         logger,
+        ...(worker ? { sharedUdp: (address: string, port: number) => reusePortUdpFd(address, port) } : {}),
       },
       {
         onRequest: (req, tx, source) => this.onRequest(req, tx, source),
@@ -173,13 +181,13 @@ export class PbxServer {
       const m = this.config.media;
       this.relay = await MediaRelay.open({
         bind: m.bind || this.config.sip.bind,
-        portMin: m.portMin,
-        portMax: m.portMax,
+        ...this.relayPorts(),
         engine: m.engine as 'auto' | 'native' | 'node',
         inactivityMs: m.inactivityTimeout * 1000,
         logger: this.logger,
       });
-      this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${m.portMin}-${m.portMax}`, bind: m.bind || this.config.sip.bind });
+      const r = this.relayPorts();
+      this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${r.portMin}-${r.portMax}`, bind: m.bind || this.config.sip.bind });
     }
     try {
       await this.stack.start();
@@ -216,6 +224,15 @@ export class PbxServer {
   }
 
   private readonly sipPortRef = { port: 0 };
+
+  /** The relay port range, or this worker's slice of it (workers do not share relay ports). */
+  private relayPorts(): { portMin: number; portMax: number } {
+    const { portMin, portMax } = this.config.media;
+    if (!this.worker) return { portMin, portMax };
+    const span = Math.floor((portMax - portMin + 1) / this.worker.count);
+    const min = portMin + span * this.worker.index;
+    return { portMin: min, portMax: min + span - 1 };
+  }
 
   /** Waits until no client transaction is left waiting for a first answer, at most `ms`. */
   private async drainClientTransactions(ms: number): Promise<void> {

@@ -32,6 +32,11 @@ export interface DialogInit {
   contact: string;
   /** host:port written in our Via sent-by. */
   sentBy: string;
+  /**
+   * Ask for rport in our Via (RFC 3581: the answer goes to our source port). Off when the SIP
+   * port is shared by several processes: the answer must reach the sent-by port, ours alone.
+   */
+  rport?: boolean;
 }
 
 /** The dialog's state: the fields of DialogInit, kept up to date as the dialog goes on. */
@@ -67,7 +72,7 @@ export class Dialog {
   /** Top Via of a request we originate on this dialog's transport (RFC 3581 rport asked). */
   via(): string {
     const transport = this.destination.transport === 'tcp' ? 'TCP' : 'UDP';
-    return `SIP/2.0/${transport} ${this.sentBy};branch=${newBranch()};rport`;
+    return `SIP/2.0/${transport} ${this.sentBy};branch=${newBranch()}${this.rport === false ? '' : ';rport'}`;
   }
 
   /**

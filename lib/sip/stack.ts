@@ -22,6 +22,13 @@ export interface StackOptions {
   maxServerTransactions: number;
   serverHeader: string;
   logger: Logger;
+  /**
+   * Several processes share the SIP port (sip.workers): the UDP sockets come from this function
+   * (SO_REUSEPORT file descriptors), and each process also opens a private UDP port of its own,
+   * written in the Via and Contact of what it originates, so that responses and in-dialog
+   * requests come back to the process that holds the transaction or dialog.
+   */
+  sharedUdp?: (address: string, port: number) => number;
 }
 
 export interface StackCounters {
@@ -41,6 +48,7 @@ export class SipStack {
   private readonly udp: UdpTransport[] = [];
   private readonly tcp: TcpTransport[] = [];
   private boundPort = 0;
+  private privatePort = 0;
   /** Full message text in the log at debug level (for interop work; costly, so decided once). */
   private readonly trace: boolean;
 
@@ -69,6 +77,11 @@ export class SipStack {
     return this.boundPort;
   }
 
+  /** The port to write in Via and Contact: the private one when the SIP port is shared. */
+  get dialogPort(): number {
+    return this.privatePort || this.boundPort;
+  }
+
   async start(): Promise<void> {
     const { opts } = this;
     const onMessage = (data: Buffer, source: Endpoint) => this.receive(data, source);
@@ -78,16 +91,18 @@ export class SipStack {
     for (const { family, address } of families) {
       try {
         if (opts.transports.includes('udp')) {
-          const t = await UdpTransport.open({
-            address,
-            port,
-            family,
-            bufferBytes: opts.udpBufferBytes,
-            onMessage,
-            onError: (err) => opts.logger.warn('udp.error', { error: err.message }),
-          });
+          const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
+          const fd = opts.sharedUdp?.(address, port);
+          const t = await UdpTransport.open({ ...common, address, port, ...(fd !== undefined ? { fd } : {}) });
           port = t.port;
           this.udp.push(t);
+          if (opts.sharedUdp) {
+            // Receives only: sends leave from the shared socket (pushed first), so that phones
+            // behind NAT see requests coming from the SIP port they registered to.
+            const own = await UdpTransport.open({ ...common, address, port: this.privatePort });
+            this.udp.push(own);
+            if (family === 4 || this.privatePort === 0) this.privatePort = own.port;
+          }
         }
         if (opts.transports.includes('tcp')) {
           const t = await TcpTransport.open({

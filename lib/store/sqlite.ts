@@ -180,6 +180,8 @@ class SqliteStore implements Store {
       deleteExtension: db.prepare<[string]>('DELETE FROM extensions WHERE number = ?'),
       deleteBindingsOf: db.prepare<[string, string, string]>('DELETE FROM bindings WHERE aor = ? OR aor GLOB ? OR aor GLOB ?'),
       loadBindings: db.prepare<[number], BindingRow>('SELECT * FROM bindings WHERE expires_at > ?'),
+      loadBindingsOf: db.prepare<[string, number], BindingRow>('SELECT * FROM bindings WHERE aor = ? AND expires_at > ?'),
+      countRegistered: db.prepare<[number], { n: number }>('SELECT count(DISTINCT aor) AS n FROM bindings WHERE expires_at > ?'),
       upsertBinding: db.prepare<[BindingRow]>(
         `INSERT INTO bindings (aor, contact, contact_header, expires_at, call_id, cseq, q, instance_id, reg_id, transport,
            source_address, source_port, local_address, local_port, user_agent, updated_at)
@@ -268,6 +270,14 @@ class SqliteStore implements Store {
 
   loadBindings(now: number): BindingRecord[] {
     return this.stmt.loadBindings.all(now).map(toBinding);
+  }
+
+  loadBindingsOf(aor: string, now: number): BindingRecord[] {
+    return this.stmt.loadBindingsOf.all(aor, now).map(toBinding);
+  }
+
+  countRegistered(now: number): number {
+    return this.stmt.countRegistered.get(now)?.n ?? 0;
   }
 
   saveBindings(upserts: BindingRecord[], deletes: Array<{ aor: string; contact: string }>): void {

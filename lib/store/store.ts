@@ -57,6 +57,10 @@ export interface Store {
   importExtensions(recs: ExtensionRecord[], mode: 'skip-existing' | 'replace'): ImportCounts;
   /** All bindings not expired at `now`. */
   loadBindings(now: number): BindingRecord[];
+  /** Live bindings of one address-of-record (what other server processes registered too). */
+  loadBindingsOf(aor: string, now: number): BindingRecord[];
+  /** Addresses-of-record with at least one live binding. */
+  countRegistered(now: number): number;
   /** Upserts keyed by (aor, contact), then deletes; one transaction. */
   saveBindings(upserts: BindingRecord[], deletes: Array<{ aor: string; contact: string }>): void;
   /** Deletes bindings expired at `now`; returns how many. */

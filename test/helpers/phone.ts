@@ -63,13 +63,13 @@ export class Phone {
     if (final.status !== 200) throw new Error(`register ${this.user}: ${final.status}`);
   }
 
-  sendText(text: string): void {
-    this.socket.send(Buffer.from(text), this.serverPort, '127.0.0.1');
+  sendText(text: string, port = this.serverPort): void {
+    this.socket.send(Buffer.from(text), port, '127.0.0.1');
   }
 
-  send(lines: string[], body = ''): void {
+  send(lines: string[], body = '', port = this.serverPort): void {
     const head = [...lines.filter((l) => l !== ''), `Content-Length: ${Buffer.byteLength(body)}`, '', ''].join('\r\n');
-    this.sendText(head + body);
+    this.sendText(head + body, port);
   }
 
   /** The next message matching `pred` (removed from the inbox), waiting at most `ms`. */
@@ -182,7 +182,7 @@ export class Phone {
     lines.push(`Call-ID: ${h.get('call-id')}`, `CSeq: ${h.get('cseq')}`);
     if (opts.body) lines.push('Content-Type: application/sdp');
     lines.push(...(opts.extra ?? []));
-    this.send(lines, opts.body ?? '');
+    this.send(lines, opts.body ?? '', viaPort(h.get('via') ?? ''));
   }
 
   /** A request inside `d` (BYE, re-INVITE, INFO...). */
@@ -203,6 +203,7 @@ export class Phone {
         ...(opts.extra ?? []),
       ],
       opts.body ?? '',
+      uriPort(d.remoteTarget) ?? this.serverPort,
     );
     return br;
   }
@@ -338,6 +339,21 @@ export class IncomingCall {
     this.phone.sendInDialog(this.dialog, 'BYE');
     return this.phone.waitResponse((r) => r.headers.get('call-id') === this.dialog.callId && /BYE/.test(r.headers.get('cseq') ?? ''), ms);
   }
+}
+
+/** RFC 3261 section 18.2.2: a response goes to the top Via's port (its rport value when given). */
+function viaPort(via: string): number {
+  const top = via.split(',')[0]!;
+  const rport = /;rport=(\d+)/.exec(top);
+  if (rport) return Number(rport[1]);
+  const m = /^SIP\/2\.0\/\w+\s+[^:;\s]+:(\d+)/i.exec(top.trim());
+  return m ? Number(m[1]) : 5060;
+}
+
+/** The port of a sip: URI (the remote target), if it names one. */
+function uriPort(uri: string): number | undefined {
+  const m = /^sips?:(?:[^@]*@)?[^:;>]+:(\d+)/.exec(uri);
+  return m ? Number(m[1]) : undefined;
 }
 
 function describe(m: SipMessage): string {

@@ -15,6 +15,8 @@ export interface UdpOptions {
   bufferBytes: number;
   onMessage: InboundHandler;
   onError?: (err: Error) => void;
+  /** A socket already bound (SO_REUSEPORT, see lib/platform/reuse-port.ts) to adopt instead of binding. */
+  fd?: number;
 }
 
 /** One UDP socket (RFC 3261 section 18.1/18.2 over datagrams). */
@@ -41,7 +43,8 @@ export class UdpTransport {
         reject(err);
       };
       socket.once('error', onBindError);
-      socket.bind({ address: opts.address, port: opts.port, exclusive: true }, () => {
+      const bindOptions = opts.fd !== undefined ? { fd: opts.fd } : { address: opts.address, port: opts.port, exclusive: true };
+      socket.bind(bindOptions, () => {
         socket.off('error', onBindError);
         socket.on('error', (err) => opts.onError?.(err));
         socket.on('message', (data, rinfo) => {

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cdrRows } from '../helpers/cdr-files.js';
+import { audioSdp, Phone } from '../helpers/phone.js';
+import { cli, startServe, tempDir } from './harness.js';
+import { addonPath } from '../../lib/platform/native-addon.js';
+
+const noAddon = addonPath('relay') === null && 'the native addon is not built (node scripts/build-native.mjs)';
+
+function childPids(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] === String(pid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test('sip.workers 2: phones spread over two processes register and call each other across them', { skip: noAddon }, async () => {
+  const work = tempDir('mss-e2e-workers-');
+  const dataDir = join(work, 'data');
+  const users = Array.from({ length: 12 }, (_, i) => String(1200 + i));
+  writeFileSync(join(work, 'users.txt'), users.map((u) => `${u}:pw${u}`).join('\n') + '\n');
+  assert.equal(cli(['ext', 'import', join(work, 'users.txt'), '--data-dir', dataDir]).code, 0);
+  const config = join(work, 'config.yaml');
+  writeFileSync(config, 'sip:\n  workers: 2\n  transports: [udp]\nauth:\n  algorithms: [MD5]\n');
+  const server = await startServe(dataDir, ['--config', config]);
+  const phones: Phone[] = [];
+  try {
+    assert.match(server.stdout(), /2 workers/);
+    assert.equal(childPids(server.child.pid!).length, 2, 'two worker processes');
+    for (const u of users) {
+      const p = await Phone.open(u, `pw${u}`, server.port);
+      phones.push(p);
+      await p.register();
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const a = phones[i]!;
+      const b = phones[i + 6]!;
+      const call = await a.invite(b.user, audioSdp(46000 + i * 10));
+      const inc = await b.incoming();
+      inc.ring();
+      await call.provisional(180);
+      inc.answer(audioSdp(46100 + i * 10));
+      assert.equal((await call.final()).status, 200, `call ${a.user} -> ${b.user}`);
+      await inc.waitAck();
+      assert.equal((await call.bye()).status, 200);
+      await b.answerInDialog(inc.dialog, 'BYE');
+      ids.push(call.dialog.callId);
+    }
+    const rows = cdrRows(dataDir);
+    for (const id of ids) assert.equal(rows.find((r) => r.call_id === id)?.fci, 'callTag=1;cause=16');
+  } finally {
+    for (const p of phones) p.close();
+    const t0 = Date.now();
+    assert.equal(await server.stop(), 0);
+    assert.ok(Date.now() - t0 < 6000);
+  }
+});
+
+test('sip.workers above 1 with TCP in the transports is refused with the reason', () => {
+  const work = tempDir('mss-e2e-workers-bad-');
+  const config = join(work, 'config.yaml');
+  writeFileSync(config, 'sip:\n  workers: 2\n');
+  const r = cli(['serve', '--config', config, '--data-dir', join(work, 'data'), '--sip-port', '0']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /config\.yaml:2:\d+: sip\.workers above 1 serves UDP only/);
+});
