@@ -105,7 +105,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.exit(1);
     }
     if (worker !== undefined) {
-      workers.announceListening(info.port);
+      const router = server.router;
+      workers.announceListening(info.port, server.dialogPort, (ports) => {
+        if (router) router.peers = ports;
+      });
       return;
     }
     if (info.createdDefaults) {

@@ -42,6 +42,8 @@ export interface CallEnv {
   sipPort(): number;
   /** Whether our Via asks for rport (not when the SIP port is shared by several processes). */
   viaRport: boolean;
+  /** A fresh unguessable dialog tag (naming this process when several share the SIP port). */
+  dialogTag(): string;
   t1: number;
   t2: number;
   noAnswerMs: number;
@@ -136,7 +138,7 @@ export class Call {
     const contactUri = parseNameAddr(h.get('contact') ?? '')?.uri ?? '';
     this.a = new Dialog({
       callId: h.get('call-id') ?? '',
-      localTag: randomToken(),
+      localTag: env.dialogTag(),
       remoteTag: fromTagOf(invite),
       localUri: withoutTag(h.get('to') ?? ''),
       remoteUri: withoutTag(h.get('from') ?? ''),
@@ -153,7 +155,7 @@ export class Call {
     this.aRequires100rel = hasOptionTag(h.list('require'), '100rel');
     this.aReliable = this.aRequires100rel || hasOptionTag(h.list('supported'), '100rel');
     this.bCallId = `${randomToken()}@${aHost}`;
-    this.bTag = randomToken();
+    this.bTag = env.dialogTag();
     env.fileDialog(this.a.callId, this.a.localTag, this, 'a');
     if (media) media.onInactive = () => this.release('both', CallTag.MediaTimeout);
   }

@@ -26,6 +26,8 @@ import { Router } from './router.js';
 import type { MediaSession } from './call.js';
 import { MediaRelay } from '../media/relay.js';
 import { reusePortUdpFd } from '../platform/reuse-port.js';
+import { WorkerRouter } from '../sip/worker-router.js';
+import { randomToken } from '../sip/random-id.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -49,6 +51,8 @@ export class PbxServer {
   readonly stack: SipStack;
   readonly registrar: Registrar;
   readonly calls: CallManager;
+  /** Hands messages between processes sharing the SIP port (sip.workers); null when alone. */
+  readonly router: WorkerRouter | null;
   private readonly recorder: CallRecorder | null;
   private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
@@ -59,8 +63,10 @@ export class PbxServer {
     readonly config: Config,
     private readonly logger: Logger,
     /** This process's place among `sip.workers` processes sharing the SIP port; absent: alone. */
-    private readonly worker?: { index: number; count: number },
+    private readonly worker?: { index: number; count: number; token?: Buffer },
   ) {
+    this.router = worker ? new WorkerRouter(worker.index, worker.token ?? randomBytes(16)) : null;
+    const router = this.router;
     mkdirSync(config.data.dir, { recursive: true });
     this.store = openSqliteStore(config.data.dir);
     const secret = this.serverSecret();
@@ -126,6 +132,7 @@ export class PbxServer {
         mediaHost: (peer, hint) => mediaAddress.for(peer, hint),
         sipPort: () => this.stack.dialogPort,
         viaRport: worker === undefined,
+        dialogTag: router ? () => router.tag(randomToken()) : randomToken,
         t1: config.sip.t1,
         t2: config.sip.t2,
         noAnswerMs: config.calls.noAnswerTimeout * 1000,
@@ -157,7 +164,7 @@ export class PbxServer {
         maxServerTransactions: config.limits.serverTransactions,
         serverHeader: config.sip.userAgent,
         logger,
-        ...(worker ? { sharedUdp: (address: string, port: number) => reusePortUdpFd(address, port) } : {}),
+        ...(router ? { sharedUdp: (address: string, port: number) => reusePortUdpFd(address, port), router } : {}),
       },
       {
         onRequest: (req, tx, source) => this.onRequest(req, tx, source),
@@ -165,6 +172,11 @@ export class PbxServer {
       },
       (req, source) => this.statelessAnswer(req, source),
     );
+  }
+
+  /** The private port of this process (sip.workers), for its siblings. */
+  get dialogPort(): number {
+    return this.stack.dialogPort;
   }
 
   async start(): Promise<ServerStartInfo> {

@@ -7,29 +7,46 @@
  * are shared through the store.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { runningAsSingleExecutable } from '../platform/native-addon.js';
 
 /** Environment a worker is started with: `index/count`, and the SIP port once known. */
 export const WORKER_ENV = 'MINISIPSERVER_WORKER';
 export const WORKER_PORT_ENV = 'MINISIPSERVER_WORKER_PORT';
+/** The secret that authenticates datagrams handed between workers (lib/sip/worker-router.ts). */
+export const WORKER_TOKEN_ENV = 'MINISIPSERVER_WORKER_TOKEN';
 
+/** Worker -> primary. */
 export interface WorkerMessage {
   type: 'listening';
   port: number;
+  privatePort: number;
+}
+
+/** Primary -> workers: every worker's private port, by index. */
+export interface PeersMessage {
+  type: 'peers';
+  ports: number[];
 }
 
 /** The worker this process is, from its environment; undefined for a normal or primary process. */
-export function workerIdentity(): { index: number; count: number; port?: number } | undefined {
+export function workerIdentity(): { index: number; count: number; port?: number; token: Buffer } | undefined {
   const m = /^(\d+)\/(\d+)$/.exec(process.env[WORKER_ENV] ?? '');
-  if (!m) return undefined;
+  const token = Buffer.from(process.env[WORKER_TOKEN_ENV] ?? '', 'hex');
+  if (!m || token.length !== 16) return undefined;
   const port = Number(process.env[WORKER_PORT_ENV] ?? '');
-  return { index: Number(m[1]), count: Number(m[2]), ...(Number.isInteger(port) && port > 0 ? { port } : {}) };
+  return { index: Number(m[1]), count: Number(m[2]), token, ...(Number.isInteger(port) && port > 0 ? { port } : {}) };
 }
 
-/** Tells the primary that this worker serves on `port`. */
-export function announceListening(port: number): void {
-  process.send?.({ type: 'listening', port } satisfies WorkerMessage);
+/** Tells the primary that this worker serves on `port`; `onPeers` gets the siblings' private ports. */
+export function announceListening(port: number, privatePort: number, onPeers: (ports: number[]) => void): void {
+  process.on('message', (msg: PeersMessage) => {
+    if (msg?.type === 'peers' && Array.isArray(msg.ports)) onPeers(msg.ports.map(Number));
+  });
+  // The primary is gone (killed): stop cleanly rather than serve on unsupervised.
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  process.send?.({ type: 'listening', port, privatePort } satisfies WorkerMessage);
 }
 
 const RESTARTS_PER_MINUTE = 5;
@@ -40,6 +57,8 @@ export class WorkerPool {
   private port = 0;
   private stopping = false;
   private restarts: number[] = [];
+  private readonly privatePorts: number[] = [];
+  private readonly token = randomBytes(16).toString('hex');
 
   constructor(
     private readonly count: number,
@@ -50,6 +69,7 @@ export class WorkerPool {
   async start(): Promise<number> {
     this.port = await this.startWorker(0);
     for (let i = 1; i < this.count; i++) await this.startWorker(i);
+    this.tellPeers();
     return this.port;
   }
 
@@ -71,7 +91,12 @@ export class WorkerPool {
 
   private startWorker(index: number): Promise<number> {
     const args = runningAsSingleExecutable() ? process.argv.slice(2) : [process.argv[1]!, ...process.argv.slice(2)];
-    const env = { ...process.env, [WORKER_ENV]: `${index}/${this.count}`, ...(this.port ? { [WORKER_PORT_ENV]: String(this.port) } : {}) };
+    const env = {
+      ...process.env,
+      [WORKER_ENV]: `${index}/${this.count}`,
+      [WORKER_TOKEN_ENV]: this.token,
+      ...(this.port ? { [WORKER_PORT_ENV]: String(this.port) } : {}),
+    };
     const child = spawn(process.execPath, [...process.execArgv, ...args], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.children.set(index, child);
     return new Promise((resolve, reject) => {
@@ -79,6 +104,7 @@ export class WorkerPool {
       child.on('message', (msg: WorkerMessage) => {
         if (msg?.type !== 'listening') return;
         clearTimeout(timer);
+        this.privatePorts[index] = msg.privatePort;
         resolve(msg.port);
       });
       child.once('exit', (code, signal) => {
@@ -88,6 +114,11 @@ export class WorkerPool {
         if (!this.stopping) this.onUnexpectedExit(index, code, signal);
       });
     });
+  }
+
+  private tellPeers(): void {
+    const msg: PeersMessage = { type: 'peers', ports: [...this.privatePorts] };
+    for (const child of this.children.values()) if (child.connected) child.send(msg);
   }
 
   /** A worker that dies is started again (bounded: a crash loop stops the whole server). */
@@ -102,7 +133,10 @@ export class WorkerPool {
     }
     this.restarts.push(now);
     this.startWorker(index).then(
-      () => this.logger.info('worker.restarted', { worker: index }),
+      () => {
+        this.tellPeers();
+        this.logger.info('worker.restarted', { worker: index });
+      },
       (err: Error) => this.logger.error('worker.restart_failed', { worker: index, error: err.message }),
     );
   }

@@ -7,6 +7,7 @@ import { UdpTransport } from './transport/udp.js';
 import { TcpTransport } from './transport/tcp.js';
 import type { Endpoint } from './transport/types.js';
 import type { Logger } from '../log.js';
+import type { WorkerRouter } from './worker-router.js';
 
 export interface StackOptions {
   bind4: string;
@@ -29,6 +30,8 @@ export interface StackOptions {
    * requests come back to the process that holds the transaction or dialog.
    */
   sharedUdp?: (address: string, port: number) => number;
+  /** With sharedUdp: hands messages that belong to a sibling process over to it. */
+  router?: WorkerRouter;
 }
 
 export interface StackCounters {
@@ -49,6 +52,8 @@ export class SipStack {
   private readonly tcp: TcpTransport[] = [];
   private boundPort = 0;
   private privatePort = 0;
+  /** Where sibling processes' private ports are reached, per address family. */
+  private readonly siblingAddress: Record<4 | 6, string> = { 4: '127.0.0.1', 6: '::1' };
   /** Full message text in the log at debug level (for interop work; costly, so decided once). */
   private readonly trace: boolean;
 
@@ -93,15 +98,16 @@ export class SipStack {
         if (opts.transports.includes('udp')) {
           const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
           const fd = opts.sharedUdp?.(address, port);
-          const t = await UdpTransport.open({ ...common, address, port, ...(fd !== undefined ? { fd } : {}) });
+          const t = await UdpTransport.open({ ...common, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
           port = t.port;
           this.udp.push(t);
           if (opts.sharedUdp) {
             // Receives only: sends leave from the shared socket (pushed first), so that phones
             // behind NAT see requests coming from the SIP port they registered to.
-            const own = await UdpTransport.open({ ...common, address, port: this.privatePort });
+            const own = await UdpTransport.open({ ...common, address, port: this.privatePort, onMessage: (data, source) => this.receivePrivate(data, source) });
             this.udp.push(own);
             if (family === 4 || this.privatePort === 0) this.privatePort = own.port;
+            this.siblingAddress[family] = isWildcard(own.address) ? LOOPBACK_FOR[family] : own.address;
           }
         }
         if (opts.transports.includes('tcp')) {
@@ -143,8 +149,18 @@ export class SipStack {
     this.tcp.length = 0;
   }
 
-  /** Entry point for bytes from any transport. Never throws. */
-  receive(data: Buffer, source: Endpoint): void {
+  /** A datagram on this process's private port: ours, or handed over by a sibling process. */
+  private receivePrivate(data: Buffer, source: Endpoint): void {
+    const inner = this.opts.router?.unwrap(data);
+    if (inner) this.receive(inner.data, inner.source);
+    else this.receive(data, source);
+  }
+
+  /**
+   * Entry point for bytes from any transport. Never throws. `shared`: it came in on the SIP port
+   * shared with sibling processes, and may belong to one of them.
+   */
+  receive(data: Buffer, source: Endpoint, shared = false): void {
     this.counters.received++;
     if (this.trace) this.opts.logger.debug('sip.in', { from: `${source.transport}:${source.address}:${source.port}`, message: data.subarray(0, 4096).toString('utf8') });
     const result = parseMessage(data, { datagram: source.transport === 'udp', limits: this.opts.limits });
@@ -160,6 +176,14 @@ export class SipStack {
       return;
     }
     const msg = result.message;
+    if (shared && this.opts.router) {
+      const owner = this.opts.router.ownerOf(msg);
+      if (owner >= 0) {
+        const family = source.address.includes(':') ? 6 : 4;
+        this.sendData(this.opts.router.wrap(data, source), { transport: 'udp', address: this.siblingAddress[family], port: this.opts.router.peers[owner]! });
+        return;
+      }
+    }
     try {
       if (msg.kind === 'request') {
         this.stampVia(msg, source);
@@ -251,4 +275,11 @@ const RPORT_PARAM = /;\s*rport(\s*=\s*\d*)?(?=\s*(;|$))/i;
 /** A parse error text made safe for a reason phrase (printable ASCII, bounded). */
 function sanitizeReason(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
+}
+
+/** Siblings listen on the same host: their private ports are reached on loopback. */
+const LOOPBACK_FOR = { 4: '127.0.0.1', 6: '::1' } as const;
+
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::';
 }

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
-import { cli, startServe, tempDir } from './harness.js';
+import { cli, freeUdpPort, hasSipp, runSipp, SHARED, startServe, tempDir } from './harness.js';
 import { addonPath } from '../../lib/platform/native-addon.js';
 
 const noAddon = addonPath('relay') === null && 'the native addon is not built (node scripts/build-native.mjs)';
@@ -63,6 +64,40 @@ test('sip.workers 2: phones spread over two processes register and call each oth
     assert.equal(await server.stop(), 0);
     assert.ok(Date.now() - t0 < 6000);
   }
+});
+
+test('sip.workers 2 with SIPp, whose callee answers to our source port rather than our Via', { skip: noAddon || (!hasSipp() && 'sipp is not installed') }, async (t) => {
+  const work = tempDir('mss-e2e-workers-sipp-');
+  const dataDir = join(work, 'data');
+  const usersDir = join(work, 'users');
+  assert.equal(spawnSync('bash', [join(SHARED, 'lab/sipp/gen-users.sh'), usersDir, '100', '1000']).status, 0);
+  assert.equal(cli(['ext', 'import', join(usersDir, 'users.txt'), '--data-dir', dataDir]).code, 0);
+  const config = join(work, 'config.yaml');
+  writeFileSync(config, 'sip:\n  workers: 2\n  transports: [udp]\nauth:\n  algorithms: [MD5, SHA-256]\n');
+  const server = await startServe(dataDir, ['--config', config]);
+  t.after(() => server.stop());
+  const uasPort = await freeUdpPort();
+  mkdirSync(join(work, 'uas'));
+  const uas = spawn('sipp', ['-sf', join(SHARED, 'lab/sipp/uas_call.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-nostdin', '-timeout', '120', '-bg'], { cwd: join(work, 'uas'), stdio: 'ignore' });
+  t.after(() => {
+    uas.kill('SIGKILL');
+    spawnSync('pkill', ['-f', `-p ${uasPort} `]);
+  });
+  mkdirSync(join(work, 'reg'));
+  // One socket per registration and per call (-t un): the sources spread over both workers.
+  const many = ['-t', 'un', '-max_socket', '5000'];
+  const reg = await runSipp(['-sf', join(SHARED, 'lab/sipp/reg_auth.xml'), '-i', '127.0.0.1', '-p', String(await freeUdpPort()), ...many,
+    '-inf', join(usersDir, 'callees.csv'), '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(uasPort), '-key', 'expires', '3600',
+    '-m', '50', '-r', '100', '-timeout', '30', `127.0.0.1:${server.port}`], join(work, 'reg'));
+  assert.equal(reg.successful, 50, reg.out.slice(-1500));
+  mkdirSync(join(work, 'uac'));
+  const calls = await runSipp(['-sf', join(SHARED, 'lab/sipp/uac_call.xml'), '-i', '127.0.0.1', '-p', String(await freeUdpPort()), ...many,
+    '-inf', join(usersDir, 'calls.csv'), '-m', '200', '-r', '100', '-d', '100', '-timeout', '60', `127.0.0.1:${server.port}`], join(work, 'uac'));
+  assert.equal(calls.failed, 0, calls.out.slice(-2000));
+  assert.equal(calls.successful, 200);
+  const deadline = Date.now() + 3000;
+  while (cdrRows(dataDir).length < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(cdrRows(dataDir).length, 200, 'every call recorded once, whichever worker had it');
 });
 
 test('sip.workers above 1 with TCP in the transports is refused with the reason', () => {
