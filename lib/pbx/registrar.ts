@@ -249,9 +249,6 @@ export class Registrar {
     } else {
       this.bindings.set(aor, list);
     }
-    // Shared with other processes, a phone that appears or leaves must be seen by them at once
-    // (they route its calls); a refresh can wait for the writer's next flush.
-    if (this.opts.shared && action !== 'refresh') this.opts.writer.flush();
     if (this.opts.logger.enabled('debug')) {
       this.opts.logger.debug('register.ok', { aor, action, contacts: list.length, from: `${source.address}:${source.port}` });
     }

@@ -41,6 +41,8 @@ test('sip.workers 2: phones spread over two processes register and call each oth
       phones.push(p);
       await p.register();
     }
+    // A registration reaches the store shared by the workers within the writer's 50 ms batch.
+    await new Promise((r) => setTimeout(r, 200));
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
       const a = phones[i]!;
