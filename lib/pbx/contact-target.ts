@@ -29,6 +29,27 @@ export function isPrivate(ip: string): boolean {
     const l = ip.toLowerCase();
     return l.startsWith('fc') || l.startsWith('fd') || l.startsWith('fe80:');
   }
-  const [a, b] = ip.split('.').map(Number) as [number, number];
+  // The first two parts of a dotted quad, read in place (this runs several times per call);
+  // anything not plainly digits goes through the general conversion below.
+  let a = -1;
+  let b = -1;
+  const dot1 = ip.indexOf('.');
+  const dot2 = dot1 < 0 ? -1 : ip.indexOf('.', dot1 + 1);
+  if (dot1 > 0 && dot1 <= 3 && dot2 > dot1 + 1 && dot2 <= dot1 + 4) {
+    a = digitsValue(ip, 0, dot1);
+    b = digitsValue(ip, dot1 + 1, dot2);
+  }
+  if (a < 0 || b < 0) [a, b] = ip.split('.').map(Number) as [number, number];
   return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254);
+}
+
+/** The decimal value of s[start, end), or -1 when it holds anything but digits. */
+function digitsValue(s: string, start: number, end: number): number {
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
 }

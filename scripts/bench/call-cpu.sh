@@ -75,7 +75,8 @@ for run in $(seq 1 "$repeat"); do
   sleep 0.5
   thread_times "$srv_pid" > "$work/before-$run.txt"
   sipp -sf "$lab/sipp/uac_call.xml" -i 127.0.0.1 -p $((port + 3)) -inf "$work/users/calls.csv" -m "$count" -r "$rate" -d 1000 \
-    -timeout 300 -nostdin -trace_stat -stf "$work/stat-$run.csv" "127.0.0.1:$port" >/dev/null 2>&1 || true
+    -timeout 300 -nostdin -trace_stat -stf "$work/stat-$run.csv" -trace_err -error_file "$work/uac-errors-$run.log" \
+    "127.0.0.1:$port" >/dev/null 2>&1 || true
   thread_times "$srv_pid" > "$work/after-$run.txt"
   result=$(tail -1 "$work/stat-$run.csv" | awk -F';' '{print "ok=" $16 " failed=" $18}')
   join "$work/before-$run.txt" "$work/after-$run.txt" | awk -v n="$count" -v hz="$hz" -v pid="$srv_pid" -v r="$result" -v run="$run" -v rate="$rate" '
