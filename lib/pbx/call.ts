@@ -4,7 +4,7 @@
  * release: which side ended the call, with which Q.850 cause, told to the other side in a
  * Reason header (RFC 3326) and to the CDR.
  */
-import { createResponse, REASON, type SipRequest, type SipResponse } from '../sip/message.js';
+import { createRequest, createResponse, Headers, REASON, type SipRequest, type SipResponse } from '../sip/message.js';
 import { Dialog, withoutTag } from '../sip/dialog.js';
 import { randomToken } from '../sip/random-id.js';
 import { parseNameAddr } from '../sip/headers/name-addr.js';
@@ -95,6 +95,8 @@ interface PendingRelay {
 }
 
 const SDP = 'application/sdp';
+/** What an ended call keeps in place of the caller's INVITE (see Call.forget). */
+const FORGOTTEN_INVITE = createRequest('INVITE', 'sip:invalid', new Headers());
 /** Headers of the caller's INVITE that go on to the callee (others are hop-by-hop or ours). */
 const PASSED_INVITE_HEADERS = ['alert-info', 'call-info', 'priority', 'subject', 'organization', 'accept-language'];
 
@@ -125,13 +127,13 @@ export class Call {
 
   constructor(
     private readonly env: CallEnv,
-    readonly invite: SipRequest,
+    public invite: SipRequest,
     readonly inviteTx: ServerTransaction,
     readonly source: Endpoint,
     readonly caller: { number: string; displayName: string },
     readonly callee: { number: string; displayName: string },
     readonly dialled: string,
-    private readonly media: MediaSession | null,
+    private media: MediaSession | null,
   ) {
     const h = invite.headers;
     const aHost = env.localHost(source.address, requestUriHost(invite.uri));
@@ -543,6 +545,22 @@ export class Call {
       for (const name of ['retry-after', 'warning']) for (const v of from.headers.getAll(name)) res.headers.append(name, v);
     }
     this.inviteTx.respond(res);
+    this.forget();
+  }
+
+  /**
+   * After the record is written and the last messages are out: let go of what only the live
+   * call needed. The transactions keep this object reachable for another 64*T1 (a late 2xx must
+   * still be ACKed and ended), which at a thousand calls a second is a lot of memory to scan.
+   */
+  private forget(): void {
+    this.invite = FORGOTTEN_INVITE;
+    this.answerSdp = undefined;
+    this.media = null;
+    this.pending = null;
+    this.pendingBAck = null;
+    this.reliableQueue.length = 0;
+    for (const f of this.forks) f.final = undefined;
   }
 
   /** CANCEL from the caller (the layer has answered it 200): 487 to the INVITE. */
@@ -782,6 +800,7 @@ export class Call {
     this.finish();
     if (towards === 'a' || towards === 'both') this.sendBye(this.a, cause);
     if ((towards === 'b' || towards === 'both') && this.b) this.sendBye(this.b, cause);
+    this.forget();
   }
 
   private sendBye(d: Dialog, cause: number, text?: string, protocol = 'Q.850'): void {
