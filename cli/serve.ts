@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfigFile, ConfigError } from '../lib/config/load.js';
 import { defaultConfig, type Config } from '../lib/config/schema.js';
@@ -125,7 +126,6 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
  * once, by this process), start the workers, pass signals on, exit when they have.
  */
 async function runPrimary(config: Config, logger: ReloadableLogger, workers: typeof import('../lib/pbx/workers.js')): Promise<void> {
-  const { mkdirSync } = await import('node:fs');
   const { openSqliteStore } = await import('../lib/store/sqlite.js');
   const { Extensions } = await import('../lib/pbx/extensions.js');
   let createdDefaults: Array<{ number: string; password: string }> | null;
