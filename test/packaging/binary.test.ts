@@ -92,8 +92,9 @@ test('ext add and ext list use the embedded SQLite addon, unpacked into a privat
   assert.ok(readFileSync(file).equals(good));
 });
 
-test('serve answers OPTIONS over UDP and stops cleanly on SIGTERM', { skip }, async () => {
-  const child = spawn(binary, ['serve', '--bind', '127.0.0.1', '--sip-port', '0', '--data-dir', 'serve-data', '--log-format', 'json'], {
+/** Starts `serve` from the binary with `extra` arguments, checks an OPTIONS answer, stops it with SIGTERM. */
+async function serveAnswersOptions(extra: string[], dataDir: string): Promise<string> {
+  const child = spawn(binary, ['serve', '--bind', '127.0.0.1', '--sip-port', '0', '--data-dir', dataDir, '--log-format', 'json', ...extra], {
     cwd: emptyCwd,
     env: bareEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -134,8 +135,20 @@ test('serve answers OPTIONS over UDP and stops cleanly on SIGTERM', { skip }, as
     assert.equal(code, 0, err);
     assert.ok(Date.now() - started < 5000, 'exits within 5 s of SIGTERM');
   }
+  return err;
+}
+
+test('serve answers OPTIONS over UDP and stops cleanly on SIGTERM', { skip }, async () => {
+  const err = await serveAnswersOptions([], 'serve-data');
   const events = err.trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event);
   assert.ok(events.includes('server.started') && events.includes('server.stopped'), err);
+});
+
+test('serve with sip.workers 2: the executable starts its workers, answers OPTIONS, stops them on SIGTERM', { skip }, async () => {
+  writeFileSync(join(emptyCwd, 'workers.yaml'), 'sip:\n  workers: 2\n  transports: [udp]\n');
+  const err = await serveAnswersOptions(['--config', 'workers.yaml'], 'workers-data');
+  const started = err.trim().split('\n').filter((l) => l.includes('"server.started"'));
+  assert.equal(started.length, 2, err);
 });
 
 const hasDpkg = spawnSync('dpkg-deb', ['--version']).error === undefined;
