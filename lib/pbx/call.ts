@@ -15,6 +15,26 @@ import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, causeForFinalResponse, DEFAULT_CAUSE } from '../cdr/record.js';
 import type { Binding } from './registrar.js';
 import { contactTarget } from './contact-target.js';
+import { ReliableProvisionals } from './reliable-provisionals.js';
+import {
+  bestFinal,
+  bracket,
+  causeFromReason,
+  contactFor,
+  fromTagOf,
+  hasOptionTag,
+  hostPortText,
+  isReliable,
+  isSdp,
+  quoteName,
+  reasonValue,
+  requestUriHost,
+  structuredCancel,
+  summariseMedia,
+  SDP,
+} from './call-messages.js';
+
+export { reasonValue } from './call-messages.js';
 
 export type Side = 'a' | 'b';
 
@@ -94,7 +114,6 @@ interface PendingRelay {
   offerSent: boolean;
 }
 
-const SDP = 'application/sdp';
 /** What an ended call keeps in place of the caller's INVITE (see Call.forget). */
 const FORGOTTEN_INVITE = createRequest('INVITE', 'sip:invalid', new Headers());
 /** Headers of the caller's INVITE that go on to the callee (others are hop-by-hop or ours). */
@@ -156,6 +175,7 @@ export class Call {
     });
     this.aRequires100rel = hasOptionTag(h.list('require'), '100rel');
     this.aReliable = this.aRequires100rel || hasOptionTag(h.list('supported'), '100rel');
+    this.reliable = new ReliableProvisionals(inviteTx, env, source.transport === 'tcp', () => this.state === 'ringing');
     this.bCallId = `${randomToken()}@${aHost}`;
     this.bTag = env.dialogTag();
     env.fileDialog(this.a.callId, this.a.localTag, this, 'a');
@@ -276,7 +296,7 @@ export class Call {
     // Several forks ringing: the caller hears one 180, not one per phone.
     if (out.body.length === 0 && res.status === this.lastProvisionalStatus) return;
     this.lastProvisionalStatus = res.status;
-    if (this.aReliable && (isReliable(res) || this.aRequires100rel)) this.sendReliable(out);
+    if (this.aReliable && (isReliable(res) || this.aRequires100rel)) this.reliable.send(out);
     else this.inviteTx.respond(out);
   }
 
@@ -295,73 +315,10 @@ export class Call {
     return true;
   }
 
-  /**
-   * RFC 3262 section 3 towards the caller: a reliable provisional response carries Require:
-   * 100rel and an RSeq, is retransmitted (T1 doubling) until the caller's PRACK, and the next
-   * one waits until the previous one is acknowledged.
-   */
-  private sendReliable(res: SipResponse): void {
-    if (this.reliableOut !== null) {
-      if (this.reliableQueue.length < 8) this.reliableQueue.push(res);
-      return;
-    }
-    const rseq = ++this.rseqA;
-    res.headers.append('require', '100rel');
-    res.headers.append('rseq', String(rseq));
-    const state = { res, rseq, hasSdp: res.body.length > 0, timer: undefined as NodeJS.Timeout | undefined, interval: this.env.t1, sentAt: Date.now() };
-    this.reliableOut = state;
-    this.inviteTx.respond(res);
-    const tick = (): void => {
-      if (this.reliableOut !== state || this.state !== 'ringing') return;
-      if (Date.now() - state.sentAt >= 64 * this.env.t1) {
-        // No PRACK: stop retransmitting; a deferred 2xx goes now rather than never.
-        this.reliableDone();
-        return;
-      }
-      this.inviteTx.respond(res);
-      state.interval = Math.min(state.interval * 2, this.env.t2);
-      state.timer = setTimeout(tick, state.interval);
-      state.timer.unref();
-    };
-    if (this.source.transport !== 'tcp') {
-      state.timer = setTimeout(tick, state.interval);
-      state.timer.unref();
-    }
-  }
-
-  /** PRACK from the caller for our reliable provisional response. */
-  private onPrack(req: SipRequest, tx: ServerTransaction): void {
-    const rack = /^\s*(\d+)\s+(\d+)\s+INVITE\s*$/i.exec(req.headers.get('rack') ?? '');
-    const out = this.reliableOut;
-    if (!rack || out === null || Number(rack[1]) !== out.rseq) {
-      tx.respond(createResponse(req, 481, undefined));
-      return;
-    }
-    tx.respond(createResponse(req, 200));
-    this.reliableDone();
-  }
-
-  private reliableDone(): void {
-    const out = this.reliableOut;
-    if (out?.timer) clearTimeout(out.timer);
-    this.reliableOut = null;
-    const next = this.reliableQueue.shift();
-    if (next && this.state === 'ringing') {
-      this.sendReliable(next);
-      return;
-    }
-    const deferred = this.deferred2xx;
-    this.deferred2xx = null;
-    deferred?.();
-  }
-
-  private aReliable: boolean;
-  private aRequires100rel: boolean;
-  private rseqA = Math.floor(Math.random() * 0x7fffff) + 1;
-  private reliableOut: { res: SipResponse; rseq: number; hasSdp: boolean; timer: NodeJS.Timeout | undefined } | null = null;
-  private readonly reliableQueue: SipResponse[] = [];
-  /** A 2xx to the caller held back until the PRACK of a reliable response with SDP (RFC 3262 section 3). */
-  private deferred2xx: (() => void) | null = null;
+  private readonly aReliable: boolean;
+  private readonly aRequires100rel: boolean;
+  /** Our reliable provisional responses to the caller (RFC 3262), when it supports them. */
+  private readonly reliable: ReliableProvisionals;
 
   /** Contact, Record-Route copy (section 12.1.1) and Allow on a dialog-creating response to A. */
   private addUasHeaders(res: SipResponse): void {
@@ -424,8 +381,7 @@ export class Call {
       this.inviteTx.respond(out);
       this.retransmit2xx(out, this.a.remoteSeq, (ack) => this.onInitialAck(ack));
     };
-    if (this.reliableOut?.hasSdp) this.deferred2xx = send2xx;
-    else send2xx();
+    this.reliable.sendFinal(send2xx);
     if (this.env.maxDurationMs > 0) {
       this.durationTimer = setTimeout(() => this.release('both', CallTag.DurationLimit), this.env.maxDurationMs);
       this.durationTimer.unref();
@@ -559,7 +515,6 @@ export class Call {
     this.media = null;
     this.pending = null;
     this.pendingBAck = null;
-    this.reliableQueue.length = 0;
     for (const f of this.forks) f.final = undefined;
   }
 
@@ -614,7 +569,7 @@ export class Call {
         this.relay(side, req, tx);
         return;
       case 'PRACK':
-        if (side === 'a') this.onPrack(req, tx);
+        if (side === 'a') this.reliable.onPrack(req, tx);
         else tx.respond(createResponse(req, 481, undefined));
         return;
       default: {
@@ -815,9 +770,7 @@ export class Call {
     this.clearNoAnswer();
     if (this.durationTimer) clearTimeout(this.durationTimer);
     if (this.okRetransmit?.timer) clearTimeout(this.okRetransmit.timer);
-    if (this.reliableOut?.timer) clearTimeout(this.reliableOut.timer);
-    this.reliableOut = null;
-    this.deferred2xx = null;
+    this.reliable.stop();
     this.okRetransmit = null;
     this.mediaSummary = this.media ? summariseMedia(this.media) : undefined;
     this.media?.close();
@@ -835,110 +788,4 @@ export class Call {
     const e = contactTarget(f.binding);
     return hostPortText(e.address, e.port);
   }
-}
-
-// ---- helpers ----------------------------------------------------------------------------------
-
-function fromTagOf(req: SipRequest): string {
-  const from = req.headers.get('from') ?? '';
-  return parseNameAddr(from)?.params.get('tag') ?? '';
-}
-
-function isReliable(res: SipResponse): boolean {
-  return res.headers.has('rseq') && hasOptionTag(res.headers.list('require'), '100rel');
-}
-
-function hasOptionTag(tags: string[], tag: string): boolean {
-  for (const t of tags) if (t.toLowerCase() === tag) return true;
-  return false;
-}
-
-function isSdp(msg: SipRequest | SipResponse): boolean {
-  const t = msg.headers.get('content-type');
-  return t === undefined || t.toLowerCase().startsWith(SDP);
-}
-
-function requestUriHost(uri: string): string | undefined {
-  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;?>]+)/i.exec(uri);
-  if (!m) return undefined;
-  const h = m[1]!;
-  return h.startsWith('[') ? h.slice(1, -1) : h;
-}
-
-function bracket(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-function hostPortText(host: string, port: number): string {
-  return `${bracket(host)}:${port}`;
-}
-
-function contactFor(host: string, port: number, transport: 'udp' | 'tcp', user?: string): string {
-  return `<sip:${user ? `${user}@` : ''}${hostPortText(host, port)}${transport === 'tcp' ? ';transport=tcp' : ''}>`;
-}
-
-function quoteName(name: string): string {
-  return `"${name.replace(/["\\]/g, (c) => `\\${c}`)}"`;
-}
-
-const CAUSE_TEXT: Record<number, string> = {
-  1: 'Unallocated number', 16: 'Normal call clearing', 17: 'User busy', 18: 'No user responding',
-  19: 'No answer from user', 20: 'Subscriber absent', 21: 'Call rejected', 41: 'Temporary failure',
-  79: 'Service or option not implemented', 102: 'Recovery on timer expiry',
-};
-
-/** `Reason: Q.850;cause=N;text="..."` (RFC 3326). */
-export function reasonValue(cause: number): string {
-  const text = CAUSE_TEXT[cause];
-  return `Q.850;cause=${cause}${text ? `;text="${text}"` : ''}`;
-}
-
-function causeFromReason(req: SipRequest): number | undefined {
-  const values = req.headers.getAll('reason');
-  if (values.length === 0) return undefined;
-  const m = /\bQ\.850\b[^,]*?\bcause\s*=\s*(\d{1,3})\b/i.exec(values.join(', '));
-  return m ? Number(m[1]) : undefined;
-}
-
-/**
- * RFC 3261 section 16.7 step 6, simplified for parallel forks of one user: a 6xx wins; then a
- * busy (486) over other failures, as the caller should hear busy if any phone is busy; then the
- * lowest class, 4xx before 5xx; null when no fork answered at all.
- */
-function bestFinal(finals: Array<SipResponse | null>): SipResponse | null {
-  const got = finals.filter((r): r is SipResponse => r !== null);
-  if (got.length === 0) return null;
-  const six = got.find((r) => r.status >= 600);
-  if (six) return six;
-  const busy = got.find((r) => r.status === 486);
-  if (busy) return busy;
-  return got.reduce((best, r) => (Math.floor(r.status / 100) < Math.floor(best.status / 100) ? r : best));
-}
-
-function structuredCancel(invite: SipRequest): SipRequest {
-  const h = invite.headers;
-  const out = { kind: 'request' as const, method: 'CANCEL', uri: invite.uri, version: 'SIP/2.0', headers: h.clone(), body: Buffer.alloc(0) };
-  const keep = new Set(['via', 'max-forwards', 'from', 'to', 'call-id', 'route']);
-  const names: string[] = [];
-  const values: string[] = [];
-  for (let i = 0; i < out.headers.names.length; i++) {
-    const n = out.headers.names[i]!;
-    if (n === 'via') {
-      if (names.includes('via')) continue; // only the top Via (section 9.1)
-    } else if (!keep.has(n)) continue;
-    names.push(n);
-    values.push(n === 'via' ? out.headers.values[i]!.split(',')[0]!.trim() : out.headers.values[i]!);
-  }
-  out.headers.names.length = 0;
-  out.headers.values.length = 0;
-  out.headers.names.push(...names);
-  out.headers.values.push(...values);
-  out.headers.append('cseq', `${parseCSeq(h.get('cseq') ?? '')?.seq ?? 1} CANCEL`);
-  return out;
-}
-
-function summariseMedia(media: MediaSession): string {
-  const kinds: string[] = [];
-  for (const s of media.stats()) if (!kinds.includes(s.media)) kinds.push(s.media);
-  return kinds.join('+');
 }

@@ -1,0 +1,115 @@
+/**
+ * The SIP details of a B2BUA call that need no call state: building CANCEL and Contact values,
+ * reading option tags and Reason headers, choosing the best final response of several forks.
+ */
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { parseNameAddr } from '../sip/headers/name-addr.js';
+import { parseCSeq } from '../sip/headers/cseq.js';
+import type { MediaSession } from './call.js';
+
+export const SDP = 'application/sdp';
+
+
+export function fromTagOf(req: SipRequest): string {
+  const from = req.headers.get('from') ?? '';
+  return parseNameAddr(from)?.params.get('tag') ?? '';
+}
+
+export function isReliable(res: SipResponse): boolean {
+  return res.headers.has('rseq') && hasOptionTag(res.headers.list('require'), '100rel');
+}
+
+export function hasOptionTag(tags: string[], tag: string): boolean {
+  for (const t of tags) if (t.toLowerCase() === tag) return true;
+  return false;
+}
+
+export function isSdp(msg: SipRequest | SipResponse): boolean {
+  const t = msg.headers.get('content-type');
+  return t === undefined || t.toLowerCase().startsWith(SDP);
+}
+
+export function requestUriHost(uri: string): string | undefined {
+  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;?>]+)/i.exec(uri);
+  if (!m) return undefined;
+  const h = m[1]!;
+  return h.startsWith('[') ? h.slice(1, -1) : h;
+}
+
+export function bracket(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export function hostPortText(host: string, port: number): string {
+  return `${bracket(host)}:${port}`;
+}
+
+export function contactFor(host: string, port: number, transport: 'udp' | 'tcp', user?: string): string {
+  return `<sip:${user ? `${user}@` : ''}${hostPortText(host, port)}${transport === 'tcp' ? ';transport=tcp' : ''}>`;
+}
+
+export function quoteName(name: string): string {
+  return `"${name.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+const CAUSE_TEXT: Record<number, string> = {
+  1: 'Unallocated number', 16: 'Normal call clearing', 17: 'User busy', 18: 'No user responding',
+  19: 'No answer from user', 20: 'Subscriber absent', 21: 'Call rejected', 41: 'Temporary failure',
+  79: 'Service or option not implemented', 102: 'Recovery on timer expiry',
+};
+
+/** `Reason: Q.850;cause=N;text="..."` (RFC 3326). */
+export function reasonValue(cause: number): string {
+  const text = CAUSE_TEXT[cause];
+  return `Q.850;cause=${cause}${text ? `;text="${text}"` : ''}`;
+}
+
+export function causeFromReason(req: SipRequest): number | undefined {
+  const values = req.headers.getAll('reason');
+  if (values.length === 0) return undefined;
+  const m = /\bQ\.850\b[^,]*?\bcause\s*=\s*(\d{1,3})\b/i.exec(values.join(', '));
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * RFC 3261 section 16.7 step 6, simplified for parallel forks of one user: a 6xx wins; then a
+ * busy (486) over other failures, as the caller should hear busy if any phone is busy; then the
+ * lowest class, 4xx before 5xx; null when no fork answered at all.
+ */
+export function bestFinal(finals: Array<SipResponse | null>): SipResponse | null {
+  const got = finals.filter((r): r is SipResponse => r !== null);
+  if (got.length === 0) return null;
+  const six = got.find((r) => r.status >= 600);
+  if (six) return six;
+  const busy = got.find((r) => r.status === 486);
+  if (busy) return busy;
+  return got.reduce((best, r) => (Math.floor(r.status / 100) < Math.floor(best.status / 100) ? r : best));
+}
+
+export function structuredCancel(invite: SipRequest): SipRequest {
+  const h = invite.headers;
+  const out = { kind: 'request' as const, method: 'CANCEL', uri: invite.uri, version: 'SIP/2.0', headers: h.clone(), body: Buffer.alloc(0) };
+  const keep = new Set(['via', 'max-forwards', 'from', 'to', 'call-id', 'route']);
+  const names: string[] = [];
+  const values: string[] = [];
+  for (let i = 0; i < out.headers.names.length; i++) {
+    const n = out.headers.names[i]!;
+    if (n === 'via') {
+      if (names.includes('via')) continue; // only the top Via (section 9.1)
+    } else if (!keep.has(n)) continue;
+    names.push(n);
+    values.push(n === 'via' ? out.headers.values[i]!.split(',')[0]!.trim() : out.headers.values[i]!);
+  }
+  out.headers.names.length = 0;
+  out.headers.values.length = 0;
+  out.headers.names.push(...names);
+  out.headers.values.push(...values);
+  out.headers.append('cseq', `${parseCSeq(h.get('cseq') ?? '')?.seq ?? 1} CANCEL`);
+  return out;
+}
+
+export function summariseMedia(media: MediaSession): string {
+  const kinds: string[] = [];
+  for (const s of media.stats()) if (!kinds.includes(s.media)) kinds.push(s.media);
+  return kinds.join('+');
+}
