@@ -3,18 +3,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
 import { cli, startServe, tempDir } from './harness.js';
-import { audioSdp, Phone } from '../helpers/phone.js';
+import { audioSdp, Phone, registeredPair } from '../helpers/phone.js';
 
 test('SIGTERM during a call: both legs get BYE with cause 41, the CDR line is written, exit within 5 s', async () => {
   const work = tempDir('mss-e2e-term-');
   const dataDir = join(work, 'data');
   for (const [n, p] of [['801', 'pw801'], ['802', 'pw802']]) assert.equal(cli(['ext', 'add', n!, '--password', p!, '--data-dir', dataDir]).code, 0);
   const server = await startServe(dataDir);
-  const a = await Phone.open('801', 'pw801', server.port);
-  const b = await Phone.open('802', 'pw802', server.port);
+  const [a, b] = await registeredPair(server.port, '801', '802');
   try {
-    await a.register();
-    await b.register();
     const call = await a.invite('802', audioSdp(43000));
     const inc = await b.incoming();
     inc.answer(audioSdp(43010));

@@ -377,3 +377,32 @@ export function audioSdp(port: number, extra = ''): string {
     .filter((l) => l !== '')
     .join('\r\n') + '\r\n';
 }
+
+/** The registered phones of one server: one per extension (password `pw<number>`), or a second on request. */
+export class PhoneBook {
+  readonly phones: Phone[] = [];
+
+  constructor(private readonly serverPort: () => number) {}
+
+  async get(user: string, opts: { second?: boolean } = {}): Promise<Phone> {
+    const known = this.phones.find((p) => p.user === user);
+    if (known && !opts.second) return known;
+    const p = await Phone.open(user, `pw${user}`, this.serverPort());
+    this.phones.push(p);
+    await p.register();
+    return p;
+  }
+
+  closeAll(): void {
+    for (const p of this.phones) p.close();
+  }
+}
+
+/** Two phones registered to the server on `port` (passwords `pw<number>`); the caller closes them. */
+export async function registeredPair(port: number, a: string, b: string): Promise<[Phone, Phone]> {
+  const pa = await Phone.open(a, `pw${a}`, port);
+  const pb = await Phone.open(b, `pw${b}`, port);
+  await pa.register();
+  await pb.register();
+  return [pa, pb];
+}

@@ -2,15 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig } from '../../lib/config/schema.js';
 import { startTestServer } from '../helpers/server.js';
-import { audioSdp, Phone } from '../helpers/phone.js';
+import { audioSdp, registeredPair } from '../helpers/phone.js';
 
 test('a reloaded configuration applies call limits live and names the keys that need a restart', async () => {
   const srv = await startTestServer({ users: [['951', 'pw951'], ['952', 'pw952']], configure: (c) => (c.auth.algorithms = ['MD5']) });
-  const a = await Phone.open('951', 'pw951', srv.port);
-  const b = await Phone.open('952', 'pw952', srv.port);
+  const [a, b] = await registeredPair(srv.port, '951', '952');
   try {
-    await a.register();
-    await b.register();
     const next = structuredClone(srv.config);
     next.calls.maxPerExtension = 1;
     next.calls.noAnswerTimeout = 30;

@@ -2,11 +2,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cdrOf, cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { audioSdp, Phone } from '../helpers/phone.js';
+import { audioSdp, Phone, PhoneBook, registeredPair } from '../helpers/phone.js';
 import { branch } from '../helpers/sip-peer.js';
 
 let srv: TestServer;
-const phones: Phone[] = [];
+const book = new PhoneBook(() => srv.port);
+const phone = (user: string, opts: { second?: boolean } = {}): Promise<Phone> => book.get(user, opts);
 const USERS = ['301', '302', '303', '304', '305', '306', '307', '308'];
 
 before(async () => {
@@ -22,18 +23,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of phones) p.close();
+  book.closeAll();
   await srv.stop();
 });
 
-async function phone(user: string, opts: { second?: boolean } = {}): Promise<Phone> {
-  const known = phones.find((p) => p.user === user);
-  if (known && !opts.second) return known;
-  const p = await Phone.open(user, `pw${user}`, srv.port);
-  phones.push(p);
-  await p.register();
-  return p;
-}
 
 function cdrFor(callId: string): Record<string, string> | undefined {
   return cdrOf(srv.dataDir, callId);
@@ -206,11 +199,8 @@ test('server stop releases calls in progress with cause 41 and writes their reco
       c.auth.algorithms = ['MD5'];
     },
   });
-  const a = await Phone.open('401', 'pw401', local.port);
-  const b = await Phone.open('402', 'pw402', local.port);
+  const [a, b] = await registeredPair(local.port, '401', '402');
   try {
-    await a.register();
-    await b.register();
     const call = await a.invite('402', audioSdp(41500));
     const inc = await b.incoming();
     inc.answer(audioSdp(41510));
@@ -279,11 +269,8 @@ test('calls.maxDuration ends an answered call with BYE to both sides (callTag 7,
       c.calls.maxDuration = 1;
     },
   });
-  const a = await Phone.open('901', 'pw901', local.port);
-  const b = await Phone.open('902', 'pw902', local.port);
+  const [a, b] = await registeredPair(local.port, '901', '902');
   try {
-    await a.register();
-    await b.register();
     const call = await a.invite('902', audioSdp(41800));
     const inc = await b.incoming();
     inc.answer(audioSdp(41810));

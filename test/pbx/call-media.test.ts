@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Phone } from '../helpers/phone.js';
+import { Phone, registeredPair } from '../helpers/phone.js';
 import { cli } from '../e2e/harness.js';
 
 let srv: TestServer;
@@ -128,11 +128,8 @@ test('a call whose media stops is released after media.inactivityTimeout with ca
       c.media.inactivityTimeout = 1;
     },
   });
-  const a = await Phone.open('601', 'pw601', local.port);
-  const b = await Phone.open('602', 'pw602', local.port);
+  const [a, b] = await registeredPair(local.port, '601', '602');
   try {
-    await a.register();
-    await b.register();
     const aAudio = await mediaSocket();
     const bAudio = await mediaSocket();
     const call = await a.invite('602', avSdp(aAudio.port, aAudio.port + 2).replace(/m=video[\s\S]*$/, ''));
@@ -161,11 +158,8 @@ test('cdr.format both: the server writes the call to the daily .csv and .cdr fil
       c.cdr.format = 'both';
     },
   });
-  const a = await Phone.open('611', 'pw611', local.port);
-  const b = await Phone.open('612', 'pw612', local.port);
+  const [a, b] = await registeredPair(local.port, '611', '612');
   try {
-    await a.register();
-    await b.register();
     const call = await a.invite('612', avSdp(44000, 44002).replace(/m=video[\s\S]*$/, ''));
     const inc = await b.incoming();
     inc.reject(486, 'Busy Here');

@@ -1,11 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { audioSdp, Phone } from '../helpers/phone.js';
+import { audioSdp, Phone, PhoneBook } from '../helpers/phone.js';
 import { cdrOf } from '../helpers/cdr-files.js';
 
 let srv: TestServer;
-const phones: Phone[] = [];
+const book = new PhoneBook(() => srv.port);
+const phone = (user: string, opts: { second?: boolean } = {}): Promise<Phone> => book.get(user, opts);
 
 before(async () => {
   srv = await startTestServer({
@@ -19,19 +20,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of phones) p.close();
+  book.closeAll();
   await srv.stop();
 });
 
-/** One phone per extension for the whole file (a second one would be a second binding to fork to). */
-async function phone(user: string): Promise<Phone> {
-  const known = phones.find((p) => p.user === user);
-  if (known) return known;
-  const p = await Phone.open(user, `pw${user}`, srv.port);
-  phones.push(p);
-  await p.register();
-  return p;
-}
 
 function cdrFor(callId: string): Record<string, string> | undefined {
   return cdrOf(srv.dataDir, callId);
