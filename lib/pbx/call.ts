@@ -179,7 +179,7 @@ export class Call {
     this.bCallId = `${randomToken()}@${aHost}`;
     this.bTag = env.dialogTag();
     env.fileDialog(this.a.callId, this.a.localTag, this, 'a');
-    if (media) media.onInactive = () => this.release('both', CallTag.MediaTimeout);
+    if (media) media.onInactive = this.safe(() => this.release('both', CallTag.MediaTimeout));
   }
 
   /** Where the caller's media offer/answer goes through the relay, or untouched. */
@@ -193,6 +193,25 @@ export class Call {
 
   /** Where the callee's SIP comes from (the phone that answered, or rang last). */
   private bSignalIp = '';
+
+  /**
+   * `fn` for a timer or another callback that no request handler surrounds: a fault in it is
+   * logged and ends this call, and never reaches the process (which serves every other call).
+   */
+  private safe(fn: () => void): () => void {
+    return () => {
+      try {
+        fn();
+      } catch (err) {
+        this.env.log('warn', 'call.internal_error', { callId: this.a.callId, error: (err as Error).stack ?? String(err) });
+        try {
+          if (this.state !== 'ended') this.release('both', CallTag.AdminRelease, 41);
+        } catch {
+          // the call is beyond help; the process is not
+        }
+      }
+    };
+  }
 
   // ---- set-up ---------------------------------------------------------------------------------
 
@@ -213,7 +232,7 @@ export class Call {
     this.env.fileDialog(this.bCallId, this.bTag, this, 'b');
     for (const binding of contacts) this.startFork(binding, offer);
     if (this.state !== 'ringing') return;
-    this.noAnswerTimer = setTimeout(() => this.noAnswer(), this.env.noAnswerMs);
+    this.noAnswerTimer = setTimeout(this.safe(() => this.noAnswer()), this.env.noAnswerMs);
     this.noAnswerTimer.unref();
   }
 
@@ -383,7 +402,7 @@ export class Call {
     };
     this.reliable.sendFinal(send2xx);
     if (this.env.maxDurationMs > 0) {
-      this.durationTimer = setTimeout(() => this.release('both', CallTag.DurationLimit), this.env.maxDurationMs);
+      this.durationTimer = setTimeout(this.safe(() => this.release('both', CallTag.DurationLimit)), this.env.maxDurationMs);
       this.durationTimer.unref();
     }
     if (this.env.logs('info')) this.env.log('info', 'call.answered', { callId: this.a.callId, caller: this.caller.number, callee: this.callee.number, contact: fork.binding.contact });
@@ -613,10 +632,11 @@ export class Call {
       }
       if (!reliable) this.inviteTx.respond(res);
       state.interval = reliable ? 64 * this.env.t1 : Math.min(state.interval * 2, this.env.t2);
-      state.timer = setTimeout(tick, state.interval);
+      state.timer = setTimeout(safeTick, state.interval);
       state.timer.unref();
     };
-    state.timer = setTimeout(tick, reliable ? 64 * this.env.t1 : state.interval);
+    const safeTick = this.safe(tick);
+    state.timer = setTimeout(safeTick, reliable ? 64 * this.env.t1 : state.interval);
     state.timer.unref();
   }
 
