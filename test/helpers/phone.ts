@@ -26,6 +26,8 @@ export class Phone {
   private readonly inbox: SipMessage[] = [];
   private waiters: Array<() => void> = [];
   port = 0;
+  /** When set, every request but ACK is answered 200 at once with this body (and not kept). */
+  autoAnswer: ((req: SipRequest) => string) | null = null;
 
   private constructor(
     readonly user: string,
@@ -40,6 +42,11 @@ export class Phone {
     p.socket.on('message', (data) => {
       const r = parseMessage(data, { datagram: true });
       if (!r.ok) return;
+      if (p.autoAnswer && r.message.kind === 'request' && r.message.method !== 'ACK') {
+        const req = r.message;
+        p.respond(req, 200, 'OK', { extra: [`Contact: <sip:${p.user}@127.0.0.1:${p.port}>`], body: p.autoAnswer(req) });
+        return;
+      }
       p.inbox.push(r.message);
       const w = p.waiters;
       p.waiters = [];

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mulberry32 } from '../helpers/prng.js';
 import { startTestServer } from '../helpers/server.js';
 import { UdpPeer } from '../helpers/sip-peer.js';
+import { mutate } from '../helpers/mutate.js';
 
 function seeds(port: number, localPort: number): string[] {
   const common = (method: string, n: number) => [
@@ -22,48 +23,6 @@ function seeds(port: number, localPort: number): string[] {
       'Content-Type: application/sdp', `Content-Length: ${sdp.length}`, '', sdp].join('\r\n'),
     [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, ...common('OPTIONS', 3), 'Accept: application/sdp', 'Content-Length: 0', '', ''].join('\r\n'),
   ];
-}
-
-const INSERTS = ['\r', '\n', '\0', '"', ',', ';', '<', '>', ':', ' ', '\t', '99999999999999999999', '%', '[', ']', '\r\n ', '\u00ff'];
-
-function mutate(msg: string, rnd: () => number): Buffer {
-  let s = msg;
-  const ops = 1 + Math.floor(rnd() * 4);
-  for (let k = 0; k < ops; k++) {
-    const pos = Math.floor(rnd() * s.length);
-    switch (Math.floor(rnd() * 7)) {
-      case 0: // flip a character
-        s = s.slice(0, pos) + String.fromCharCode(Math.floor(rnd() * 256)) + s.slice(pos + 1);
-        break;
-      case 1: // truncate
-        s = s.slice(0, pos);
-        break;
-      case 2: // insert a delimiter or a huge number
-        s = s.slice(0, pos) + INSERTS[Math.floor(rnd() * INSERTS.length)] + s.slice(pos);
-        break;
-      case 3: { // duplicate a line
-        const lines = s.split('\r\n');
-        const i = Math.floor(rnd() * lines.length);
-        lines.splice(i, 0, lines[i]!);
-        s = lines.join('\r\n');
-        break;
-      }
-      case 4: { // remove a line
-        const lines = s.split('\r\n');
-        lines.splice(Math.floor(rnd() * lines.length), 1);
-        s = lines.join('\r\n');
-        break;
-      }
-      case 5: // delete a span
-        s = s.slice(0, pos) + s.slice(pos + Math.floor(rnd() * 20));
-        break;
-      default: { // repeat a span many times
-        const span = s.slice(pos, pos + 1 + Math.floor(rnd() * 10));
-        s = s.slice(0, pos) + span.repeat(1 + Math.floor(rnd() * 200)) + s.slice(pos);
-      }
-    }
-  }
-  return Buffer.from(s, 'latin1');
 }
 
 test('10,000 mutated REGISTER/INVITE/OPTIONS: the server stays up, answers sanely and its memory stays bounded', async (t) => {
