@@ -8,9 +8,9 @@ import type { RelayBackend, RelayLogger } from './backend.js';
 import { loadFailure, loadNativeAddon, NATIVE_BUILD_COMMAND, NativeBackend } from './native.js';
 import { NodeBackend } from './node-backend.js';
 import { PortPool } from './port-pool.js';
-import { parseSdp, SdpError, streamTargets, writeForOtherSide, type StreamTarget } from './sdp.js';
+import { parseSdp, SdpError, SdpUnsupportedError, streamTargets, writeForOtherSide, type StreamTarget } from './sdp.js';
 
-export { SdpError } from './sdp.js';
+export { SdpError, SdpUnsupportedError } from './sdp.js';
 
 export interface MediaRelayOptions {
   /** IPv4 address the relay sockets bind to, e.g. '0.0.0.0' or '127.0.0.1'. */
@@ -283,7 +283,7 @@ export class RelaySession {
    */
   rewrite(from: Side, sdp: string, advertise: string, signalIp = ''): string {
     if (this.closed) throw new SdpError(`relay session ${this.label} is closed`);
-    if (!isIPv4(advertise)) throw new SdpError(`advertise address ${advertise} is not an IPv4 address`);
+    if (!isIPv4(advertise)) throw new SdpUnsupportedError(`advertise address ${advertise} is not an IPv4 address`);
     const desc = parseSdp(sdp);
     const targets = streamTargets(desc);
     const isAnswer = this.pendingOffer !== null && this.pendingOffer.from !== from;

@@ -9,6 +9,9 @@ export class SdpError extends Error {
   override readonly name = 'SdpError';
 }
 
+/** Valid SDP the relay does not carry (IPv6 or host-name media addresses): the call may go without the relay. */
+export class SdpUnsupportedError extends SdpError {}
+
 /** Larger bodies are refused before parsing (a SIP body of this size is no SDP anyone sends). */
 const MAX_SDP_BYTES = 64 * 1024;
 /** m= lines accepted in one SDP; the relay serves fewer (see MAX_STREAMS in relay.ts). */
@@ -46,8 +49,8 @@ export function parseSdp(text: string): SessionDescription {
     if (m.port === 0) return;
     const c = m.connection ?? desc.connection;
     if (!c) throw new SdpError(`m= line ${i} (${m.type}) has no c= line, neither at media nor at session level`);
-    if (c.version !== 4) throw new SdpError(`m= line ${i} (${m.type}): only IPv4 media addresses are relayed (c=IN IP${c.version})`);
-    if (!isIPv4(String(c.ip))) throw new SdpError(`m= line ${i} (${m.type}): c= address ${String(c.ip)} is not an IPv4 address`);
+    if (c.version !== 4) throw new SdpUnsupportedError(`m= line ${i} (${m.type}): only IPv4 media addresses are relayed (c=IN IP${c.version})`);
+    if (!isIPv4(String(c.ip))) throw new SdpUnsupportedError(`m= line ${i} (${m.type}): c= address ${String(c.ip)} is not an IPv4 address`);
     if (m.rtcp) {
       if (!Number.isInteger(m.rtcp.port) || m.rtcp.port < 1 || m.rtcp.port > 65535) throw new SdpError(`m= line ${i}: a=rtcp port is malformed`);
       if (m.rtcp.address !== undefined && !isIPv4(String(m.rtcp.address))) {

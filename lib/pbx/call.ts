@@ -16,6 +16,7 @@ import { CallTag, causeForFinalResponse, DEFAULT_CAUSE } from '../cdr/record.js'
 import type { Binding } from './registrar.js';
 import { contactTarget } from './contact-target.js';
 import { ReliableProvisionals } from './reliable-provisionals.js';
+import { SdpUnsupportedError } from '../media/sdp.js';
 import {
   bestFinal,
   bracket,
@@ -224,9 +225,16 @@ export class Call {
         // One rewrite for all forks: every fork is told the same relay ports.
         offer = this.rewriteSdp('a', inv.body, this.bindingEndpoint(contacts[0]!), contacts[0]!.localAddress);
       } catch (err) {
-        this.env.log('warn', 'call.bad_sdp', { callId: this.a.callId, side: 'a', error: (err as Error).message });
-        this.failA(488, CallTag.CalleeRejected, 79, 'Not Acceptable Here (unusable SDP offer)');
-        return;
+        if (err instanceof SdpUnsupportedError) {
+          // Valid SDP the relay cannot carry (IPv6 media): this call goes with direct media.
+          this.env.log('info', 'call.media_direct', { callId: this.a.callId, reason: err.message });
+          this.media?.close();
+          this.media = null;
+        } else {
+          this.env.log('warn', 'call.bad_sdp', { callId: this.a.callId, side: 'a', error: (err as Error).message });
+          this.failA(488, CallTag.CalleeRejected, 79, 'Not Acceptable Here (unusable SDP offer)');
+          return;
+        }
       }
     }
     this.env.fileDialog(this.bCallId, this.bTag, this, 'b');

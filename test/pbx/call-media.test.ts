@@ -184,3 +184,23 @@ test('cdr.format both: the server writes the call to the daily .csv and .cdr fil
     await local.stop();
   }
 });
+
+test('an IPv6 media offer, which the relay does not carry, makes a call with direct media instead of failing', async () => {
+  const [a, b] = await registeredPair(srv.port, '501', '502');
+  try {
+    const v6 = 'v=0\r\no=t 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 48000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
+    const call = await a.invite('502', v6);
+    const inc = await b.incoming();
+    assert.equal(inc.sdp, v6, 'the offer reaches the callee untouched');
+    inc.answer(v6.replace('48000', '48010'));
+    const ok = await call.final();
+    assert.equal(ok.status, 200);
+    assert.match(ok.body.toString(), /m=audio 48010/);
+    await inc.waitAck();
+    assert.equal((await call.bye()).status, 200);
+    await b.answerInDialog(inc.dialog, 'BYE');
+  } finally {
+    a.close();
+    b.close();
+  }
+});
