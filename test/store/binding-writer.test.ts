@@ -58,13 +58,16 @@ test('coalesces: last write per (aor, contact) wins, one transaction per flush',
 test('flushes on its own after flushMs (timer) and on close', async (t) => {
   const { store, batches } = countingStore(t);
   const writer = new BindingWriter(store, 5);
+  // The writer's timer is unref'd (it must not keep a server alive); this test's own timer is
+  // not, so the event loop waits for the flush instead of ending the test run early.
   const flushed = new Promise<void>((resolve, reject) => {
+    const limit = setTimeout(() => reject(new Error('no timed flush within 5 s')), 5000);
     const save = store.saveBindings.bind(store);
     store.saveBindings = (u, d) => {
       save(u, d);
+      clearTimeout(limit);
       resolve();
     };
-    setTimeout(() => reject(new Error('no timed flush within 5 s')), 5000).unref();
   });
   writer.upsert(binding('100', 'sip:100@a', 1));
   writer.upsert(binding('100', 'sip:100@a', 2));
