@@ -29,13 +29,6 @@ export function isSdp(msg: SipRequest | SipResponse): boolean {
   return t === undefined || t.toLowerCase().startsWith(SDP);
 }
 
-export function requestUriHost(uri: string): string | undefined {
-  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;?>]+)/i.exec(uri);
-  if (!m) return undefined;
-  const h = m[1]!;
-  return h.startsWith('[') ? h.slice(1, -1) : h;
-}
-
 export function bracket(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
@@ -62,13 +55,6 @@ const CAUSE_TEXT: Record<number, string> = {
 export function reasonValue(cause: number): string {
   const text = CAUSE_TEXT[cause];
   return `Q.850;cause=${cause}${text ? `;text="${text}"` : ''}`;
-}
-
-export function causeFromReason(req: SipRequest): number | undefined {
-  const values = req.headers.getAll('reason');
-  if (values.length === 0) return undefined;
-  const m = /\bQ\.850\b[^,]*?\bcause\s*=\s*(\d{1,3})\b/i.exec(values.join(', '));
-  return m ? Number(m[1]) : undefined;
 }
 
 /**

@@ -7,12 +7,13 @@
 import { createRequest, createResponse, Headers, REASON, type SipRequest, type SipResponse } from '../sip/message.js';
 import { Dialog, withoutTag } from '../sip/dialog.js';
 import { randomToken } from '../sip/random-id.js';
+import { parseUri } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/headers/name-addr.js';
 import { parseCSeq } from '../sip/headers/cseq.js';
 import type { ClientTransaction, ServerTransaction } from '../sip/transaction/layer.js';
 import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
 import type { Endpoint } from '../sip/transport/types.js';
-import { CallTag, causeForFinalResponse, DEFAULT_CAUSE } from '../cdr/record.js';
+import { CallTag, causeForFinalResponse, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { Binding } from './registrar.js';
 import { contactTarget } from './contact-target.js';
 import { ReliableProvisionals } from './reliable-provisionals.js';
@@ -20,7 +21,6 @@ import { SdpUnsupportedError } from '../media/sdp.js';
 import {
   bestFinal,
   bracket,
-  causeFromReason,
   contactFor,
   fromTagOf,
   hasOptionTag,
@@ -29,7 +29,6 @@ import {
   isSdp,
   quoteName,
   reasonValue,
-  requestUriHost,
   structuredCancel,
   summariseMedia,
   SDP,
@@ -156,7 +155,8 @@ export class Call {
     private media: MediaSession | null,
   ) {
     const h = invite.headers;
-    const aHost = env.localHost(source.address, requestUriHost(invite.uri));
+    this.aHint = parseUri(invite.uri)?.host;
+    const aHost = env.localHost(source.address, this.aHint);
     const contactUri = parseNameAddr(h.get('contact') ?? '')?.uri ?? '';
     this.a = new Dialog({
       callId: h.get('call-id') ?? '',
@@ -192,6 +192,9 @@ export class Call {
     return Buffer.from(this.media.rewrite(from, body.toString('utf8'), advertise, signalIp), 'utf8');
   }
 
+  /** The host the caller addressed us with (its Request-URI): our address as it sees it. */
+  private readonly aHint: string | undefined;
+
   /** Where the callee's SIP comes from (the phone that answered, or rang last). */
   private bSignalIp = '';
 
@@ -223,7 +226,7 @@ export class Call {
     if (inv.body.length > 0) {
       try {
         // One rewrite for all forks: every fork is told the same relay ports.
-        offer = this.rewriteSdp('a', inv.body, this.bindingEndpoint(contacts[0]!), contacts[0]!.localAddress);
+        offer = this.rewriteSdp('a', inv.body, contactTarget(contacts[0]!), contacts[0]!.localAddress);
       } catch (err) {
         if (err instanceof SdpUnsupportedError) {
           // Valid SDP the relay cannot carry (IPv6 media): this call goes with direct media.
@@ -244,12 +247,8 @@ export class Call {
     this.noAnswerTimer.unref();
   }
 
-  private bindingEndpoint(b: Binding): Endpoint {
-    return contactTarget(b);
-  }
-
   private startFork(binding: Binding, offer: Buffer): void {
-    const dest = this.bindingEndpoint(binding);
+    const dest = contactTarget(binding);
     const host = this.env.localHost(dest.address, binding.localAddress);
     const inv = this.invite.headers;
     const callerName = this.caller.displayName;
@@ -312,7 +311,7 @@ export class Call {
     let body = res.body;
     if (body.length > 0 && isSdp(res)) {
       try {
-        body = this.rewriteSdp('b', body, this.source, requestUriHost(this.invite.uri));
+        body = this.rewriteSdp('b', body, this.source, this.aHint);
         out.headers.append('content-type', SDP);
         out.body = body;
         this.answerSdp = body.toString('utf8');
@@ -386,7 +385,7 @@ export class Call {
     let answer = res.body;
     if (answer.length > 0 && isSdp(res)) {
       try {
-        answer = this.rewriteSdp('b', answer, this.source, requestUriHost(this.invite.uri));
+        answer = this.rewriteSdp('b', answer, this.source, this.aHint);
       } catch (err) {
         this.env.log('warn', 'call.bad_sdp', { callId: this.a.callId, side: 'b', error: (err as Error).message });
         this.env.sendRaw(this.b.request('ACK', { cseq }), this.b.destination);
@@ -447,7 +446,7 @@ export class Call {
   /** The B-leg dialog a fork's response creates (section 12.1.2). */
   private forkDialog(fork: Fork, res: SipResponse): Dialog {
     const contact = parseNameAddr(res.headers.get('contact') ?? '')?.uri;
-    const dest = this.bindingEndpoint(fork.binding);
+    const dest = contactTarget(fork.binding);
     const host = this.env.localHost(dest.address, fork.binding.localAddress);
     return new Dialog({
       callId: this.bCallId,
@@ -548,8 +547,7 @@ export class Call {
   /** CANCEL from the caller (the layer has answered it 200): 487 to the INVITE. */
   cancelledByCaller(cancel: SipRequest): void {
     if (this.state !== 'ringing') return;
-    const fromReason = causeForFinalResponse(0, cancel.headers.getAll('reason').join(', '));
-    const cause = cancel.headers.has('reason') && fromReason !== 21 ? fromReason : DEFAULT_CAUSE[CallTag.CallerCancel];
+    const cause = parseReasonCause(cancel.headers.getAll('reason').join(', ')) ?? DEFAULT_CAUSE[CallTag.CallerCancel];
     this.failA(487, CallTag.CallerCancel, cause);
   }
 
@@ -579,7 +577,7 @@ export class Call {
           // Section 15: a caller may end an early dialog with BYE: like CANCEL.
           this.failA(487, CallTag.CallerCancel, DEFAULT_CAUSE[CallTag.CallerCancel]);
         } else {
-          this.release(side === 'a' ? 'b' : 'a', side === 'a' ? CallTag.CallerBye : CallTag.CalleeBye, causeFromReason(req) ?? 16);
+          this.release(side === 'a' ? 'b' : 'a', side === 'a' ? CallTag.CallerBye : CallTag.CalleeBye, parseReasonCause(req.headers.getAll('reason').join(', ')) ?? 16);
         }
         tx.respond(createResponse(req, 200));
         return;

@@ -230,8 +230,8 @@ export class Registrar {
       };
       if (source.connectionId !== undefined) binding.connectionId = source.connectionId;
       // The host the phone addressed us with: our address as it sees it (Via, Contact, SDP).
-      const local = requestUriIpHost(req.uri);
-      if (local !== undefined) binding.localAddress = local;
+      const local = parseUri(req.uri)?.host;
+      if (local !== undefined && isIP(local) !== 0) binding.localAddress = local;
       if (existing) list[idx] = binding;
       else list.push(binding);
       this.opts.writer.upsert(binding);
@@ -342,10 +342,3 @@ function unquote(v: string | null | undefined): string | undefined {
   return v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
 }
 
-/** The host of a Request-URI when it is an IP literal (brackets removed), else undefined. */
-function requestUriIpHost(uri: string): string | undefined {
-  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;?>]+)/i.exec(uri);
-  if (!m) return undefined;
-  const h = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
-  return isIP(h) !== 0 ? h : undefined;
-}

@@ -219,7 +219,6 @@ export class PbxServer {
       await this.relay?.close();
       throw err;
     }
-    this.sipPortRef.port = this.stack.port;
     this.registrar.start();
     this.logger.info('server.started', {
       port: this.stack.port,
@@ -246,8 +245,6 @@ export class PbxServer {
     this.store.close();
     this.logger.info('server.stopped');
   }
-
-  private readonly sipPortRef = { port: 0 };
 
   /** The relay port range, or this worker's slice of it (workers do not share relay ports). */
   private relayPorts(): { portMin: number; portMax: number } {
