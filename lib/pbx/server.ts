@@ -119,19 +119,7 @@ export class PbxServer {
       env: {
         sendRequest: (req, dest, user) => {
           try {
-            // A transaction timeout is reported from a timer, outside any request handler: a
-            // fault in the call's reaction is logged, not thrown into the event loop.
-            const guarded = {
-              onResponse: (res: SipResponse) => user.onResponse(res),
-              onTimeout: () => {
-                try {
-                  user.onTimeout();
-                } catch (err) {
-                  logger.error('call.internal_error', { error: (err as Error).stack ?? String(err) });
-                }
-              },
-            };
-            return this.stack.transactions.sendRequest(req, dest, guarded);
+            return this.stack.transactions.sendRequest(req, dest, user);
           } catch (err) {
             logger.warn('sip.send_failed', { error: (err as Error).message });
             return null;

@@ -34,10 +34,6 @@ function hashHex(algorithm: DigestAlgorithm, text: string): string {
   return oneShotHash ? oneShotHash(name, text, 'hex') : createHash(name).update(text, 'utf8').digest('hex');
 }
 
-function sha256Hex(data: Buffer): string {
-  return oneShotHash ? oneShotHash('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
-}
-
 /** Compares two strings of equal length without an early exit. */
 function constantTimeEqual(a: string, b: string): boolean {
   if (a.length !== b.length) return false;

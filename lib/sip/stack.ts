@@ -74,6 +74,7 @@ export class SipStack {
       timers: opts.timers,
       tu,
       maxServerTransactions: opts.maxServerTransactions,
+      onUserError: (err) => opts.logger.error('sip.timer_handler_error', { error: (err as Error).stack ?? String(err) }),
     });
   }
 

@@ -66,6 +66,12 @@ export interface TransactionLayerOptions {
   maxServerTransactions?: number;
   /** Coalescing window of the long timers (B, D, F, H, I, J, K, L, M), default 100 ms. */
   longTimerResolution?: number;
+  /**
+   * Told about a fault thrown by a client transaction's user from a timer (timeout, transport
+   * error): no request handler surrounds those calls, so the fault is reported here instead of
+   * reaching the event loop. Default: rethrown.
+   */
+  onUserError?: (err: unknown) => void;
 }
 
 export interface TransactionStats {
@@ -116,6 +122,7 @@ export class TransactionLayer {
   private readonly clients = new Map<string, ClientTx>();
   private readonly ctx: TransactionContext;
   private readonly tu: TransactionUser;
+  private readonly onUserError: ((err: unknown) => void) | undefined;
   private readonly maxServers: number;
   /**
    * Completed non-INVITE server transactions in the order they completed. When the table is
@@ -137,6 +144,7 @@ export class TransactionLayer {
     const clients = this.clients;
     this.tu = opts.tu;
     this.maxServers = opts.maxServerTransactions ?? 100_000;
+    this.onUserError = opts.onUserError;
     this.ctx = {
       clock,
       expiry: new ExpiryScheduler(clock, opts.longTimerResolution ?? 100),
@@ -274,10 +282,11 @@ export class TransactionLayer {
     }
     const key = clientKey(branch, req.method);
     if (this.clients.has(key)) throw new Error(`a client transaction with branch ${branch} ${req.method} exists`);
+    const guarded = this.onUserError ? guardTimerCallbacks(user, this.onUserError) : user;
     const tx =
       req.method === 'INVITE'
-        ? new ClientInviteTransaction(this.ctx, key, req, dest, user)
-        : new ClientNonInviteTransaction(this.ctx, key, req, dest, user);
+        ? new ClientInviteTransaction(this.ctx, key, req, dest, guarded)
+        : new ClientNonInviteTransaction(this.ctx, key, req, dest, guarded);
     this.clients.set(key, tx);
     this.stats.clientTransactions = this.clients.size;
     if (req.method === 'CANCEL') {
@@ -423,4 +432,22 @@ export class TransactionLayer {
     cancelTx.respond(createResponse(cancel, 200, undefined, invite.responseToTag() ?? newTag()));
     if (invite.state === 'Proceeding') this.tu.onCancel?.(cancel, invite, source);
   }
+}
+
+/** The user's timer-driven callbacks with their faults reported (responses arrive inside receive(), which already guards). */
+function guardTimerCallbacks(user: ClientTransactionUser, report: (err: unknown) => void): ClientTransactionUser {
+  const guard =
+    (fn: (...args: never[]) => void) =>
+    (...args: never[]): void => {
+      try {
+        fn(...args);
+      } catch (err) {
+        report(err);
+      }
+    };
+  return {
+    onResponse: (res) => user.onResponse(res),
+    onTimeout: guard(() => user.onTimeout()),
+    ...(user.onTransportError ? { onTransportError: guard((err: Error) => user.onTransportError!(err)) } : {}),
+  };
 }

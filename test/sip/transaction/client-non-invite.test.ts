@@ -107,3 +107,18 @@ test('client non-INVITE: a transport error without onTransportError is reported 
   assert.equal(tx.state, 'Terminated');
   assert.equal(r.clock.pending, 0);
 });
+
+test('a fault in the user\'s timeout callback (Timer F) is reported to onUserError, not thrown into the timer', () => {
+  const errors: unknown[] = [];
+  const r = rig({ onUserError: (err) => errors.push(err) });
+  r.layer.sendRequest(request('OPTIONS'), UDP, {
+    onResponse: () => undefined,
+    onTimeout: () => {
+      throw new Error('user fault');
+    },
+  });
+  assert.doesNotThrow(() => r.clock.advance(32_000));
+  assert.equal(errors.length, 1);
+  assert.match(String(errors[0]), /user fault/);
+  assert.equal(r.layer.stats.clientTransactions, 0, 'the transaction ended all the same');
+});

@@ -19,7 +19,7 @@ export interface RequestSeen {
   source: Destination;
 }
 
-export function rig(opts: { timers?: Partial<TimerConfig>; maxServerTransactions?: number; failSend?: () => boolean } = {}) {
+export function rig(opts: { timers?: Partial<TimerConfig>; maxServerTransactions?: number; failSend?: () => boolean; onUserError?: (err: unknown) => void } = {}) {
   const clock = new FakeClock();
   const sent: Sent[] = [];
   const requests: RequestSeen[] = [];
@@ -29,6 +29,7 @@ export function rig(opts: { timers?: Partial<TimerConfig>; maxServerTransactions
     clock,
     timers: opts.timers,
     maxServerTransactions: opts.maxServerTransactions,
+    ...(opts.onUserError ? { onUserError: opts.onUserError } : {}),
     send(msg, dest) {
       if (opts.failSend?.()) throw new Error('network unreachable');
       sent.push({ msg, dest, at: clock.now() });
