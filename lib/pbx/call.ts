@@ -683,7 +683,7 @@ export class Call {
         if (pending && this.pending === pending) this.pending = null;
         tx.respond(createResponse(req, 408));
         // Section 12.2.1.2: a timeout on an in-dialog request ends the dialog.
-        if (req.method === 'INVITE' || req.method === 'UPDATE') this.release('both', from === 'a' ? CallTag.NoResponse : CallTag.NoResponse, 102);
+        if (req.method === 'INVITE' || req.method === 'UPDATE') this.release('both', CallTag.NoResponse, 102);
       },
     });
     if (!sent) {

@@ -8,7 +8,7 @@
  * small envelope that keeps its original source, authenticated by a token only the server's
  * processes know.
  */
-import { topVia, toTag } from './transaction/message-keys.js';
+import { topVia, toTag, viaSentBy } from './transaction/message-keys.js';
 import type { SipMessage } from './message.js';
 import type { Endpoint } from './transport/types.js';
 
@@ -68,8 +68,12 @@ export class WorkerRouter {
   }
 }
 
+/** The port of a Via's sent-by (after the host; an IPv6 reference ends with "]"). */
 function viaPort(via: string | undefined): number | undefined {
-  if (via === undefined) return undefined;
-  const m = /^\s*SIP\s*\/\s*2\.0\s*\/\s*\w+\s+(?:\[[^\]]+\]|[^\s:;]+):(\d+)/i.exec(via);
-  return m ? Number(m[1]) : undefined;
+  const sentBy = via === undefined ? undefined : viaSentBy(via);
+  if (sentBy === undefined) return undefined;
+  const colon = sentBy.lastIndexOf(':');
+  if (colon < 0 || colon < sentBy.lastIndexOf(']')) return undefined;
+  const port = Number(sentBy.slice(colon + 1));
+  return Number.isInteger(port) ? port : undefined;
 }
