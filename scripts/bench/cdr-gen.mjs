@@ -13,17 +13,8 @@ const count = Number(countArg ?? 1_000_000);
 const build = path.resolve(process.env.CDR_BUILD ?? 'build');
 const { buildCdrRecord } = await import(path.join(build, 'lib/cdr/record.js'));
 const { formatCsvRecord, CSV_HEADER } = await import(path.join(build, 'lib/cdr/csv.js'));
+const { mulberry32 } = await import(path.join(build, 'test/helpers/prng.js'));
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(2026);
 const pick = (list) => list[Math.floor(rand() * list.length)];
 const NAMES = ['Alice Martin', 'Bob Dupont', 'Carol', 'Dave O\'Neil', 'Smith, John', 'Zoë Müller', '王伟', 'Reception', 'The "Boss"', ''];
