@@ -3,6 +3,7 @@
 // so a killed process loses no finished record and leaves at most one partial last record.
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { CSV_HEADER, formatCsvRecord } from './csv.js';
 import { encodeFileHeader, encodeRecord } from './binary.js';
 import type { CdrRecord } from './record.js';
@@ -54,17 +55,42 @@ class DailyFile {
   private open(stem: string, createdAt: Date): Buffer {
     this.close();
     fs.mkdirSync(this.dir, { recursive: true });
+    const file = path.join(this.dir, stem + this.ext);
+    const header = this.ext === '.cdr' ? encodeFileHeader(createdAt.getTime()) : Buffer.from(CSV_HEADER + '\n');
+    if (!fs.existsSync(file)) createWithContent(file, header);
     // 'a+': appends like 'a' (O_APPEND), and lets us read the existing last byte.
-    const fd = fs.openSync(path.join(this.dir, stem + this.ext), 'a+');
+    const fd = fs.openSync(file, 'a+');
     this.fd = fd;
     this.stem = stem;
     const size = fs.fstatSync(fd).size;
-    if (this.ext === '.cdr') return size === 0 ? encodeFileHeader(createdAt.getTime()) : EMPTY;
-    if (size === 0) return Buffer.from(CSV_HEADER + '\n');
+    if (size === 0) return header; // emptied by hand, or made where hard links are not supported
+    if (this.ext === '.cdr') return EMPTY;
     // A crash mid-record left a line without its newline: keep it apart from the next record.
     const last = Buffer.alloc(1);
     fs.readSync(fd, last, 0, 1, size - 1);
     return last[0] === 0x0a ? EMPTY : Buffer.from('\n');
+  }
+}
+
+/**
+ * Makes `file` appear already holding `content`, or leaves it alone if it exists: several server
+ * processes (sip.workers) may open the day's file at the same moment, and only one may write its
+ * header. The content is written to a private temporary file that is then hard-linked to the name,
+ * which either succeeds whole or fails with EEXIST.
+ */
+function createWithContent(file: string, content: Buffer): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    fs.writeFileSync(tmp, content, { flag: 'wx' });
+    fs.linkSync(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    // A filesystem without hard links (FAT): the empty file is created and open() adds the header.
+    fs.closeSync(fs.openSync(file, 'a'));
+  } finally {
+    fs.rmSync(tmp, { force: true });
   }
 }
 

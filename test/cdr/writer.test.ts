@@ -131,6 +131,53 @@ test('a killed writer leaves every finished record readable (child process, SIGK
   }
 });
 
+test('writers in several threads opening the same new day at once: one header per file, every record kept', async () => {
+  const dir = tmpDir();
+  const threads = 6;
+  const days = 25;
+  try {
+    const { Worker } = await import('node:worker_threads');
+    const here = path.dirname(new URL(import.meta.url).pathname);
+    const writerModule = path.resolve(here, '../../lib/cdr/writer.js');
+    const recordModule = path.resolve(here, '../../lib/cdr/record.js');
+    // Every thread waits at a barrier per day, then all write their first record of that day.
+    const arrived = new Int32Array(new SharedArrayBuffer(4 * days));
+    const script = `
+      const { workerData } = await import('node:worker_threads');
+      const { CdrWriter } = await import(${JSON.stringify(writerModule)});
+      const { buildCdrRecord } = await import(${JSON.stringify(recordModule)});
+      const { arrived, dir, threads, days, me } = workerData;
+      let day = 0;
+      const w = new CdrWriter({ dir, format: 'both', now: () => new Date(2026, 0, 1 + day, 12) });
+      for (; day < ${days}; day++) {
+        Atomics.add(arrived, day, 1);
+        const until = Date.now() + 5000;
+        while (Atomics.load(arrived, day) < threads && Date.now() < until) {}
+        w.write(buildCdrRecord({ callId: 't' + me + 'd' + day, caller: '1', callee: '2', dialled: '2', route: 'local', startMs: 1e12, endMs: 1e12 + 10, status: 486, tag: 9 }));
+      }
+      w.close();`;
+    await Promise.all(Array.from({ length: threads }, (_, me) => new Promise<void>((resolve, reject) => {
+      const worker = new Worker(script, { eval: true, workerData: { arrived, dir, threads, days, me } });
+      worker.once('error', reject);
+      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`thread exited ${code}`))));
+    })));
+    for (let day = 0; day < days; day++) {
+      const stem = dailyFileStem(new Date(2026, 0, 1 + day, 12));
+      const text = fs.readFileSync(path.join(dir, stem + '.csv'), 'utf8');
+      assert.equal(text.split(CSV_HEADER).length - 1, 1, `${stem}.csv: header written once`);
+      const csv = readCsv(path.join(dir, stem + '.csv'));
+      assert.deepEqual(csv.problems, []);
+      assert.deepEqual(csv.rows.map((r) => r.rec.call_id).sort(), Array.from({ length: threads }, (_, me) => 't' + me + 'd' + day).sort());
+      const bin = readCdr(path.join(dir, stem + '.cdr'));
+      assert.deepEqual(bin.problems, [], `${stem}.cdr: one file header, then records`);
+      assert.equal(bin.rows.length, threads);
+    }
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('write errors go to onError when given, and the writer keeps working', () => {
   const dir = tmpDir();
   try {
