@@ -42,6 +42,12 @@ export const SCHEMA = {
       max: 268435456,
       doc: 'UDP socket receive/send buffer asked of the kernel (capped by net.core.rmem_max).',
     },
+    udpEngine: {
+      type: 'enum',
+      default: 'auto',
+      values: ['auto', 'native', 'node'],
+      doc: 'Who does UDP socket I/O. native: a thread of the native addon receives and sends in batches (recvmmsg/sendmmsg), so the kernel\'s share of every datagram runs beside the SIP logic on another core; node: Node.js dgram on the main thread; auto: native when the addon was built (npm ci builds it when a C compiler is present), else node.',
+    },
     maxMessageBytes: { type: 'int', default: 65536, min: 1500, max: 1048576, doc: 'Largest SIP message accepted; larger ones get 513.' },
     maxHeaders: { type: 'int', default: 256, min: 16, max: 4096, doc: 'Most header lines in one message.' },
     maxVia: { type: 'int', default: 32, min: 2, max: 256, doc: 'Most Via values in one message.' },

@@ -157,6 +157,7 @@ export class PbxServer {
         port: config.sip.port,
         transports: config.sip.transports as Array<'udp' | 'tcp'>,
         udpBufferBytes: config.sip.udpBufferBytes,
+        udpEngine: config.sip.udpEngine as 'auto' | 'native' | 'node',
         limits: { maxMessageBytes: config.sip.maxMessageBytes, maxHeaders: config.sip.maxHeaders, maxVia: config.sip.maxVia },
         tcpMaxConnections: config.sip.tcpMaxConnections,
         tcpIdleMs: config.sip.tcpIdleSeconds * 1000,

@@ -3,7 +3,8 @@ import { createResponse, serialize, type SipMessage, type SipRequest, type SipRe
 import { topViaStampFacts } from './headers/via.js';
 import { TransactionLayer, type TransactionUser } from './transaction/layer.js';
 import type { TimerConfig } from './transaction/timers.js';
-import { UdpTransport } from './transport/udp.js';
+import { UdpTransport, type UdpOptions } from './transport/udp.js';
+import { NativeUdpTransport, nativeUdpAddon, nativeUdpUnavailable } from './transport/native-udp.js';
 import { TcpTransport } from './transport/tcp.js';
 import type { Endpoint } from './transport/types.js';
 import type { Logger } from '../log.js';
@@ -16,6 +17,8 @@ export interface StackOptions {
   port: number;
   transports: Array<'udp' | 'tcp'>;
   udpBufferBytes: number;
+  /** Who does UDP socket I/O: the native addon's I/O thread, Node's dgram, or native when built. */
+  udpEngine?: 'auto' | 'native' | 'node';
   limits: ParseLimits;
   tcpMaxConnections: number;
   tcpIdleMs: number;
@@ -48,7 +51,8 @@ export interface StackCounters {
 export class SipStack {
   readonly transactions: TransactionLayer;
   readonly counters: StackCounters = { received: 0, parseErrors: 0, droppedResponses: 0, sent: 0 };
-  private readonly udp: UdpTransport[] = [];
+  private readonly udp: Array<UdpTransport | NativeUdpTransport> = [];
+  private udpEngineUsed: 'native' | 'node' = 'node';
   private readonly tcp: TcpTransport[] = [];
   private boundPort = 0;
   private privatePort = 0;
@@ -88,8 +92,22 @@ export class SipStack {
     return this.privatePort || this.boundPort;
   }
 
+  /** The UDP engine in use (decided at start). */
+  get udpEngine(): 'native' | 'node' {
+    return this.udpEngineUsed;
+  }
+
+  private chooseUdpEngine(): (o: UdpOptions) => Promise<UdpTransport | NativeUdpTransport> {
+    const wanted = this.opts.udpEngine ?? 'node';
+    if (wanted === 'native' && nativeUdpAddon() === null) throw new Error(`sip.udpEngine native: ${nativeUdpUnavailable()}`);
+    if (wanted === 'auto' && nativeUdpAddon() === null) this.opts.logger.info('sip.udp_engine_fallback', { engine: 'node', reason: nativeUdpUnavailable() });
+    this.udpEngineUsed = wanted !== 'node' && nativeUdpAddon() !== null ? 'native' : 'node';
+    return this.udpEngineUsed === 'native' ? (o) => NativeUdpTransport.open(o) : (o) => UdpTransport.open(o);
+  }
+
   async start(): Promise<void> {
     const { opts } = this;
+    const openUdp = opts.transports.includes('udp') ? this.chooseUdpEngine() : UdpTransport.open;
     const onMessage = (data: Buffer, source: Endpoint) => this.receive(data, source);
     const families: Array<{ family: 4 | 6; address: string }> = [{ family: 4, address: opts.bind4 }];
     if (opts.bind6) families.push({ family: 6, address: opts.bind6 });
@@ -99,13 +117,13 @@ export class SipStack {
         if (opts.transports.includes('udp')) {
           const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
           const fd = opts.sharedUdp?.(address, port);
-          const t = await UdpTransport.open({ ...common, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
+          const t = await openUdp({ ...common, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
           port = t.port;
           this.udp.push(t);
           if (opts.sharedUdp) {
             // Receives only: sends leave from the shared socket (pushed first), so that phones
             // behind NAT see requests coming from the SIP port they registered to.
-            const own = await UdpTransport.open({ ...common, address, port: this.privatePort, onMessage: (data, source) => this.receivePrivate(data, source) });
+            const own = await openUdp({ ...common, address, port: this.privatePort, onMessage: (data, source) => this.receivePrivate(data, source) });
             this.udp.push(own);
             if (family === 4 || this.privatePort === 0) this.privatePort = own.port;
             this.siblingAddress[family] = isWildcard(own.address) ? LOOPBACK_FOR[family] : own.address;
@@ -139,7 +157,7 @@ export class SipStack {
       }
       this.boundPort = port;
     }
-    for (const t of this.udp) opts.logger.info('sip.listening', { transport: 'udp', address: t.address, port: t.port });
+    for (const t of this.udp) opts.logger.info('sip.listening', { transport: 'udp', address: t.address, port: t.port, engine: this.udpEngineUsed });
     for (const t of this.tcp) opts.logger.info('sip.listening', { transport: 'tcp', address: t.address, port: t.port });
   }
 

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sipio.h"
+
 #define BATCH 64
 #define MAX_BATCHES_PER_WAKE 4 /* per socket, so one busy socket cannot starve the others */
 #define PKT_MAX 2048
@@ -537,6 +539,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "reusePortUdp", NULL, js_reuse_port_udp, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  sipio_register(env, exports);
   return exports;
 }
 

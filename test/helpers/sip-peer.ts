@@ -61,17 +61,34 @@ export class UdpPeer {
 
   /**
    * Sends and waits for the final response with the same Call-ID; other responses (late
-   * retransmissions of earlier answers) are discarded.
+   * retransmissions of earlier answers) are discarded. Like any UDP client (RFC 3261 section
+   * 17.1.2.2, timer E) the request is sent again after 500 ms, 1 s, 2 s... without an answer: a
+   * datagram lost in a burst (a full socket buffer) is no reason to give up.
    */
   async request(text: string, port: number, ms = 2000): Promise<SipResponse> {
     const callId = /^(?:Call-ID|i)\s*:\s*(.*)$/im.exec(text)?.[1]?.trim();
     this.send(text, port);
     const deadline = Date.now() + ms;
+    let interval = 500;
+    let resendAt = Date.now() + interval;
     for (;;) {
-      const r = await this.next(Math.max(1, deadline - Date.now()));
+      const now = Date.now();
+      if (now >= deadline) throw new Error(`no response within ${ms} ms`);
+      if (now >= resendAt) {
+        this.send(text, port);
+        interval = Math.min(interval * 2, 4000);
+        resendAt = now + interval;
+      }
+      let r: SipResponse;
+      try {
+        r = await this.next(Math.max(1, Math.min(deadline, resendAt) - Date.now()));
+      } catch {
+        continue; // no answer yet: send again, or give up at the deadline
+      }
       if (callId === undefined || r.headers.get('call-id') === callId) return r;
     }
   }
+
 
   /** Forgets every response received so far. */
   drain(): void {

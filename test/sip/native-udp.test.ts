@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { NativeUdpTransport, nativeUdpAddon } from '../../lib/sip/transport/native-udp.js';
+import type { Endpoint } from '../../lib/sip/transport/types.js';
+
+const noAddon = nativeUdpAddon() === null && 'the native addon is not built';
+
+interface Received {
+  data: Buffer;
+  source: Endpoint;
+}
+
+async function openNative(address = '127.0.0.1', onMessage?: (data: Buffer, source: Endpoint) => void) {
+  const inbox: Received[] = [];
+  const t = await NativeUdpTransport.open({
+    address,
+    port: 0,
+    family: address.includes(':') ? 6 : 4,
+    bufferBytes: 1 << 20,
+    onMessage: onMessage ?? ((data, source) => inbox.push({ data, source })),
+  });
+  return { t, inbox };
+}
+
+async function openPeer(type: 'udp4' | 'udp6' = 'udp4') {
+  const socket = dgram.createSocket(type);
+  const inbox: Buffer[] = [];
+  socket.on('message', (m) => inbox.push(m));
+  await new Promise<void>((resolve) => socket.bind(0, type === 'udp4' ? '127.0.0.1' : '::1', resolve));
+  return { socket, inbox, port: socket.address().port };
+}
+
+async function until(what: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** A datagram whose bytes tell its index and length apart from any other. */
+function datagram(i: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let k = 0; k < size; k++) b[k] = (i * 31 + k) & 0xff;
+  b.writeUInt32BE(i, 0);
+  return b;
+}
+
+test('native UDP: datagrams of every size arrive whole, in order, with their source; replies reach the sender', { skip: noAddon }, async () => {
+  const { t, inbox } = await openNative();
+  const peer = await openPeer();
+  try {
+    assert.ok(t.port > 0);
+    const sizes = [4, 5, 6, 7, 100, 1499, 1500, 9000, 60000];
+    for (let i = 0; i < 300; i++) {
+      peer.socket.send(datagram(i, sizes[i % sizes.length]!), t.port, '127.0.0.1');
+      if (i % 50 === 49) await until(() => inbox.length > i); // stay within the socket buffers
+    }
+    await until(() => inbox.length >= 300);
+    assert.equal(inbox.length, 300);
+    inbox.forEach((r, i) => {
+      assert.deepEqual(r.data, datagram(i, sizes[i % sizes.length]!), `datagram ${i}`);
+      assert.deepEqual(r.source, { transport: 'udp', address: '127.0.0.1', port: peer.port });
+    });
+    // Replies: staged during one turn and sent together by the I/O thread, in order.
+    for (let i = 0; i < 100; i++) t.send(datagram(i, 200 + i), '127.0.0.1', peer.port);
+    await until(() => peer.inbox.length >= 100);
+    assert.deepEqual(peer.inbox, Array.from({ length: 100 }, (_, i) => datagram(i, 200 + i)));
+    assert.deepEqual(t.counters(), { receiveDropped: 0, sendDropped: 0, sendErrors: 0 });
+  } finally {
+    peer.socket.close();
+    await t.close();
+  }
+});
+
+test('native UDP: a destination that is not an IP address is counted, and the sends beside it still leave', { skip: noAddon }, async () => {
+  const { t } = await openNative();
+  const peer = await openPeer();
+  try {
+    t.send(Buffer.from('one'), '127.0.0.1', peer.port);
+    t.send(Buffer.from('lost'), 'phone.example.com', 5060); // a Contact host name: never resolved
+    t.send(Buffer.from('lost'), 'x'.repeat(300), 5060);
+    t.send(Buffer.from('lost'), '127.0.0.1', 0);
+    t.send(Buffer.alloc(70000), '127.0.0.1', peer.port); // larger than any datagram
+    t.send(Buffer.from('two'), '127.0.0.1', peer.port);
+    await until(() => peer.inbox.length >= 2);
+    await until(() => t.counters().sendErrors >= 1, 1000);
+    assert.deepEqual(peer.inbox.map(String), ['one', 'two']);
+    assert.equal(t.counters().sendErrors, 1, 'the host name reached the I/O thread and was refused there');
+  } finally {
+    peer.socket.close();
+    await t.close();
+  }
+});
+
+test('native UDP: IPv6 sources and destinations (::1)', { skip: noAddon }, async (t) => {
+  let native: Awaited<ReturnType<typeof openNative>>;
+  try {
+    native = await openNative('::1');
+  } catch (err) {
+    t.skip(`no IPv6 loopback here (${(err as Error).message})`);
+    return;
+  }
+  const peer = await openPeer('udp6');
+  try {
+    peer.socket.send('hello', native.t.port, '::1');
+    await until(() => native.inbox.length >= 1);
+    assert.equal(native.inbox[0]!.data.toString(), 'hello');
+    assert.deepEqual(native.inbox[0]!.source, { transport: 'udp', address: '::1', port: peer.port });
+    native.t.send(Buffer.from('back'), '::1', peer.port);
+    await until(() => peer.inbox.length >= 1);
+    assert.equal(peer.inbox[0]!.toString(), 'back');
+  } finally {
+    peer.socket.close();
+    await native.t.close();
+  }
+});
+
+test('native UDP: a handler that throws loses no other datagram; close() sends what was staged and frees the port', { skip: noAddon }, async () => {
+  const seen: string[] = [];
+  const errors: string[] = [];
+  const t = await NativeUdpTransport.open({
+    address: '127.0.0.1',
+    port: 0,
+    family: 4,
+    bufferBytes: 1 << 20,
+    onMessage: (data) => {
+      if (String(data) === 'boom') throw new Error('handler fault');
+      seen.push(String(data));
+    },
+    onError: (err) => errors.push(err.message),
+  });
+  const peer = await openPeer();
+  const port = t.port;
+  for (const m of ['a', 'boom', 'b']) peer.socket.send(m, port, '127.0.0.1');
+  await until(() => seen.length >= 2);
+  assert.deepEqual(seen, ['a', 'b']);
+  assert.deepEqual(errors, ['handler fault']);
+  t.send(Buffer.from('last words'), '127.0.0.1', peer.port);
+  await t.close();
+  await until(() => peer.inbox.length >= 1);
+  assert.equal(String(peer.inbox[0]), 'last words');
+  t.send(Buffer.from('after close'), '127.0.0.1', peer.port); // ignored, no throw
+  // The port is free again: another socket can bind it.
+  const again = await NativeUdpTransport.open({ address: '127.0.0.1', port, family: 4, bufferBytes: 65536, onMessage: () => {} });
+  assert.equal(again.port, port);
+  await again.close();
+  peer.socket.close();
+});
+
+test('native UDP: a port in use is refused with EADDRINUSE', { skip: noAddon }, async () => {
+  const { t } = await openNative();
+  try {
+    await assert.rejects(
+      NativeUdpTransport.open({ address: '127.0.0.1', port: t.port, family: 4, bufferBytes: 65536, onMessage: () => {} }),
+      (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE',
+    );
+  } finally {
+    await t.close();
+  }
+});
