@@ -15,8 +15,11 @@
 //       JavaScript gathers during one turn of its event loop and hands over with one call. It wakes
 //       the thread (eventfd) only when it makes the queue non-empty; the thread swaps the queue
 //       for an empty one and sends it.
-// Both queues are bounded (what a flood can make us hold); beyond the bound datagrams are dropped
-// and counted, as the kernel does when a socket buffer is full.
+// Both queues are bounded. The receive queue is kept short (RX_QUEUE_MAX, a few thousand SIP
+// messages, well under a second of work): when it is full the thread stops reading until
+// JavaScript has taken it, so an overload waits in (and overflows from) the kernel's socket buffer
+// instead of growing a backlog whose answers would all come too late. Sends beyond TX_QUEUE_MAX
+// are dropped and counted.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -39,7 +42,7 @@
 
 #define RX_BATCH 32
 #define DGRAM_MAX 65536
-#define RX_QUEUE_MAX (16u << 20)
+#define RX_QUEUE_MAX (1u << 20)
 #define TX_QUEUE_MAX (16u << 20)
 #define TX_BATCH 64
 #define RX_HEADER 12
@@ -62,6 +65,7 @@ typedef struct {
   napi_threadsafe_function tsfn;
   bytes_t rx;
   bytes_t tx;
+  int rx_paused; /* the socket is out of the epoll set until JavaScript drains the queue */
   double rx_dropped;
   double tx_dropped;
   double tx_errors;
@@ -157,8 +161,22 @@ static int queue_received(sipio_t *s, int n) {
   return was_empty && s->rx.len > 0;
 }
 
+/* Takes the socket out of (or back into) the epoll set. Called with mu held. */
+static void set_paused(sipio_t *s, int paused) {
+  struct epoll_event ev = { .events = paused ? 0 : EPOLLIN, .data.u32 = 0 };
+  epoll_ctl(s->ep, EPOLL_CTL_MOD, s->fd, &ev);
+  s->rx_paused = paused;
+}
+
 static void receive_ready(sipio_t *s) {
   for (int round = 0; round < 16; round++) {
+    /* Read no more than the queue can surely take, so that nothing read is dropped here. */
+    pthread_mutex_lock(&s->mu);
+    size_t room = (RX_QUEUE_MAX - s->rx.len) / (RX_HEADER + ADDR_TEXT_MAX + DGRAM_MAX);
+    if (room == 0) set_paused(s, 1);
+    pthread_mutex_unlock(&s->mu);
+    if (room == 0) return;
+    int batch = room < RX_BATCH ? (int)room : RX_BATCH;
     for (int i = 0; i < RX_BATCH; i++) {
       s->in_iov[i].iov_base = s->in_bufs + (size_t)i * DGRAM_MAX;
       s->in_iov[i].iov_len = DGRAM_MAX;
@@ -168,13 +186,13 @@ static void receive_ready(sipio_t *s) {
       s->in_msgs[i].msg_hdr.msg_iov = &s->in_iov[i];
       s->in_msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    int n = recvmmsg(s->fd, s->in_msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->fd, s->in_msgs, (unsigned)batch, MSG_DONTWAIT, NULL);
     if (n <= 0) return;
     pthread_mutex_lock(&s->mu);
     int notify = queue_received(s, n);
     pthread_mutex_unlock(&s->mu);
     if (notify) napi_call_threadsafe_function(s->tsfn, NULL, napi_tsfn_nonblocking);
-    if (n < RX_BATCH) return;
+    if (n < batch) return;
   }
 }
 
@@ -303,6 +321,9 @@ static void *io_thread(void *arg) {
         receive_ready(s);
       }
     }
+    pthread_mutex_lock(&s->mu);
+    if (s->rx_paused && s->rx.len + DGRAM_MAX <= RX_QUEUE_MAX) set_paused(s, 0);
+    pthread_mutex_unlock(&s->mu);
     send_queued(s);
   }
   send_queued(s); /* what JavaScript sent before close() still leaves */
@@ -464,12 +485,12 @@ static napi_value js_drain(napi_env env, napi_callback_info info) {
   void *dst;
   napi_status st = napi_create_buffer_copy(env, s->rx.len, s->rx.data, &dst, &out);
   s->rx.len = 0;
-  if (s->rx.cap > (4u << 20)) {
-    free(s->rx.data);
-    s->rx.data = NULL;
-    s->rx.cap = 0;
-  }
+  int resume = s->rx_paused;
   pthread_mutex_unlock(&s->mu);
+  if (resume) {
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof one) < 0) { /* counter saturated: the thread is awake already */ }
+  }
   if (st != napi_ok) THROW(env, "sipIoDrain: out of memory");
   return out;
 }

@@ -157,3 +157,35 @@ test('native UDP: a port in use is refused with EADDRINUSE', { skip: noAddon }, 
     await t.close();
   }
 });
+
+test('native UDP: a backlog is worked off in slices, so timers run in between, and nothing is lost', { skip: noAddon }, async () => {
+  let handled = 0;
+  const ticksAt: number[] = [];
+  const t = await NativeUdpTransport.open({
+    address: '127.0.0.1',
+    port: 0,
+    family: 4,
+    bufferBytes: 4 << 20,
+    onMessage: () => {
+      handled++;
+      const until = performance.now() + 0.2; // a slow handler: 600 messages are ~120 ms of work
+      while (performance.now() < until) {
+        /* busy */
+      }
+    },
+  });
+  const peer = await openPeer();
+  try {
+    const ticker = setInterval(() => ticksAt.push(handled), 1);
+    for (let i = 0; i < 600; i++) peer.socket.send(datagram(i, 300), t.port, '127.0.0.1');
+    await until(() => handled >= 600, 10_000);
+    clearInterval(ticker);
+    assert.equal(handled, 600);
+    const during = ticksAt.filter((h) => h > 0 && h < 600);
+    assert.ok(during.length >= 2, `a timer ran ${during.length} times while the backlog was handled`);
+    assert.equal(t.counters().receiveDropped, 0);
+  } finally {
+    peer.socket.close();
+    await t.close();
+  }
+});

@@ -51,6 +51,8 @@ function errnoError(negative: number, what: string): NodeJS.ErrnoException {
 // [u8 family 4|6][u8 text length][4 bytes IPv4][IPv6 address text][datagram], padded to 4 bytes.
 const RX_HEADER = 12;
 const DGRAM_MAX = 65536;
+/** Longest stretch the main thread spends on received datagrams before timers get their turn. */
+const DRAIN_SLICE_MS = 20;
 
 export interface NativeUdpCounters {
   /** Received datagrams dropped (queue bound reached, or larger than 64 KiB). */
@@ -78,7 +80,27 @@ export class NativeUdpTransport {
     private readonly handle: Handle,
     readonly address: string,
     readonly port: number,
+    private readonly opts: UdpOptions,
   ) {}
+
+  private drainScheduled = false;
+  /** A batch taken from the I/O thread but not yet handled to its end, and where to go on. */
+  private pending: Buffer | null = null;
+  private pendingAt = 0;
+  private readonly drainNow = (): void => {
+    this.drainScheduled = false;
+    this.drain(this.opts);
+  };
+
+  /**
+   * The I/O thread's call (its queue became non-empty). Node runs such calls back to back without
+   * letting timers in, so the work itself waits for the check phase of this loop turn.
+   */
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(this.drainNow);
+  }
 
   static open(opts: UdpOptions): Promise<NativeUdpTransport> {
     const lib = nativeUdpAddon();
@@ -91,32 +113,43 @@ export class NativeUdpTransport {
     const port = lib.localPort(fd);
     if (port < 0) return Promise.reject(errnoError(port, 'getsockname'));
     let transport: NativeUdpTransport | null = null;
-    const handle = lib.sipIoStart(fd, () => transport?.drain(opts));
-    transport = new NativeUdpTransport(lib, handle, opts.address, port);
+    const handle = lib.sipIoStart(fd, () => transport?.scheduleDrain());
+    transport = new NativeUdpTransport(lib, handle, opts.address, port, opts);
     return Promise.resolve(transport);
   }
 
-  /** Hands every queued datagram to onMessage; a throwing handler does not lose the others. */
+  /**
+   * Hands queued datagrams to onMessage, batch after batch, for at most DRAIN_SLICE_MS; then lets
+   * timers and other sockets run before going on (the I/O thread does not call again while its
+   * queue is not empty, so the rest is scheduled here). A throwing handler loses no other datagram.
+   */
   private drain(opts: UdpOptions): void {
-    for (let rounds = 0; !this.closed; rounds++) {
-      if (rounds === 64) {
-        // Still more: let timers and other sockets run first, then go on (the I/O thread does not
-        // call again while its queue is not empty).
-        setImmediate(() => this.drain(opts));
-        return;
+    const start = performance.now();
+    let checked = 0;
+    while (!this.closed) {
+      let batch = this.pending;
+      let at = this.pendingAt;
+      if (batch === null) {
+        batch = this.lib.sipIoDrain(this.handle);
+        at = 0;
+        if (batch === null) return;
       }
-      const batch = this.lib.sipIoDrain(this.handle);
-      if (batch === null) return;
-      let at = 0;
       while (at + RX_HEADER <= batch.length) {
+        if (++checked % 16 === 0 && performance.now() - start > DRAIN_SLICE_MS) {
+          this.pending = batch; // the rest of this batch comes first next time
+          this.pendingAt = at;
+          this.flush();
+          this.scheduleDrain();
+          return;
+        }
         const len = batch.readUInt32LE(at);
         const port = batch[at + 4]! | (batch[at + 5]! << 8);
         const textLen = batch[at + 7]!;
         const address = batch[at + 6] === 4 ? this.v4Address(batch.readUInt32LE(at + 8), batch, at + 8) : batch.toString('latin1', at + RX_HEADER, at + RX_HEADER + textLen);
-        const start = at + RX_HEADER + textLen;
+        const begin = at + RX_HEADER + textLen;
         // A datagram of its own: a message keeps parts of its bytes (bodies) for as long as it lives.
         const data = Buffer.allocUnsafe(len);
-        batch.copy(data, 0, start, start + len);
+        batch.copy(data, 0, begin, begin + len);
         at += (RX_HEADER + textLen + len + 3) & ~3;
         try {
           opts.onMessage(data, { transport: 'udp', address, port });
@@ -124,6 +157,7 @@ export class NativeUdpTransport {
           opts.onError?.(err as Error);
         }
       }
+      this.pending = null;
       this.flush();
     }
   }
