@@ -342,8 +342,15 @@ export class NonceService {
   private readonly lifetimeMs: number;
   private readonly now: () => number;
   private readonly maxTracked: number;
-  /** nonce -> highest nc accepted (0: none yet); Map order = order of issue or first use. */
+  /** nonce -> highest nc accepted (0: none yet). */
   private readonly lastNc = new Map<string, number>();
+  /**
+   * The tracked nonces in order of issue or first use, a ring of maxTracked slots. A Map cannot
+   * serve as this queue: V8 leaves deleted entries in place until it rehashes, so finding the
+   * first key after many deletions from the front walks all of them.
+   */
+  private readonly order: Array<string | undefined> = [];
+  private orderHead = 0;
   private evictionWatermark = -1;
   private readonly randomPool = Buffer.alloc(RANDOM_POOL_BYTES);
   private randomOffset = RANDOM_POOL_BYTES;
@@ -410,28 +417,32 @@ export class NonceService {
 
   private track(nonce: string, count: number): void {
     this.dropExpiredHead();
-    while (this.lastNc.size >= this.maxTracked) this.evictOldest();
+    if (this.lastNc.size >= this.maxTracked) this.evictOldest();
+    const slot = (this.orderHead + this.lastNc.size) % this.maxTracked;
+    this.order[slot] = nonce;
     this.lastNc.set(nonce, count);
   }
 
   /** Entries past their lifetime are useless (check() says stale); drop a few per insert. */
   private dropExpiredHead(): void {
     const cutoff = this.now() - this.lifetimeMs;
-    for (let n = 0; n < 4; n++) {
-      const first = this.lastNc.keys().next();
-      if (first.done) return;
-      const issuedAt = timestampOf(first.value);
+    for (let n = 0; n < 4 && this.lastNc.size > 0; n++) {
+      const issuedAt = timestampOf(this.order[this.orderHead]!);
       if (issuedAt === null || issuedAt >= cutoff) return;
-      this.lastNc.delete(first.value);
+      this.dropHead();
     }
   }
 
   private evictOldest(): void {
-    const first = this.lastNc.keys().next();
-    if (first.done) return;
-    const issuedAt = timestampOf(first.value) ?? 0;
+    const issuedAt = timestampOf(this.order[this.orderHead]!) ?? 0;
     if (issuedAt > this.evictionWatermark) this.evictionWatermark = issuedAt;
-    this.lastNc.delete(first.value);
+    this.dropHead();
+  }
+
+  private dropHead(): void {
+    this.lastNc.delete(this.order[this.orderHead]!);
+    this.order[this.orderHead] = undefined;
+    this.orderHead = (this.orderHead + 1) % this.maxTracked;
   }
 }
 

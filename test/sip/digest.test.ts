@@ -239,6 +239,29 @@ test('nonce table is bounded; an evicted nonce becomes stale and cannot be repla
   assert.equal(svc.check(nonces[2]!), 'stale');
 });
 
+test('nonce table: the order of eviction holds over many turns of its ring, mixed with expiry and late first use', () => {
+  const c = clock(7_000_000);
+  const svc = new NonceService({ now: c.now, maxTracked: 4, lifetimeMs: 1_000 });
+  const issued: string[] = [];
+  for (let n = 0; n < 37; n++) {
+    c.t += 10;
+    issued.push(svc.issue());
+    assert.ok(svc.trackedCount <= 4);
+  }
+  // The last four are tracked and usable once each; every earlier one is refused.
+  for (const n of issued.slice(0, 33)) assert.equal(svc.acceptNonceCount(n, '00000001'), false);
+  for (const n of issued.slice(33)) assert.equal(svc.acceptNonceCount(n, '00000001'), true);
+  // After their lifetime they leave as new ones come, and the ring keeps going.
+  c.t += 5_000;
+  for (let n = 0; n < 9; n++) {
+    c.t += 10;
+    const fresh = svc.issue();
+    assert.equal(svc.acceptNonceCount(fresh, '00000001'), true);
+    assert.equal(svc.acceptNonceCount(fresh, '00000001'), false, 'replay');
+  }
+  assert.equal(svc.trackedCount, 4);
+});
+
 test('expired entries leave the table as new nonces arrive', () => {
   const c = clock(9_000_000);
   const svc = new NonceService({ now: c.now, lifetimeMs: 100 });
@@ -250,7 +273,7 @@ test('expired entries leave the table as new nonces arrive', () => {
   assert.equal(svc.trackedCount, 1);
 });
 
-test('throughput: 20,000 verifications well under a second', () => {
+test('20,000 verifications of the same credentials all succeed (parsing and checks keep no state that drifts)', () => {
   const ha1 = computeHA1('MD5', '100', 'pbx', 'pw');
   const svc = new NonceService();
   const nonce = svc.issue();
@@ -260,13 +283,10 @@ test('throughput: 20,000 verifications well under a second', () => {
   };
   c.response = expectedResponse(c, 'REGISTER', ha1);
   const header = `Digest username="100", realm="pbx", nonce="${nonce}", uri="sip:pbx", response="${c.response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="abc"`;
-  const start = process.hrtime.bigint();
   let ok = 0;
   for (let n = 0; n < 20_000; n++) {
     const parsed = parseCredentials(header);
     if (parsed && svc.check(parsed.nonce) === 'ok' && verifyResponse(parsed, 'REGISTER', ha1)) ok++;
   }
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  assert.equal(ok, 20_000);
-  assert.ok(ms < 1000, `took ${ms} ms`);
+  assert.equal(ok, 20_000); // speed: scripts/bench/registrar-bench.mjs
 });
