@@ -11,7 +11,7 @@ import { parseUri } from '../sip/uri.js';
 import { parseNameAddr } from '../sip/headers/name-addr.js';
 import { parseCSeq } from '../sip/headers/cseq.js';
 import type { ClientTransaction, ServerTransaction } from '../sip/transaction/layer.js';
-import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
+import { detach, toTag as toTagOf } from '../sip/transaction/message-keys.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, causeForFinalResponse, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { Binding } from './registrar.js';
@@ -116,6 +116,19 @@ interface PendingRelay {
 
 /** What an ended call keeps in place of the caller's INVITE (see Call.forget). */
 const FORGOTTEN_INVITE = createRequest('INVITE', 'sip:invalid', new Headers());
+/**
+ * What an ended call keeps of the INVITE it sent on a fork: enough to ACK and end a dialog that a
+ * late 2xx creates (forkDialog reads From, To and CSeq), without the body and the other headers.
+ */
+function slimInvite(invite: SipRequest): SipRequest {
+  const h = new Headers();
+  for (const name of ['from', 'to', 'cseq']) {
+    const v = invite.headers.get(name);
+    if (v !== undefined) h.append(name, v);
+  }
+  return createRequest('INVITE', invite.uri, h);
+}
+
 /** Headers of the caller's INVITE that go on to the callee (others are hop-by-hop or ours). */
 const PASSED_INVITE_HEADERS = ['alert-info', 'call-info', 'priority', 'subject', 'organization', 'accept-language'];
 
@@ -541,7 +554,11 @@ export class Call {
     this.media = null;
     this.pending = null;
     this.pendingBAck = null;
-    for (const f of this.forks) f.final = undefined;
+    for (const f of this.forks) {
+      f.final = undefined;
+      f.early = undefined;
+      f.invite = slimInvite(f.invite);
+    }
   }
 
   /** CANCEL from the caller (the layer has answered it 200): 487 to the INVITE. */
@@ -714,9 +731,9 @@ export class Call {
       back.headers.append('contact', fromDialog.contact);
       // A target refresh (section 12.2.1.2 / RFC 3311): the peer's new Contact is its target.
       const contact = parseNameAddr(res.headers.get('contact') ?? '')?.uri;
-      if (contact) toDialog.remoteTarget = contact;
+      if (contact) toDialog.remoteTarget = detach(contact);
       const reqContact = parseNameAddr(req.headers.get('contact') ?? '')?.uri;
-      if (reqContact) fromDialog.remoteTarget = reqContact;
+      if (reqContact) fromDialog.remoteTarget = detach(reqContact);
     }
     if (res.status >= 200 && pending && this.pending === pending) this.pending = null;
     tx.respond(back);

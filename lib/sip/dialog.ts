@@ -3,7 +3,7 @@
  * dialog exists, and the construction of requests inside it (section 12.2.1.1).
  */
 import { createRequest, Headers, type SipRequest } from './message.js';
-import { newBranch, newTag } from './transaction/message-keys.js';
+import { detach, newBranch, newTag } from './transaction/message-keys.js';
 import type { Destination } from './transaction/types.js';
 
 export interface DialogInit {
@@ -45,6 +45,15 @@ export interface Dialog extends DialogInit {}
 export class Dialog {
   constructor(init: DialogInit) {
     Object.assign(this, init);
+    // Values cut from a received message are views on its whole text: a dialog lives as long as
+    // its call (and 32 s after), the message need not.
+    this.callId = detach(init.callId);
+    this.localTag = detach(init.localTag);
+    this.remoteTag = detach(init.remoteTag);
+    this.localUri = detach(init.localUri);
+    this.remoteUri = detach(init.remoteUri);
+    this.remoteTarget = detach(init.remoteTarget);
+    this.routeSet = init.routeSet.map(detach);
   }
 
   /**

@@ -14,6 +14,9 @@ import type {
   TransactionContext,
 } from './types.js';
 
+/** What a transaction that no longer reports anything points to instead of its TU. */
+const NO_USER: ClientTransactionUser = { onResponse: () => {}, onTimeout: () => {} };
+
 export class ClientInviteTransaction implements ClientTransaction, Expirable {
   state: ClientInviteState = 'Calling';
   expirySeq = 0;
@@ -24,13 +27,24 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
   /** Set once a CANCEL was sent: Timer B then also ends a transaction in Proceeding (§9.1). */
   private cancelled = false;
 
+  private sent: SipRequest | undefined;
+  private user: ClientTransactionUser;
+
   constructor(
     private readonly ctx: TransactionContext,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly destination: Destination,
-    private readonly user: ClientTransactionUser,
-  ) {}
+    user: ClientTransactionUser,
+  ) {
+    this.sent = request;
+    this.user = user;
+  }
+
+  /** The INVITE; undefined once a final response came (see ClientTransaction.request). */
+  get request(): SipRequest | undefined {
+    return this.sent;
+  }
 
   get kind(): 'client-invite' {
     return 'client-invite';
@@ -43,7 +57,7 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
   /** Sends the INVITE; starts Timer A (unreliable only) and Timer B. */
   start(): void {
     const t = this.timers;
-    if (!this.transmit(this.request)) return;
+    if (!this.transmit(this.sent!)) return;
     if (t.retransmit) {
       this.aInterval = t.T1;
       this.onTimerA = () => this.timerAFired();
@@ -73,13 +87,18 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
         this.state = 'Proceeding';
       } else if (status < 300) {
         this.state = 'Accepted';
+        this.sent = undefined;
         this.startLongTimer(this.timers.M);
       } else {
         this.state = 'Completed';
-        this.ack = this.buildAck(res);
+        this.ack = this.buildAck(res, this.sent!);
+        this.sent = undefined;
         if (this.transmit(this.ack)) this.startLongTimer(this.timers.D);
       }
-      this.user.onResponse(res);
+      const user = this.user;
+      // Completed only resends the ACK from here on: the TU (and all it holds) can go now.
+      if (this.state === 'Completed') this.user = NO_USER;
+      user.onResponse(res);
       return true;
     }
     if (state === 'Completed') {
@@ -118,10 +137,10 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
    * From, CSeq number and Route headers, the response's To, and one Via: the INVITE's top Via
    * (so the same branch).
    */
-  private buildAck(res: SipResponse): SipRequest {
-    const req = this.request.headers;
+  private buildAck(res: SipResponse, invite: SipRequest): SipRequest {
+    const req = invite.headers;
     const h = new Headers();
-    const via = topVia(this.request);
+    const via = topVia(invite);
     if (via !== undefined) h.append('via', via);
     h.append('max-forwards', '70');
     for (let i = 0; i < req.names.length; i++) if (req.names[i] === 'route') h.append('route', req.values[i]!);
@@ -131,14 +150,14 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
     if (to !== undefined) h.append('to', to);
     const callId = req.get('call-id');
     if (callId !== undefined) h.append('call-id', callId);
-    h.append('cseq', `${cseqNumber(this.request) ?? '1'} ACK`);
-    return createRequest('ACK', this.request.uri, h);
+    h.append('cseq', `${cseqNumber(invite) ?? '1'} ACK`);
+    return createRequest('ACK', invite.uri, h);
   }
 
   private timerAFired(): void {
     this.timerA = null;
-    if (this.state !== 'Calling') return;
-    if (!this.transmit(this.request)) return;
+    if (this.state !== 'Calling' || this.sent === undefined) return;
+    if (!this.transmit(this.sent)) return;
     this.aInterval *= 2;
     this.timerA = this.ctx.clock.setTimer(this.aInterval, this.onTimerA!);
   }
@@ -169,6 +188,8 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
   private terminate(): void {
     if (this.state === 'Terminated') return;
     this.stopTimerA();
+    this.sent = undefined;
+    this.ack = null;
     this.state = 'Terminated';
     this.expirySeq++;
     this.ctx.removeClient(this);

@@ -12,6 +12,9 @@ import type {
   TransactionContext,
 } from './types.js';
 
+/** What a transaction that no longer reports anything points to instead of its TU. */
+const NO_USER: ClientTransactionUser = { onResponse: () => {}, onTimeout: () => {} };
+
 export class ClientNonInviteTransaction implements ClientTransaction, Expirable {
   state: ClientNonInviteState = 'Trying';
   expirySeq = 0;
@@ -19,13 +22,24 @@ export class ClientNonInviteTransaction implements ClientTransaction, Expirable 
   private eInterval = 0;
   private onTimerE: (() => void) | null = null;
 
+  private sent: SipRequest | undefined;
+  private user: ClientTransactionUser;
+
   constructor(
     private readonly ctx: TransactionContext,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly destination: Destination,
-    private readonly user: ClientTransactionUser,
-  ) {}
+    user: ClientTransactionUser,
+  ) {
+    this.sent = request;
+    this.user = user;
+  }
+
+  /** The request; undefined once a final response came (see ClientTransaction.request). */
+  get request(): SipRequest | undefined {
+    return this.sent;
+  }
 
   get kind(): 'client-non-invite' {
     return 'client-non-invite';
@@ -65,7 +79,11 @@ export class ClientNonInviteTransaction implements ClientTransaction, Expirable 
     const k = this.timers.K;
     if (k === 0) this.terminate();
     else this.ctx.expiry.schedule(this, k);
-    this.user.onResponse(res);
+    // Completed only absorbs retransmissions: neither the request nor the TU is needed again.
+    const user = this.user;
+    this.user = NO_USER;
+    this.sent = undefined;
+    user.onResponse(res);
     return true;
   }
 
@@ -103,7 +121,8 @@ export class ClientNonInviteTransaction implements ClientTransaction, Expirable 
   }
 
   private transmit(): boolean {
-    const err = this.ctx.transmit(this.request, this.destination);
+    if (this.sent === undefined) return false;
+    const err = this.ctx.transmit(this.sent, this.destination);
     if (err === null) return true;
     // §17.1.4: a transport failure is reported to the TU and ends the transaction.
     this.terminate();

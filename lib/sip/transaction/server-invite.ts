@@ -5,7 +5,7 @@
 import { createResponse, type SipRequest, type SipResponse } from '../message.js';
 import type { TimerHandle } from './clock.js';
 import type { Expirable } from './expiry-queue.js';
-import { tagOf } from './message-keys.js';
+import { detach, tagOf } from './message-keys.js';
 import type { Destination, ServerInviteState, ServerTableEntry, ServerTransaction, TransactionContext } from './types.js';
 
 export type AckOutcome = 'absorbed' | 'to-tu';
@@ -15,6 +15,9 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
   expirySeq = 0;
   next: ServerTableEntry | undefined = undefined;
   private lastResponse: SipResponse | null = null;
+  private invite: SipRequest | undefined;
+  /** The To tag of the final response, kept once that response itself is let go of. */
+  private finalToTag: string | undefined;
   /** The one short timer alive at a time: 100 Trying in Proceeding, Timer G in Completed. */
   private shortTimer: TimerHandle | null = null;
   private readonly onShortTimer = (): void => this.shortTimerFired();
@@ -26,11 +29,20 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
     readonly key: string,
     /** Lower-case sent-by of the top Via; '' for RFC 2543 keys. */
     readonly sentBy: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly destination: Destination,
   ) {
+    this.invite = request;
     // §17.2.1: send 100 Trying unless the TU answers within 200 ms.
     this.shortTimer = ctx.clock.setTimer(this.timers.trying, this.onShortTimer);
+  }
+
+  /**
+   * The INVITE; undefined once the transaction only absorbs retransmissions and ACKs (Accepted,
+   * Confirmed): at a thousand calls a second, 32 s of INVITEs with their SDP is a lot to keep.
+   */
+  get request(): SipRequest | undefined {
+    return this.invite;
   }
 
   get kind(): 'server-invite' {
@@ -70,6 +82,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
     if (this.state !== 'Completed') return 'absorbed';
     this.state = 'Confirmed';
     this.stopShortTimer();
+    this.letGo();
     this.startLongTimer(this.timers.I);
     return 'absorbed';
   }
@@ -92,7 +105,9 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
     const t = this.timers;
     if (status < 300) {
       this.state = 'Accepted';
-      if (this.transmit(res)) this.startLongTimer(t.L);
+      const sent = this.transmit(res);
+      this.letGo();
+      if (sent) this.startLongTimer(t.L);
       return;
     }
     this.state = 'Completed';
@@ -115,7 +130,17 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
 
   /** To tag of the response sent so far, for matching ACKs of RFC 2543 peers (§17.2.3). */
   responseToTag(): string | undefined {
-    return this.lastResponse === null ? undefined : tagOf(this.lastResponse.headers.get('to'));
+    return this.lastResponse === null ? this.finalToTag : tagOf(this.lastResponse.headers.get('to'));
+  }
+
+  /** From Accepted or Confirmed on, nothing is sent again by the transaction itself. */
+  private letGo(): void {
+    if (this.lastResponse !== null) {
+      const tag = tagOf(this.lastResponse.headers.get('to'));
+      this.finalToTag = tag === undefined ? undefined : detach(tag);
+    }
+    this.lastResponse = null;
+    this.invite = undefined;
   }
 
   /** Stops every timer without further sends (layer shutdown). */
@@ -127,10 +152,10 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
 
   private shortTimerFired(): void {
     this.shortTimer = null;
-    if (this.state === 'Proceeding' && this.lastResponse === null) {
-      const trying = createResponse(this.request, 100);
+    if (this.state === 'Proceeding' && this.lastResponse === null && this.invite !== undefined) {
+      const trying = createResponse(this.invite, 100);
       // §8.2.6.1: a Timestamp in the request is copied into the 100 (Trying).
-      const ts = this.request.headers.get('timestamp');
+      const ts = this.invite.headers.get('timestamp');
       if (ts !== undefined) trying.headers.append('timestamp', ts);
       this.lastResponse = trying;
       this.transmit(trying);

@@ -37,7 +37,11 @@ export interface ServerTransaction {
 export interface ClientTransaction {
   readonly kind: 'client-invite' | 'client-non-invite';
   readonly state: ClientInviteState | ClientNonInviteState;
-  readonly request: SipRequest;
+  /**
+   * The request sent. Let go of once a final response came (undefined from Completed or
+   * Accepted on): what is left only absorbs retransmissions, for up to 64*T1.
+   */
+  readonly request: SipRequest | undefined;
   readonly destination: Destination;
 }
 
