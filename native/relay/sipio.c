@@ -15,11 +15,12 @@
 //       JavaScript gathers during one turn of its event loop and hands over with one call. It wakes
 //       the thread (eventfd) only when it makes the queue non-empty; the thread swaps the queue
 //       for an empty one and sends it.
-// Both queues are bounded. The receive queue is kept short (RX_QUEUE_MAX, a few thousand SIP
-// messages, well under a second of work): when it is full the thread stops reading until
-// JavaScript has taken it, so an overload waits in (and overflows from) the kernel's socket buffer
-// instead of growing a backlog whose answers would all come too late. Sends beyond TX_QUEUE_MAX
-// are dropped and counted.
+// Both queues are bounded. The receive queue (RX_QUEUE_MAX, some 8,000 SIP messages: enough to
+// ride out a pause of the main thread where the kernel's buffer is small, as with the default
+// net.core.rmem_max) stops growing when full: the thread stops reading until JavaScript has taken
+// it, so an overload waits in, and overflows from, the kernel's socket buffer rather than growing
+// a backlog whose answers would all come too late. Sends beyond TX_QUEUE_MAX are dropped and
+// counted.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -42,7 +43,7 @@
 
 #define RX_BATCH 32
 #define DGRAM_MAX 65536
-#define RX_QUEUE_MAX (1u << 20)
+#define RX_QUEUE_MAX (4u << 20)
 #define TX_QUEUE_MAX (16u << 20)
 #define TX_BATCH 64
 #define RX_HEADER 12

@@ -52,7 +52,7 @@ function errnoError(negative: number, what: string): NodeJS.ErrnoException {
 const RX_HEADER = 12;
 const DGRAM_MAX = 65536;
 /** Longest stretch the main thread spends on received datagrams before timers get their turn. */
-const DRAIN_SLICE_MS = 20;
+const DRAIN_SLICE_MS = 50;
 
 export interface NativeUdpCounters {
   /** Received datagrams dropped (queue bound reached, or larger than 64 KiB). */
