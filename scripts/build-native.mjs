@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the native media relay addon (native/relay -> native/relay/build/Release/relay.node)
+// Builds the native addon, media relay and SIP UDP I/O thread (native/relay -> build/Release/relay.node),
 // with npm's bundled node-gyp, against the headers of the running Node when they are installed
 // (offline). Never fails the install: without a compiler the relay uses its Node engine, so a
 // failed build prints one warning line and exits 0.
@@ -36,7 +36,7 @@ function localNodeDir() {
 }
 
 function warn(reason) {
-  console.warn(`minisipserver: native media relay not built (${reason}); the Node.js relay engine will be used`);
+  console.warn(`minisipserver: native addon (media relay, SIP UDP I/O) not built (${reason}); the Node.js engines will be used`);
   process.exit(0);
 }
 
@@ -52,4 +52,4 @@ if (r.status !== 0) {
   warn(last ? `node-gyp failed: ${last.trim().slice(0, 200)}` : `node-gyp exited with ${r.status ?? r.signal}`);
 }
 if (!existsSync(join(addonDir, 'build', 'Release', 'relay.node'))) warn('no relay.node produced');
-console.log('minisipserver: native media relay built');
+console.log('minisipserver: native addon built (media relay, SIP UDP I/O)');
