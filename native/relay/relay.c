@@ -475,58 +475,6 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* reusePortUdp(ip, port): a UDP socket with SO_REUSEPORT bound to ip:port (IPv4 or IPv6 text),
-   returned as a file descriptor for dgram's bind({ fd }), or -errno. Several processes binding
-   the same port this way share it, and the kernel hands each datagram to one of them by a hash
-   of its source and destination: one phone always reaches the same process (Node 20's dgram
-   has no reusePort option). */
-static napi_value js_reuse_port_udp(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char ip[64];
-  size_t iplen = 0;
-  int32_t port;
-  if (argc != 2 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &iplen) != napi_ok || !get_int(env, argv[1], &port) ||
-      port < 0 || port > 65535)
-    THROW(env, "reusePortUdp(ip, port): bad arguments");
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  socklen_t len;
-  int family;
-  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
-    family = AF_INET;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    len = sizeof *a4;
-  } else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
-    family = AF_INET6;
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    len = sizeof *a6;
-  } else {
-    THROW(env, "reusePortUdp: not an IP address");
-  }
-  int result;
-  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd < 0) {
-    result = -errno;
-  } else if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-             (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-             bind(fd, (struct sockaddr *)&ss, len) != 0) {
-    result = -errno;
-    close(fd);
-  } else {
-    result = fd;
-  }
-  napi_value out;
-  napi_create_int32(env, result, &out);
-  return out;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL },
@@ -536,7 +484,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "closeSocket", NULL, js_close_socket, NULL, NULL, NULL, napi_default, NULL },
     { "now", NULL, js_now, NULL, NULL, NULL, napi_default, NULL },
     { "destroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL },
-    { "reusePortUdp", NULL, js_reuse_port_udp, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   sipio_register(env, exports);

@@ -377,7 +377,10 @@ static napi_value int_value(napi_env env, int32_t v) {
   return out;
 }
 
-/* udpSocket(ip, port, bufferBytes, reusePort) -> bound non-blocking fd, or -errno. */
+/* udpSocket(ip, port, bufferBytes, reusePort) -> bound non-blocking fd, or -errno. With reusePort
+   (sip.workers) several processes bind the same port, and the kernel hands each datagram to one
+   of them by a hash of its source and destination: one phone always reaches the same process
+   (Node 20's dgram has no reusePort option; it adopts the fd with bind({ fd })). */
 static napi_value js_udp_socket(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

@@ -23,14 +23,14 @@ function childPids(pid: number): number[] {
     .map(Number);
 }
 
-test('sip.workers 2: phones spread over two processes register and call each other across them', { skip: noAddon }, async () => {
+for (const engine of ['native', 'node'] as const) test(`sip.workers 2 (udpEngine ${engine}): phones spread over two processes register and call each other across them`, { skip: noAddon }, async () => {
   const work = tempDir('mss-e2e-workers-');
   const dataDir = join(work, 'data');
   const users = Array.from({ length: 12 }, (_, i) => String(1200 + i));
   writeFileSync(join(work, 'users.txt'), users.map((u) => `${u}:pw${u}`).join('\n') + '\n');
   assert.equal(cli(['ext', 'import', join(work, 'users.txt'), '--data-dir', dataDir]).code, 0);
   const config = join(work, 'config.yaml');
-  writeFileSync(config, 'sip:\n  workers: 2\n  transports: [udp]\nauth:\n  algorithms: [MD5]\n');
+  writeFileSync(config, `sip:\n  workers: 2\n  transports: [udp]\n  udpEngine: ${engine}\nauth:\n  algorithms: [MD5]\n`);
   const server = await startServe(dataDir, ['--config', config]);
   const phones: Phone[] = [];
   try {
