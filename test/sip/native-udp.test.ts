@@ -146,9 +146,13 @@ test('native UDP: a handler that throws loses no other datagram; close() sends w
   peer.socket.close();
 });
 
-test('native UDP: a port in use is refused with EADDRINUSE', { skip: noAddon }, async () => {
+test('native UDP: a port in use is refused with EADDRINUSE, a host name with what to write instead', { skip: noAddon }, async () => {
   const { t } = await openNative();
   try {
+    await assert.rejects(
+      NativeUdpTransport.open({ address: 'localhost', port: 0, family: 4, bufferBytes: 65536, onMessage: () => {} }),
+      /localhost is not an IP address \(sip\.bind and sip\.bind6 take addresses/,
+    );
     await assert.rejects(
       NativeUdpTransport.open({ address: '127.0.0.1', port: t.port, family: 4, bufferBytes: 65536, onMessage: () => {} }),
       (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE',

@@ -4,6 +4,7 @@
  * sends leave from the I/O thread, so the kernel's send work (on loopback it includes waking the
  * receiver) is done on another core than the SIP logic. Same surface as UdpTransport.
  */
+import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { loadAddon } from '../../platform/native-addon.js';
 import type { UdpOptions } from './udp.js';
@@ -106,6 +107,9 @@ export class NativeUdpTransport {
     const lib = nativeUdpAddon();
     if (lib === null) return Promise.reject(new Error(`sip.udpEngine native: ${loadError}`));
     let fd = opts.fd;
+    if (fd === undefined && isIP(opts.address) === 0) {
+      return Promise.reject(new Error(`${opts.address} is not an IP address (sip.bind and sip.bind6 take addresses, such as 0.0.0.0 or ::)`));
+    }
     if (fd === undefined) {
       fd = lib.udpSocket(opts.address, opts.port, opts.bufferBytes, false);
       if (fd < 0) return Promise.reject(errnoError(fd, `bind ${opts.address}:${opts.port}`));
