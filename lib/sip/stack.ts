@@ -26,6 +26,8 @@ export interface StackOptions {
   maxServerTransactions: number;
   serverHeader: string;
   logger: Logger;
+  /** How often datagrams the native UDP engine dropped are reported (warn `udp.dropped`); default 10 s. */
+  udpDropReportMs?: number;
   /**
    * Several processes share the SIP port (sip.workers): the UDP sockets come from this function
    * (SO_REUSEPORT file descriptors), and each process also opens a private UDP port of its own,
@@ -159,9 +161,41 @@ export class SipStack {
     }
     for (const t of this.udp) opts.logger.info('sip.listening', { transport: 'udp', address: t.address, port: t.port, engine: this.udpEngineUsed });
     for (const t of this.tcp) opts.logger.info('sip.listening', { transport: 'tcp', address: t.address, port: t.port });
+    this.startDropReports();
+  }
+
+  /** Counters of the native UDP sockets at the last report, to log what changed since. */
+  private reportedDrops = { receiveDropped: 0, sendDropped: 0, sendErrors: 0 };
+  private dropReport: NodeJS.Timeout | undefined;
+
+  /** Every udpDropReportMs: one warn line with what the native UDP engine dropped since the last. */
+  private startDropReports(): void {
+    const natives = this.udp.filter((t): t is NativeUdpTransport => t instanceof NativeUdpTransport);
+    if (natives.length === 0) return;
+    this.dropReport = setInterval(() => {
+      const now = { receiveDropped: 0, sendDropped: 0, sendErrors: 0 };
+      for (const t of natives) {
+        const c = t.counters();
+        now.receiveDropped += c.receiveDropped;
+        now.sendDropped += c.sendDropped;
+        now.sendErrors += c.sendErrors;
+      }
+      const last = this.reportedDrops;
+      if (now.receiveDropped !== last.receiveDropped || now.sendDropped !== last.sendDropped || now.sendErrors !== last.sendErrors) {
+        this.opts.logger.warn('udp.dropped', {
+          received: now.receiveDropped - last.receiveDropped,
+          sends: now.sendDropped - last.sendDropped,
+          sendErrors: now.sendErrors - last.sendErrors,
+          hint: 'received: the server fell behind (see docs/DEPLOY.md, More than one core); sends: the socket stayed full; sendErrors: the kernel refused a destination',
+        });
+        this.reportedDrops = now;
+      }
+    }, this.opts.udpDropReportMs ?? 10_000);
+    this.dropReport.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.dropReport);
     this.transactions.close();
     await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.close())]);
     this.udp.length = 0;

@@ -193,3 +193,31 @@ test('native UDP: a backlog is worked off in slices, so timers run in between, a
     await t.close();
   }
 });
+
+test('SIP stack on the native engine: what the engine drops or the kernel refuses is reported in one warn line per period', { skip: noAddon }, async () => {
+  const { SipStack } = await import('../../lib/sip/stack.js');
+  const { Logger } = await import('../../lib/log.js');
+  const lines: string[] = [];
+  const stack = new SipStack(
+    {
+      bind4: '127.0.0.1', bind6: '', port: 0, transports: ['udp'], udpBufferBytes: 1 << 20, udpEngine: 'native',
+      limits: { maxMessageBytes: 65536, maxHeaders: 256, maxVia: 32 }, tcpMaxConnections: 10, tcpIdleMs: 60_000,
+      timers: { T1: 500, T2: 4000, T4: 5000 }, maxServerTransactions: 1000, serverHeader: 'test',
+      logger: new Logger({ format: 'json', level: 'info', write: (l) => lines.push(l) }), udpDropReportMs: 50,
+    },
+    { onRequest: () => {} },
+  );
+  await stack.start();
+  try {
+    assert.equal(stack.udpEngine, 'native');
+    stack.sendData(Buffer.from('x'), { transport: 'udp', address: 'name.invalid', port: 5060 });
+    await until(() => lines.some((l) => l.includes('"udp.dropped"')), 3000);
+    const report = JSON.parse(lines.find((l) => l.includes('"udp.dropped"'))!);
+    assert.equal(report.level, 'warn');
+    assert.deepEqual([report.received, report.sends, report.sendErrors], [0, 0, 1]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(lines.filter((l) => l.includes('"udp.dropped"')).length, 1, 'nothing new: no new line');
+  } finally {
+    await stack.stop();
+  }
+});
