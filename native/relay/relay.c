@@ -17,8 +17,7 @@
 // source has been silent for RELATCH_SILENCE_MS (a NAT binding that changed). A side on hold
 // (c=0.0.0.0) is sent nothing, but what it sends is still relayed (e.g. music on hold).
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "napi-util.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -257,23 +256,11 @@ static void finalize_relay(napi_env env, void *data, void *hint) {
 
 /* ---- argument helpers ---- */
 
-#define THROW(env, msg) do { napi_throw_error((env), NULL, (msg)); return NULL; } while (0)
-
 static relay_t *get_relay(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok || !p) return NULL;
   relay_t *r = p;
   return r->running ? r : NULL;
-}
-
-static int get_int(napi_env env, napi_value v, int32_t *out) {
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
-
-static napi_value make_int(napi_env env, int32_t v) {
-  napi_value out;
-  napi_create_int32(env, v, &out);
-  return out;
 }
 
 static int slot_ok(relay_t *r, int32_t s) {
@@ -282,9 +269,7 @@ static int slot_ok(relay_t *r, int32_t s) {
 
 /* create(maxSlots) -> [handle, ArrayBuffer of maxSlots * STAT_FIELDS doubles] */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(1);
   int32_t max_slots;
   if (argc < 1 || !get_int(env, argv[0], &max_slots) || max_slots < 1 || max_slots > 131072) THROW(env, "create(maxSlots): bad maxSlots");
   relay_t *r = calloc(1, sizeof *r);
@@ -332,9 +317,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
 
 /* openSocket(handle, bindIp, port) -> slot >= 0, or -errno (e.g. -EADDRINUSE) */
 static napi_value js_open_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(3);
   relay_t *r = argc == 3 ? get_relay(env, argv[0]) : NULL;
   char ip[64];
   size_t iplen = 0;
@@ -380,9 +363,7 @@ static napi_value js_open_socket(napi_env env, napi_callback_info info) {
 
 /* link(handle, s1, s2): what arrives on s1 leaves from s2 and the other way round */
 static napi_value js_link(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(3);
   relay_t *r = argc == 3 ? get_relay(env, argv[0]) : NULL;
   int32_t s1, s2;
   if (!r || !get_int(env, argv[1], &s1) || !get_int(env, argv[2], &s2)) THROW(env, "link(handle, s1, s2): bad arguments");
@@ -400,9 +381,7 @@ static napi_value js_link(napi_env env, napi_callback_info info) {
 /* setTarget(handle, slot, ip, port[, signalIp]): the SDP target of the side this socket faces;
    "0.0.0.0" or port 0 = hold. signalIp (IPv4 text, "" = none): may latch as well as the SDP address. */
 static napi_value js_set_target(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(5);
   relay_t *r = argc >= 4 ? get_relay(env, argv[0]) : NULL;
   int32_t s, port;
   char ip[64];
@@ -448,9 +427,7 @@ static napi_value js_set_target(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(2);
   relay_t *r = argc == 2 ? get_relay(env, argv[0]) : NULL;
   int32_t s;
   if (!r || !get_int(env, argv[1], &s)) return NULL; /* closing after destroy is harmless */
@@ -467,9 +444,7 @@ static napi_value js_now(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(1);
   relay_t *r = argc == 1 ? get_relay(env, argv[0]) : NULL;
   if (r) stop_relay(r);
   return NULL;

@@ -22,8 +22,7 @@
 // a backlog whose answers would all come too late. Sends beyond TX_QUEUE_MAX are dropped and
 // counted.
 #define _GNU_SOURCE
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "napi-util.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -363,18 +362,16 @@ static void free_io(sipio_t *s) {
 
 static void finalize_io(napi_env env, void *data, void *hint) { free_io(data); }
 
-#define THROW(env, msg) do { napi_throw_error((env), NULL, (msg)); return NULL; } while (0)
-
 static sipio_t *get_io(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
   return p;
 }
 
-static napi_value int_value(napi_env env, int32_t v) {
-  napi_value out;
-  napi_create_int32(env, v, &out);
-  return out;
+/* The handle of a function whose one argument is the handle; NULL if that is not what came. */
+static sipio_t *only_handle(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  return argc == 1 ? get_io(env, argv[0]) : NULL;
 }
 
 /* udpSocket(ip, port, bufferBytes, reusePort) -> bound non-blocking fd, or -errno. With reusePort
@@ -382,15 +379,13 @@ static napi_value int_value(napi_env env, int32_t v) {
    of them by a hash of its source and destination: one phone always reaches the same process
    (Node 20's dgram has no reusePort option; it adopts the fd with bind({ fd })). */
 static napi_value js_udp_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(4);
   char ip[80];
   size_t iplen = 0;
   int32_t port, buf;
   bool reuse = false;
   if (argc != 4 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &iplen) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_int32(env, argv[2], &buf) != napi_ok ||
+      !get_int(env, argv[1], &port) || !get_int(env, argv[2], &buf) ||
       napi_get_value_bool(env, argv[3], &reuse) != napi_ok || port < 0 || port > 65535)
     THROW(env, "udpSocket(ip, port, bufferBytes, reusePort): bad arguments");
   struct sockaddr_storage ss;
@@ -398,7 +393,7 @@ static napi_value js_udp_socket(napi_env env, napi_callback_info info) {
   if (!parse_ip(ip, &ss, &len)) THROW(env, "udpSocket: not an IP address");
   ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port); /* same offset in sockaddr_in6 */
   int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return int_value(env, -errno);
+  if (fd < 0) return make_int(env, -errno);
   int one = 1;
   if (buf > 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
@@ -409,32 +404,28 @@ static napi_value js_udp_socket(napi_env env, napi_callback_info info) {
       bind(fd, (struct sockaddr *)&ss, len) != 0) {
     int e = errno;
     close(fd);
-    return int_value(env, -e);
+    return make_int(env, -e);
   }
-  return int_value(env, fd);
+  return make_int(env, fd);
 }
 
 /* localPort(fd) -> the bound port, or -errno. */
 static napi_value js_local_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(1);
   int32_t fd;
-  if (argc != 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) THROW(env, "localPort(fd): bad arguments");
+  if (argc != 1 || !get_int(env, argv[0], &fd)) THROW(env, "localPort(fd): bad arguments");
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return int_value(env, -errno);
-  return int_value(env, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return make_int(env, -errno);
+  return make_int(env, ntohs(((struct sockaddr_in *)&ss)->sin_port));
 }
 
 /* sipIoStart(fd, onReadable) -> handle. The handle owns the fd from then on. */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(2);
   int32_t fd;
   napi_valuetype t;
-  if (argc != 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+  if (argc != 2 || !get_int(env, argv[0], &fd) || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
     THROW(env, "sipIoStart(fd, onReadable): bad arguments");
   sipio_t *s = calloc(1, sizeof *s);
   if (!s) THROW(env, "sipIoStart: out of memory");
@@ -474,10 +465,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 
 /* sipIoDrain(handle) -> a Buffer holding every queued record, or null when none. */
 static napi_value js_drain(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sipio_t *s = argc == 1 ? get_io(env, argv[0]) : NULL;
+  sipio_t *s = only_handle(env, info);
   if (!s) THROW(env, "sipIoDrain(handle): bad arguments");
   napi_value out;
   pthread_mutex_lock(&s->mu);
@@ -516,14 +504,12 @@ static int records_ok(const uint8_t *buf, size_t len) {
 
 /* sipIoSend(handle, records, length) -> true if queued (false: malformed, or the queue is full). */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  GET_ARGS(3);
   sipio_t *s = argc == 3 ? get_io(env, argv[0]) : NULL;
   void *data;
   size_t cap;
   int32_t len;
-  if (!s || napi_get_buffer_info(env, argv[1], &data, &cap) != napi_ok || napi_get_value_int32(env, argv[2], &len) != napi_ok || len < 0 ||
+  if (!s || napi_get_buffer_info(env, argv[1], &data, &cap) != napi_ok || !get_int(env, argv[2], &len) || len < 0 ||
       (size_t)len > cap)
     THROW(env, "sipIoSend(handle, records, length): bad arguments");
   napi_value out;
@@ -551,10 +537,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 
 /* sipIoStats(handle) -> [received datagrams dropped, sends dropped, sends refused by the kernel]. */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sipio_t *s = argc == 1 ? get_io(env, argv[0]) : NULL;
+  sipio_t *s = only_handle(env, info);
   if (!s) THROW(env, "sipIoStats(handle): bad arguments");
   pthread_mutex_lock(&s->mu);
   double v[3] = { s->rx_dropped, s->tx_dropped, s->tx_errors };
@@ -570,10 +553,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 
 /* sipIoClose(handle): sends what is queued, stops the thread, closes the socket. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sipio_t *s = argc == 1 ? get_io(env, argv[0]) : NULL;
+  sipio_t *s = only_handle(env, info);
   if (!s) THROW(env, "sipIoClose(handle): bad arguments");
   stop_io(s);
   return NULL;

@@ -1,5 +1,5 @@
 // SIP UDP I/O thread (sipio.c): adds its functions to the addon's exports.
 #pragma once
-#include <node_api.h>
+#include "napi-util.h"
 
 void sipio_register(napi_env env, napi_value exports);
