@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
 import { cli, startServe, tempDir } from './harness.js';
-import { audioSdp, Phone, registeredPair } from '../helpers/phone.js';
+import { audioSdp, Phone, registeredPair, answeredCall } from '../helpers/phone.js';
 
 test('SIGTERM during a call: both legs get BYE with cause 41, the CDR line is written, exit within 5 s', async () => {
   const work = tempDir('mss-e2e-term-');
@@ -12,11 +12,7 @@ test('SIGTERM during a call: both legs get BYE with cause 41, the CDR line is wr
   const server = await startServe(dataDir);
   const [a, b] = await registeredPair(server.port, '801', '802');
   try {
-    const call = await a.invite('802', audioSdp(43000));
-    const inc = await b.incoming();
-    inc.answer(audioSdp(43010));
-    assert.equal((await call.final()).status, 200);
-    await inc.waitAck();
+    const { call, inc } = await answeredCall(a, b, audioSdp(43000), audioSdp(43010));
     const t0 = Date.now();
     const exited = server.stop();
     const [byeA, byeB] = await Promise.all([a.waitRequest('BYE', 5000), b.waitRequest('BYE', 5000)]);
@@ -46,11 +42,7 @@ test('kill -9 after finished calls loses none of their records', async () => {
     await a.register();
     await b.register();
     for (let i = 0; i < 3; i++) {
-      const call = await a.invite('812', audioSdp(43100 + i * 10));
-      const inc = await b.incoming();
-      inc.answer(audioSdp(43200 + i * 10));
-      assert.equal((await call.final()).status, 200);
-      await inc.waitAck();
+      const { call, inc } = await answeredCall(a, b, audioSdp(43100 + i * 10), audioSdp(43200 + i * 10));
       assert.equal((await call.bye()).status, 200);
       await b.answerInDialog(inc.dialog, 'BYE');
       ids.push(call.dialog.callId);

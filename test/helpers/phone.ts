@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /**
  * A scripted SIP phone for tests: one UDP socket on 127.0.0.1, registers with digest, places
  * calls (answering the 407), answers or refuses calls, sends and answers in-dialog requests.
@@ -412,4 +413,17 @@ export async function registeredPair(port: number, a: string, b: string): Promis
   await pa.register();
   await pb.register();
   return [pa, pb];
+}
+
+/**
+ * `caller` calls `callee` with `offer`, the callee answers with `answer` at once: returns when the
+ * caller has the 200 (asserted) and the callee has the ACK.
+ */
+export async function answeredCall(caller: Phone, callee: Phone, offer: string, answer: string): Promise<{ call: OutgoingCall; inc: IncomingCall }> {
+  const call = await caller.invite(callee.user, offer);
+  const inc = await callee.incoming();
+  inc.answer(answer);
+  assert.equal((await call.final()).status, 200, `call ${caller.user} -> ${callee.user} answered`);
+  await inc.waitAck();
+  return { call, inc };
 }

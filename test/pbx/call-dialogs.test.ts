@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cdrOf, cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { audioSdp, Phone, PhoneBook, registeredPair } from '../helpers/phone.js';
+import { audioSdp, Phone, PhoneBook, registeredPair, answeredCall } from '../helpers/phone.js';
 import { branch } from '../helpers/sip-peer.js';
 
 let srv: TestServer;
@@ -201,11 +201,7 @@ test('server stop releases calls in progress with cause 41 and writes their reco
   });
   const [a, b] = await registeredPair(local.port, '401', '402');
   try {
-    const call = await a.invite('402', audioSdp(41500));
-    const inc = await b.incoming();
-    inc.answer(audioSdp(41510));
-    assert.equal((await call.final()).status, 200);
-    await inc.waitAck();
+    const { call, inc } = await answeredCall(a, b, audioSdp(41500), audioSdp(41510));
     await local.stop();
     const byeA = await a.waitRequest('BYE');
     const byeB = await b.waitRequest('BYE');
@@ -271,11 +267,7 @@ test('calls.maxDuration ends an answered call with BYE to both sides (callTag 7,
   });
   const [a, b] = await registeredPair(local.port, '901', '902');
   try {
-    const call = await a.invite('902', audioSdp(41800));
-    const inc = await b.incoming();
-    inc.answer(audioSdp(41810));
-    assert.equal((await call.final()).status, 200);
-    await inc.waitAck();
+    const { call, inc } = await answeredCall(a, b, audioSdp(41800), audioSdp(41810));
     const [byeA, byeB] = await Promise.all([a.waitRequest('BYE', 4000), b.waitRequest('BYE', 4000)]);
     assert.match(byeA.headers.get('reason') ?? '', /cause=16/);
     assert.match(byeB.headers.get('reason') ?? '', /cause=16/);

@@ -3,18 +3,14 @@ import assert from 'node:assert/strict';
 import { mulberry32 } from '../helpers/prng.js';
 import { mutate } from '../helpers/mutate.js';
 import { startTestServer } from '../helpers/server.js';
-import { audioSdp, registeredPair } from '../helpers/phone.js';
+import { audioSdp, registeredPair, answeredCall } from '../helpers/phone.js';
 import { branch } from '../helpers/sip-peer.js';
 
 test('3,000 damaged requests inside a live call (re-INVITE, UPDATE, INFO, PRACK, ACK, OPTIONS, broken SDP): no fault, the call and the server go on', async () => {
   const srv = await startTestServer({ users: [['971', 'pw971'], ['972', 'pw972']], configure: (c) => (c.auth.algorithms = ['MD5']) });
   const [a, b] = await registeredPair(srv.port, '971', '972');
   try {
-    const call = await a.invite('972', audioSdp(47000));
-    const inc = await b.incoming();
-    inc.answer(audioSdp(47010));
-    assert.equal((await call.final()).status, 200);
-    await inc.waitAck();
+    const { call, inc } = await answeredCall(a, b, audioSdp(47000), audioSdp(47010));
     // The callee answers whatever reaches it, so that offers keep flowing through the call.
     let relayed = 0;
     b.autoAnswer = (req) => {

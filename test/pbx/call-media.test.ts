@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Phone, registeredPair } from '../helpers/phone.js';
+import { Phone, registeredPair, answeredCall } from '../helpers/phone.js';
 import { cli } from '../e2e/harness.js';
 
 let srv: TestServer;
@@ -132,11 +132,7 @@ test('a call whose media stops is released after media.inactivityTimeout with ca
   try {
     const aAudio = await mediaSocket();
     const bAudio = await mediaSocket();
-    const call = await a.invite('602', avSdp(aAudio.port, aAudio.port + 2).replace(/m=video[\s\S]*$/, ''));
-    const inc = await b.incoming();
-    inc.answer(avSdp(bAudio.port, bAudio.port + 2).replace(/m=video[\s\S]*$/, ''));
-    assert.equal((await call.final()).status, 200);
-    await inc.waitAck();
+    const { call, inc } = await answeredCall(a, b, avSdp(aAudio.port, aAudio.port + 2).replace(/m=video[\s\S]*$/, ''), avSdp(bAudio.port, bAudio.port + 2).replace(/m=video[\s\S]*$/, ''));
     const byeA = await a.waitRequest('BYE', 5000);
     const byeB = await b.waitRequest('BYE', 5000);
     assert.match(byeA.headers.get('reason') ?? '', /cause=102/);

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { audioSdp, Phone, PhoneBook } from '../helpers/phone.js';
+import { audioSdp, Phone, PhoneBook, answeredCall } from '../helpers/phone.js';
 import { cdrOf } from '../helpers/cdr-files.js';
 
 let srv: TestServer;
@@ -63,11 +63,7 @@ test('a call between two extensions: ringing, answer, ACK, BYE from the caller, 
 test('BYE from the callee releases the caller with callTag 2', async () => {
   const a = await phone('203');
   const b = await phone('204');
-  const call = await a.invite('204', audioSdp(40020));
-  const inc = await b.incoming();
-  inc.answer(audioSdp(40030));
-  assert.equal((await call.final()).status, 200);
-  await inc.waitAck();
+  const { call, inc } = await answeredCall(a, b, audioSdp(40020), audioSdp(40030));
   assert.equal((await inc.bye()).status, 200);
   await a.answerInDialog(call.dialog, 'BYE');
   assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=2;cause=16');

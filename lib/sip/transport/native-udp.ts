@@ -75,6 +75,14 @@ export class NativeUdpTransport {
   private staged = 0;
   private flushQueued = false;
   private readonly flushNow = (): void => this.flush();
+  private drainScheduled = false;
+  /** A batch taken from the I/O thread but not yet handled to its end, and where to go on. */
+  private pending: Buffer | null = null;
+  private pendingAt = 0;
+  private readonly drainNow = (): void => {
+    this.drainScheduled = false;
+    this.drain();
+  };
 
   private constructor(
     private readonly lib: SipIoAddon,
@@ -83,15 +91,6 @@ export class NativeUdpTransport {
     readonly port: number,
     private readonly opts: UdpOptions,
   ) {}
-
-  private drainScheduled = false;
-  /** A batch taken from the I/O thread but not yet handled to its end, and where to go on. */
-  private pending: Buffer | null = null;
-  private pendingAt = 0;
-  private readonly drainNow = (): void => {
-    this.drainScheduled = false;
-    this.drain(this.opts);
-  };
 
   /**
    * The I/O thread's call (its queue became non-empty). Node runs such calls back to back without
@@ -127,7 +126,8 @@ export class NativeUdpTransport {
    * timers and other sockets run before going on (the I/O thread does not call again while its
    * queue is not empty, so the rest is scheduled here). A throwing handler loses no other datagram.
    */
-  private drain(opts: UdpOptions): void {
+  private drain(): void {
+    const opts = this.opts;
     const start = performance.now();
     let checked = 0;
     while (!this.closed) {
