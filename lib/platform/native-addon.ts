@@ -29,12 +29,19 @@ export function addonPath(name: AddonName): string | null {
   return runningAsSingleExecutable() ? extractedAddonPath(name) : projectAddonPath(name);
 }
 
-/** The addon's exports (process.dlopen), or null when it is not available. */
+const loaded = new Map<AddonName, unknown>();
+
+/**
+ * The addon's exports (process.dlopen once per process; the media relay, the SIP UDP engine and
+ * sip.workers all use the same addon), or null when it is not available.
+ */
 export function loadAddon<T = unknown>(name: AddonName): T | null {
+  if (loaded.has(name)) return loaded.get(name) as T;
   const file = addonPath(name);
   if (file === null) return null;
   const module = { exports: {} as T };
   process.dlopen(module, file);
+  loaded.set(name, module.exports);
   return module.exports;
 }
 

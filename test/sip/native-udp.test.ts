@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { NativeUdpTransport, nativeUdpAddon } from '../../lib/sip/transport/native-udp.js';
 import type { Endpoint } from '../../lib/sip/transport/types.js';
+import type { UdpOptions } from '../../lib/sip/transport/udp.js';
 
 const noAddon = nativeUdpAddon() === null && 'the native addon is not built';
 
@@ -11,15 +12,16 @@ interface Received {
   source: Endpoint;
 }
 
-async function openNative(address = '127.0.0.1', onMessage?: (data: Buffer, source: Endpoint) => void) {
+/** Options for a socket on loopback, any free port, that ignores what it receives unless told. */
+function nativeOptions(o: Partial<UdpOptions> = {}): UdpOptions {
+  const address = o.address ?? '127.0.0.1';
+  return { address, port: 0, family: address.includes(':') ? 6 : 4, bufferBytes: 1 << 20, onMessage: () => {}, ...o };
+}
+
+/** A native socket that keeps what it receives in `inbox`. */
+async function openNative(address = '127.0.0.1') {
   const inbox: Received[] = [];
-  const t = await NativeUdpTransport.open({
-    address,
-    port: 0,
-    family: address.includes(':') ? 6 : 4,
-    bufferBytes: 1 << 20,
-    onMessage: onMessage ?? ((data, source) => inbox.push({ data, source })),
-  });
+  const t = await NativeUdpTransport.open(nativeOptions({ address, onMessage: (data, source) => inbox.push({ data, source }) }));
   return { t, inbox };
 }
 
@@ -117,17 +119,15 @@ test('native UDP: IPv6 sources and destinations (::1)', { skip: noAddon }, async
 test('native UDP: a handler that throws loses no other datagram; close() sends what was staged and frees the port', { skip: noAddon }, async () => {
   const seen: string[] = [];
   const errors: string[] = [];
-  const t = await NativeUdpTransport.open({
-    address: '127.0.0.1',
-    port: 0,
-    family: 4,
-    bufferBytes: 1 << 20,
-    onMessage: (data) => {
-      if (String(data) === 'boom') throw new Error('handler fault');
-      seen.push(String(data));
-    },
-    onError: (err) => errors.push(err.message),
-  });
+  const t = await NativeUdpTransport.open(
+    nativeOptions({
+      onMessage: (data) => {
+        if (String(data) === 'boom') throw new Error('handler fault');
+        seen.push(String(data));
+      },
+      onError: (err) => errors.push(err.message),
+    }),
+  );
   const peer = await openPeer();
   const port = t.port;
   for (const m of ['a', 'boom', 'b']) peer.socket.send(m, port, '127.0.0.1');
@@ -140,7 +140,7 @@ test('native UDP: a handler that throws loses no other datagram; close() sends w
   assert.equal(String(peer.inbox[0]), 'last words');
   t.send(Buffer.from('after close'), '127.0.0.1', peer.port); // ignored, no throw
   // The port is free again: another socket can bind it.
-  const again = await NativeUdpTransport.open({ address: '127.0.0.1', port, family: 4, bufferBytes: 65536, onMessage: () => {} });
+  const again = await NativeUdpTransport.open(nativeOptions({ port }));
   assert.equal(again.port, port);
   await again.close();
   peer.socket.close();
@@ -150,11 +150,11 @@ test('native UDP: a port in use is refused with EADDRINUSE, a host name with wha
   const { t } = await openNative();
   try {
     await assert.rejects(
-      NativeUdpTransport.open({ address: 'localhost', port: 0, family: 4, bufferBytes: 65536, onMessage: () => {} }),
+      NativeUdpTransport.open(nativeOptions({ address: 'localhost' })),
       /localhost is not an IP address \(sip\.bind and sip\.bind6 take addresses/,
     );
     await assert.rejects(
-      NativeUdpTransport.open({ address: '127.0.0.1', port: t.port, family: 4, bufferBytes: 65536, onMessage: () => {} }),
+      NativeUdpTransport.open(nativeOptions({ port: t.port })),
       (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE',
     );
   } finally {
@@ -165,19 +165,18 @@ test('native UDP: a port in use is refused with EADDRINUSE, a host name with wha
 test('native UDP: a backlog is worked off in slices, so timers run in between, and nothing is lost', { skip: noAddon }, async () => {
   let handled = 0;
   const ticksAt: number[] = [];
-  const t = await NativeUdpTransport.open({
-    address: '127.0.0.1',
-    port: 0,
-    family: 4,
-    bufferBytes: 4 << 20,
-    onMessage: () => {
-      handled++;
-      const until = performance.now() + 0.2; // a slow handler: 600 messages are ~120 ms of work
-      while (performance.now() < until) {
-        /* busy */
-      }
-    },
-  });
+  const t = await NativeUdpTransport.open(
+    nativeOptions({
+      bufferBytes: 4 << 20,
+      onMessage: () => {
+        handled++;
+        const until = performance.now() + 0.2; // a slow handler: 600 messages are ~120 ms of work
+        while (performance.now() < until) {
+          /* busy */
+        }
+      },
+    }),
+  );
   const peer = await openPeer();
   try {
     const ticker = setInterval(() => ticksAt.push(handled), 1);
