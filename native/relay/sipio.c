@@ -168,16 +168,21 @@ static void set_paused(sipio_t *s, int paused) {
   s->rx_paused = paused;
 }
 
+/* How many datagrams of any size the receive queue can surely still take. Called with mu held. */
+static size_t rx_room(const sipio_t *s) {
+  return (RX_QUEUE_MAX - s->rx.len) / (RX_HEADER + ADDR_TEXT_MAX + DGRAM_MAX);
+}
+
 static void receive_ready(sipio_t *s) {
   for (int round = 0; round < 16; round++) {
     /* Read no more than the queue can surely take, so that nothing read is dropped here. */
     pthread_mutex_lock(&s->mu);
-    size_t room = (RX_QUEUE_MAX - s->rx.len) / (RX_HEADER + ADDR_TEXT_MAX + DGRAM_MAX);
+    size_t room = rx_room(s);
     if (room == 0) set_paused(s, 1);
     pthread_mutex_unlock(&s->mu);
     if (room == 0) return;
     int batch = room < RX_BATCH ? (int)room : RX_BATCH;
-    for (int i = 0; i < RX_BATCH; i++) {
+    for (int i = 0; i < batch; i++) {
       s->in_iov[i].iov_base = s->in_bufs + (size_t)i * DGRAM_MAX;
       s->in_iov[i].iov_len = DGRAM_MAX;
       memset(&s->in_msgs[i], 0, sizeof s->in_msgs[i]);
@@ -322,7 +327,7 @@ static void *io_thread(void *arg) {
       }
     }
     pthread_mutex_lock(&s->mu);
-    if (s->rx_paused && s->rx.len + DGRAM_MAX <= RX_QUEUE_MAX) set_paused(s, 0);
+    if (s->rx_paused && rx_room(s) > 0) set_paused(s, 0);
     pthread_mutex_unlock(&s->mu);
     send_queued(s);
   }
