@@ -21,6 +21,8 @@ export interface RelayBackend {
   readonly kind: 'native' | 'node';
   /** Binds a UDP socket on the relay address; rejects with an error whose `code` is e.g. EADDRINUSE. */
   openSocket(port: number): Promise<number>;
+  /** The same, bound on this thread at once (engines that can: native); throws like openSocket. */
+  openSocketNow?(port: number): number;
   /** Packets arriving on `a` are sent from `b` to b's target, and the other way round. */
   link(a: number, b: number): void;
   /**

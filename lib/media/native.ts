@@ -75,6 +75,10 @@ export class NativeBackend implements RelayBackend {
   }
 
   async openSocket(port: number): Promise<number> {
+    return this.openSocketNow(port);
+  }
+
+  openSocketNow(port: number): number {
     if (this.closed) throw new Error('relay engine is closed');
     const slot = this.addon.openSocket(this.handle, this.bindAddress, port);
     if (slot < 0) throw errnoError(slot, port);

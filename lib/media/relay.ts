@@ -4,9 +4,11 @@
  * the call engine hands over SDP bodies and decides the address to advertise. See docs/MEDIA.md.
  */
 import { isIPv4 } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { RelayBackend, RelayLogger } from './backend.js';
 import { loadFailure, loadNativeAddon, NATIVE_BUILD_COMMAND, NativeBackend } from './native.js';
 import { NodeBackend } from './node-backend.js';
+import { PairSupply, type BoundPair } from './pair-supply.js';
 import { PortPool } from './port-pool.js';
 import { parseSdp, SdpError, SdpUnsupportedError, streamTargets, writeForOtherSide, type StreamTarget } from './sdp.js';
 
@@ -24,7 +26,7 @@ export interface MediaRelayOptions {
   inactivityMs: number;
   /** Default: one session per two port pairs of the range. */
   maxSessions?: number;
-  /** Port pairs kept bound ahead so that rewrite() can hand out ports at once (default 64). */
+  /** Node engine: port pairs kept bound ahead at least (default 64; it grows to one second of demand). */
   reservePairs?: number;
   logger?: RelayLogger;
 }
@@ -48,13 +50,6 @@ const DEFAULT_RESERVE_PAIRS = 64;
 const INACTIVITY_TICK_MAX_MS = 1000;
 const INACTIVITY_TICK_MIN_MS = 50;
 
-/** An even RTP port and RTCP = RTP + 1, both bound; rtp and rtcp are backend socket slots. */
-interface BoundPair {
-  rtpPort: number;
-  rtp: number;
-  rtcp: number;
-}
-
 /** One m= line: the ports side A sends to (facing.a) and the ports side B sends to (facing.b). */
 interface Stream {
   media: string;
@@ -65,35 +60,39 @@ interface Stream {
 interface SessionHost {
   readonly backend: RelayBackend;
   readonly logger: RelayLogger | undefined;
-  takeStreamPairs(): Record<Side, BoundPair> | null;
+  takeStreamPairs(label: string): Record<Side, BoundPair> | null;
   releasePair(pair: BoundPair): void;
   sessionClosed(session: RelaySession): void;
 }
 
+/** The limits a new session or stream can run into; see MediaRelay.limitReport. */
+export type RelayLimit = 'range' | 'maxSessions' | 'open-files' | 'node-reserve';
+
 export class MediaRelay {
   private readonly sessions = new Set<RelaySession>();
-  private readonly ready: BoundPair[] = [];
-  private filling: Promise<void> | null = null;
-  private fillAgain = false;
+  /** Sessions waiting for ports bound on demand (Node engine), counted against maxSessions. */
+  private waiting = 0;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly host: SessionHost;
+  private readonly limits: LimitReporter;
 
   private constructor(
     private readonly backend: RelayBackend,
-    private readonly pool: PortPool,
+    private readonly supply: PairSupply,
     private readonly maxSessions: number,
-    private readonly reserveTarget: number,
     private readonly inactivityMs: number,
     private readonly logger: RelayLogger | undefined,
+    range: { portMin: number; portMax: number; pairs: number },
   ) {
     this.host = {
       backend,
       logger,
-      takeStreamPairs: () => this.takeStreamPairs(),
-      releasePair: (pair) => this.releasePair(pair),
+      takeStreamPairs: (label) => this.takeStreamPairs(label),
+      releasePair: (pair) => this.supply.release(pair),
       sessionClosed: (session) => this.sessions.delete(session),
     };
+    this.limits = new LimitReporter(logger, { ...range, maxSessions });
   }
 
   static async open(opts: MediaRelayOptions): Promise<MediaRelay> {
@@ -102,8 +101,10 @@ export class MediaRelay {
     const backend = chooseBackend(opts, pool.capacity * 2);
     const maxSessions = opts.maxSessions ?? Math.max(1, Math.floor(pool.capacity / 2));
     const reserve = Math.min(pool.capacity, Math.max(2, opts.reservePairs ?? DEFAULT_RESERVE_PAIRS));
-    const relay = new MediaRelay(backend, pool, maxSessions, reserve, opts.inactivityMs, opts.logger);
-    await relay.fill();
+    const supply = new PairSupply(backend, pool, reserve, opts.logger);
+    const range = { portMin: opts.portMin, portMax: opts.portMax, pairs: pool.capacity };
+    const relay = new MediaRelay(backend, supply, maxSessions, opts.inactivityMs, opts.logger, range);
+    await supply.settled();
     if (opts.inactivityMs > 0) {
       const tick = Math.min(INACTIVITY_TICK_MAX_MS, Math.max(INACTIVITY_TICK_MIN_MS, Math.floor(opts.inactivityMs / 3)));
       relay.timer = setInterval(() => relay.checkInactivity(), tick);
@@ -121,23 +122,57 @@ export class MediaRelay {
     return this.sessions.size;
   }
 
-  /** A session with ports for its first stream, or null when ports or maxSessions are exhausted. */
+  /** The most sessions at once (one per call with media). */
+  get sessionLimit(): number {
+    return this.maxSessions;
+  }
+
+  /**
+   * A session with ports for its first stream, at once, or null. With the native engine null
+   * means a real limit (logged at most once a second, naming it); with the Node engine it may
+   * also mean that its reserve of bound pairs is empty for now: openSession() then waits.
+   */
   createSession(label: string): RelaySession | null {
-    if (this.closed || this.sessions.size >= this.maxSessions) return null;
-    const first = this.takeStreamPairs();
-    if (!first) {
-      this.logger?.warn('media.no_ports', { label });
+    if (this.closed) return null;
+    if (this.sessions.size + this.waiting >= this.maxSessions) {
+      this.limits.hit('maxSessions', label);
       return null;
     }
-    const session = new RelaySession(label, this.host, first, this.inactivityMs);
-    this.sessions.add(session);
-    return session;
+    const pairs = this.supply.takeNow(2);
+    if (!pairs) {
+      if (this.supply.shortage !== 'empty') this.reportShortage(label);
+      return null;
+    }
+    return this.newSession(label, pairs);
+  }
+
+  /**
+   * A session whenever the range has free ports: at once where it can (always with the native
+   * engine), else a promise of one whose ports are bound on demand (the Node engine with its
+   * reserve emptied by a burst). null, or a promise of null: a limit, logged as in createSession.
+   */
+  openSession(label: string): RelaySession | Promise<RelaySession | null> | null {
+    const now = this.createSession(label);
+    if (now || this.closed || this.supply.shortage !== 'empty' || this.sessions.size + this.waiting >= this.maxSessions) return now;
+    this.waiting++;
+    return this.supply.take(2).then(
+      (pairs) => {
+        this.waiting--;
+        if (pairs && !this.closed) return this.newSession(label, pairs);
+        if (pairs) for (const p of pairs) this.supply.release(p);
+        else this.reportShortage(label);
+        return null;
+      },
+      (err: unknown) => {
+        this.waiting--;
+        throw err;
+      },
+    );
   }
 
   /** Resolves once the reserve of bound port pairs has been refilled (for tests and benchmarks). */
   async settled(): Promise<void> {
-    this.startFill();
-    for (let i = 0; i < 10 && this.filling; i++) await this.filling;
+    await this.supply.settled();
   }
 
   async close(): Promise<void> {
@@ -145,86 +180,78 @@ export class MediaRelay {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     for (const s of [...this.sessions]) s.close();
-    await this.filling;
-    for (const pair of this.ready.splice(0)) this.closePair(pair);
+    await this.supply.close();
     await this.backend.close();
   }
 
-  private takeStreamPairs(): Record<Side, BoundPair> | null {
+  private newSession(label: string, pairs: BoundPair[]): RelaySession {
+    const session = new RelaySession(label, this.host, this.link(pairs[0]!, pairs[1]!), this.inactivityMs);
+    this.sessions.add(session);
+    return session;
+  }
+
+  private takeStreamPairs(label: string): Record<Side, BoundPair> | null {
     if (this.closed) return null;
-    if (this.ready.length < 2) {
-      this.startFill();
-      return null;
-    }
-    const a = this.ready.shift()!;
-    const b = this.ready.shift()!;
+    const pairs = this.supply.takeNow(2);
+    if (pairs) return this.link(pairs[0]!, pairs[1]!);
+    this.reportShortage(label);
+    return null;
+  }
+
+  private link(a: BoundPair, b: BoundPair): Record<Side, BoundPair> {
     this.backend.link(a.rtp, b.rtp);
     this.backend.link(a.rtcp, b.rtcp);
-    this.startFill();
     return { a, b };
   }
 
-  private releasePair(pair: BoundPair): void {
-    this.closePair(pair);
-    this.pool.give(pair.rtpPort);
-    this.startFill();
-  }
-
-  private closePair(pair: BoundPair): void {
-    this.backend.closeSocket(pair.rtp);
-    this.backend.closeSocket(pair.rtcp);
-  }
-
-  private startFill(): void {
-    if (this.closed || this.ready.length >= this.reserveTarget) return;
-    if (this.filling) {
-      this.fillAgain = true; // pairs taken or released while binding: look again afterwards
-      return;
-    }
-    this.fillAgain = false;
-    this.filling = this.fill()
-      .catch((err: Error) => this.logger?.warn('media.fill_failed', { error: err.message }))
-      .finally(() => {
-        this.filling = null;
-        if (this.fillAgain) this.startFill();
-      });
-  }
-
-  /** Binds pairs until the reserve is full; at most one attempt per pair of the range per call. */
-  private async fill(): Promise<void> {
-    let attempts = this.pool.capacity;
-    while (!this.closed && this.ready.length < this.reserveTarget && attempts-- > 0) {
-      const rtpPort = this.pool.take();
-      if (rtpPort === undefined) break;
-      const pair = await this.bindPair(rtpPort);
-      if (pair && !this.closed) {
-        this.ready.push(pair);
-        continue;
-      }
-      if (pair) this.closePair(pair);
-      this.pool.give(rtpPort);
-    }
-  }
-
-  private async bindPair(rtpPort: number): Promise<BoundPair | null> {
-    let rtp: number | undefined;
-    try {
-      rtp = await this.backend.openSocket(rtpPort);
-      const rtcp = await this.backend.openSocket(rtpPort + 1);
-      return { rtpPort, rtp, rtcp };
-    } catch (err) {
-      if (rtp !== undefined) this.backend.closeSocket(rtp);
-      const code = (err as NodeJS.ErrnoException).code;
-      // A port in use by another program is expected in a shared range: skip it, retry later.
-      if (code === 'EADDRINUSE') this.logger?.debug('media.port_in_use', { port: rtpPort });
-      else this.logger?.warn('media.port_unavailable', { port: rtpPort, error: (err as Error).message });
-      return null;
-    }
+  private reportShortage(label: string): void {
+    const why = this.supply.shortage;
+    if (why === 'range' || why === 'open-files') this.limits.hit(why, label);
+    // 'empty' for a further stream (Node engine): the line gets port 0, the reserve grows.
+    else if (why === 'empty') this.limits.hit('node-reserve', label);
   }
 
   private checkInactivity(): void {
     const now = this.backend.nowMs();
     for (const s of this.sessions) s.checkInactivity(now);
+  }
+}
+
+/**
+ * "No media ports": one warn line a second at most, naming the limit that was hit and what to
+ * configure, with the number of refusals since the last line.
+ */
+class LimitReporter {
+  private lastMs = -Infinity;
+  private refusedSince = 0;
+
+  constructor(
+    private readonly logger: RelayLogger | undefined,
+    private readonly range: { portMin: number; portMax: number; pairs: number; maxSessions: number },
+  ) {}
+
+  hit(limit: RelayLimit, label: string): void {
+    this.refusedSince++;
+    const now = performance.now();
+    if (now - this.lastMs < 1000) return;
+    this.lastMs = now;
+    const refused = this.refusedSince;
+    this.refusedSince = 0;
+    this.logger?.warn('media.no_ports', { limit, label, refused, hint: this.hint(limit) });
+  }
+
+  private hint(limit: RelayLimit): string {
+    const { portMin, portMax, pairs, maxSessions } = this.range;
+    switch (limit) {
+      case 'range':
+        return `every port pair of media.portMin..media.portMax (${portMin}-${portMax}, ${pairs} pairs, two per stream of a call) is in use, by calls or by other programs: widen the range`;
+      case 'maxSessions':
+        return `${maxSessions} relayed calls at once, half the port pairs of ${portMin}-${portMax}: widen media.portMin..media.portMax`;
+      case 'open-files':
+        return 'the open-files limit is reached (each relayed stream holds 4 sockets): raise the hard limit (LimitNOFILE= in the systemd unit, or ulimit -Hn)';
+      case 'node-reserve':
+        return 'the node engine had no bound pair ready for a further stream of a call (that m= line got port 0): build the native relay (node scripts/build-native.mjs)';
+    }
   }
 }
 
@@ -367,10 +394,7 @@ export class RelaySession {
       return 0;
     }
     const stream = this.streams[index] ?? this.openStream(index, target.media);
-    if (!stream) {
-      this.host.logger?.warn('media.no_ports', { label: this.label, stream: index });
-      return 0;
-    }
+    if (!stream) return 0; // the relay logged which limit
     stream.media = target.media;
     const facingFrom = stream.facing[from];
     this.host.backend.setTarget(facingFrom.rtp, target.rtp, signalIp);
@@ -379,7 +403,7 @@ export class RelaySession {
   }
 
   private openStream(index: number, media: string): Stream | null {
-    const facing = this.spare ?? this.host.takeStreamPairs();
+    const facing = this.spare ?? this.host.takeStreamPairs(this.label);
     this.spare = null;
     if (!facing) return null;
     const stream = { media, facing };

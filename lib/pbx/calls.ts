@@ -9,11 +9,12 @@ import { parseUri, unescapeUriPart } from '../sip/uri.js';
 import type { ServerTransaction } from '../sip/transaction/layer.js';
 import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
 import type { Endpoint } from '../sip/transport/types.js';
-import { CallTag, DEFAULT_CAUSE } from '../cdr/record.js';
+import { CallTag, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { Authenticator } from './authenticator.js';
 import { Call, reasonValue, type CallEnv, type CallOutcome, type MediaSession, type Side } from './call.js';
 import type { CallRecorder } from './call-recorder.js';
 import { dialledNumber, type Router } from './router.js';
+import type { Binding } from './registrar.js';
 
 export interface CallLimits {
   maxPerExtension: number;
@@ -26,8 +27,11 @@ export interface CallManagerDeps {
   router: Router;
   limits: CallLimits;
   recorder: CallRecorder | null;
-  /** A media session for a new call, or null (relay off). Throws/returns undefined when full. */
-  newMedia(label: string): MediaSession | null | undefined;
+  /**
+   * A media session for a new call, or null (relay off); undefined when no ports are left. May
+   * be a promise when ports are being bound (the Node relay engine after a burst).
+   */
+  newMedia(label: string): MediaSession | null | undefined | Promise<MediaSession | null | undefined>;
   newTag(): string;
 }
 
@@ -40,6 +44,7 @@ export interface CallStats {
 export class CallManager {
   private readonly dialogs = new Map<string, { call: Call; side: Side }>();
   private readonly byInviteTx = new Map<ServerTransaction, Call>();
+  private readonly waitingForMedia = new Map<ServerTransaction, Admission>();
   private readonly perExtension = new Map<string, number>();
   private readonly calls = new Set<Call>();
   private readonly env: CallEnv;
@@ -107,7 +112,7 @@ export class CallManager {
       this.refuse(tx, base, route.number, 480, CallTag.Unregistered, toTag);
       return;
     }
-    if (this.calls.size >= this.deps.limits.maxTotal) {
+    if (this.calls.size + this.waitingForMedia.size >= this.deps.limits.maxTotal) {
       this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
       return;
     }
@@ -115,37 +120,66 @@ export class CallManager {
       this.refuse(tx, base, route.number, 486, CallTag.Busy, toTag);
       return;
     }
-    let media: MediaSession | null | undefined;
+    let media: ReturnType<CallManagerDeps['newMedia']>;
     try {
       media = this.deps.newMedia(req.headers.get('call-id') ?? '');
     } catch (err) {
       this.deps.env.log('warn', 'call.media_error', { error: (err as Error).message });
       media = undefined;
     }
+    const admit: Admission = { base, tx, toTag, callee: { number: route.number, displayName: route.extension.displayName }, contacts: route.contacts, cancel: null };
+    if (media instanceof Promise) this.admitWhenMediaReady(admit, media);
+    else this.admitWithMedia(admit, media);
+  }
+
+  /**
+   * Ports are being bound for this call (the Node relay engine after a burst): the INVITE waits
+   * for them, counted against the limits; a CANCEL or a shutdown meanwhile ends it with 487/503.
+   */
+  private admitWhenMediaReady(admit: Admission, pending: Promise<MediaSession | null | undefined>): void {
+    this.waitingForMedia.set(admit.tx, admit);
+    this.adjust(admit.base.caller, 1);
+    this.adjust(admit.callee.number, 1);
+    const done = (media: MediaSession | null | undefined) => {
+      this.waitingForMedia.delete(admit.tx);
+      this.adjust(admit.base.caller, -1);
+      this.adjust(admit.callee.number, -1);
+      if (admit.cancel || !this.accepting) {
+        media?.close();
+        if (admit.cancel) {
+          const cause = parseReasonCause(admit.cancel.headers.getAll('reason').join(', ')) ?? DEFAULT_CAUSE[CallTag.CallerCancel];
+          this.refuse(admit.tx, admit.base, admit.callee.number, 487, CallTag.CallerCancel, admit.toTag, undefined, cause);
+        } else {
+          this.refuse(admit.tx, admit.base, admit.callee.number, 503, CallTag.ServerShutdown, admit.toTag, 'Service Unavailable (shutting down)');
+        }
+        return;
+      }
+      this.admitWithMedia(admit, media);
+    };
+    pending.then(done, (err: Error) => {
+      this.deps.env.log('warn', 'call.media_error', { error: err.message });
+      done(undefined);
+    });
+  }
+
+  private admitWithMedia(admit: Admission, media: MediaSession | null | undefined): void {
+    const { base, tx, toTag, callee } = admit;
     if (media === undefined) {
-      this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (no media ports left)', 47);
+      this.refuse(tx, base, callee.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (no media ports left)', 47);
       return;
     }
     // No 100 (Trying) of our own: the INVITE server transaction sends one if nothing else is
     // sent within 200 ms (RFC 3261 section 17.2.1), and the callee's 180 usually comes first.
-    const call = new Call(
-      this.env,
-      req,
-      tx,
-      source,
-      caller,
-      { number: route.number, displayName: route.extension.displayName },
-      dialled,
-      media,
-    );
+    const caller = { number: base.caller, displayName: base.callerName };
+    const call = new Call(this.env, base.req, tx, base.source, caller, callee, base.dialled, media);
     this.calls.add(call);
     this.byInviteTx.set(tx, call);
     this.adjust(caller.number, 1);
-    this.adjust(route.number, 1);
+    this.adjust(callee.number, 1);
     this.stats.started++;
     this.stats.active = this.calls.size;
-    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.a.callId, caller: caller.number, callee: route.number, contacts: route.contacts.length });
-    call.start(route.contacts);
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.a.callId, caller: caller.number, callee: callee.number, contacts: admit.contacts.length });
+    call.start(admit.contacts);
   }
 
   /** A request with a To tag, or an ACK without a transaction. */
@@ -162,7 +196,9 @@ export class CallManager {
   /** The layer answered a CANCEL 200; the INVITE it cancels gets 487 here. */
   onCancel(cancel: SipRequest, inviteTx: ServerTransaction | null): void {
     if (!inviteTx) return;
-    this.byInviteTx.get(inviteTx)?.cancelledByCaller(cancel);
+    const waiting = this.waitingForMedia.get(inviteTx);
+    if (waiting) waiting.cancel = cancel;
+    else this.byInviteTx.get(inviteTx)?.cancelledByCaller(cancel);
   }
 
   /** Stops taking calls and releases every call (cause 41), writing their records. */
@@ -230,6 +266,17 @@ export class CallManager {
     if (n <= 0) this.perExtension.delete(number);
     else this.perExtension.set(number, n);
   }
+}
+
+/** A new call that passed authentication, routing and limits, on its way to a Call. */
+interface Admission {
+  base: { req: SipRequest; source: Endpoint; caller: string; callerName: string; dialled: string; startMs: number };
+  tx: ServerTransaction;
+  toTag: string;
+  callee: { number: string; displayName: string };
+  contacts: Binding[];
+  /** A CANCEL that arrived while the media ports were being bound. */
+  cancel: SipRequest | null;
 }
 
 function dialogKey(callId: string, tag: string): string {

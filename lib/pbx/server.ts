@@ -25,6 +25,7 @@ import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './call.js';
 import { MediaRelay } from '../media/relay.js';
+import { openFileCount, openFilesLimit } from '../platform/open-files.js';
 import { reusePortUdpFd } from '../platform/reuse-port.js';
 import { WorkerRouter } from '../sip/worker-router.js';
 import { randomToken } from '../sip/random-id.js';
@@ -35,6 +36,9 @@ import {
   SUPPORTED_OPTIONS,
   unsupportedMethodResponse,
 } from './request-checks.js';
+
+/** Descriptors kept for the store, logs, CDR files and the rest besides SIP and media sockets. */
+const FILES_HEADROOM = 64;
 
 export interface ServerStartInfo {
   port: number;
@@ -201,6 +205,7 @@ export class PbxServer {
       });
       const r = this.relayPorts();
       this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${r.portMin}-${r.portMax}`, bind: m.bind || this.config.sip.bind });
+      this.reportFileLimit(this.relay.sessionLimit);
     }
     try {
       await this.stack.start();
@@ -235,6 +240,27 @@ export class PbxServer {
     this.logger.info('server.stopped');
   }
 
+  /**
+   * Each relayed call holds four sockets (an RTP/RTCP pair towards each phone): says at start how
+   * many the open-files limit allows, and warns when that is fewer than the port range would.
+   */
+  private reportFileLimit(relaySessions: number): void {
+    const limit = openFilesLimit();
+    if (!limit || limit.soft === Infinity) return;
+    const tcp = this.config.sip.transports.includes('tcp') ? this.config.sip.tcpMaxConnections : 0;
+    const spare = limit.soft - (openFileCount() ?? 0) - tcp - FILES_HEADROOM;
+    const relayedCalls = Math.max(0, Math.floor(spare / 4));
+    const fields = { openFiles: limit.soft, hardLimit: limit.hard, relayedCalls, tcpConnections: tcp, rangeAllows: relaySessions };
+    if (relayedCalls >= relaySessions) {
+      this.logger.info('media.file_limit', fields);
+      return;
+    }
+    this.logger.warn('media.file_limit', {
+      ...fields,
+      hint: `the open-files limit allows ${relayedCalls} relayed calls at once, the port range ${relaySessions}: raise LimitNOFILE= in the systemd unit (or ulimit -Hn/-n before starting) to at least ${limit.soft - spare + FILES_HEADROOM + relaySessions * 4}`,
+    });
+  }
+
   /** The relay port range, or this worker's slice of it (workers do not share relay ports). */
   private relayPorts(): { portMin: number; portMax: number } {
     const { portMin, portMax } = this.config.media;
@@ -255,10 +281,12 @@ export class PbxServer {
 
   private relay: MediaRelay | null = null;
 
-  /** A relay session for a new call; null with `media.relay: never`; undefined when full. */
-  private newMedia(label: string): MediaSession | null | undefined {
+  /** A relay session for a new call; null with `media.relay: never`; undefined when no ports are left. */
+  private newMedia(label: string): MediaSession | null | undefined | Promise<MediaSession | undefined> {
     if (this.config.media.relay === 'never') return null;
-    return this.relay?.createSession(label) ?? undefined;
+    const session = this.relay?.openSession(label) ?? null;
+    if (session instanceof Promise) return session.then((s) => s ?? undefined);
+    return session ?? undefined;
   }
 
   private newTag(): string {

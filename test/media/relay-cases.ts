@@ -8,7 +8,7 @@ import { MediaRelay, type MediaRelayOptions, type RelaySession } from '../../lib
 import { ADVERTISE, canBind, mPorts, Phone, PortRanges, sdp, sleep, until } from './helpers.js';
 
 export function relayCases(engine: 'native' | 'node', skip: string | false): void {
-  const ranges = new PortRanges(1200);
+  const ranges = new PortRanges(2000);
   const cleanup: Array<() => unknown> = [];
   after(async () => {
     for (const f of cleanup.reverse()) await f();
@@ -25,6 +25,17 @@ export function relayCases(engine: 'native' | 'node', skip: string | false): voi
     const p = await Phone.open(address);
     cleanup.push(() => p.close());
     return p;
+  }
+
+  /** A relay logger keeping its warn lines. */
+  function warnings() {
+    const lines: Array<{ event: string; fields: Record<string, unknown> }> = [];
+    return {
+      warn: (event: string, fields: Record<string, unknown> = {}) => void lines.push({ event, fields }),
+      info: () => {},
+      debug: () => {},
+      noPorts: () => lines.filter((l) => l.event === 'media.no_ports').map((l) => l.fields),
+    };
   }
 
   function mustSession(relay: MediaRelay): RelaySession {
@@ -229,6 +240,52 @@ export function relayCases(engine: 'native' | 'node', skip: string | false): voi
       const limited = await openRelay({ maxSessions: 1 });
       assert.ok(limited.createSession('1'));
       assert.equal(limited.createSession('2'), null);
+    });
+
+    test('a burst of new sessions far faster than the reserve refills: every one gets its ports', async () => {
+      const log = warnings();
+      // 240 pairs, 100 sessions of one stream (200 pairs): spare pairs for ports other programs hold.
+      const relay = await openRelay({ reservePairs: 2, maxSessions: 100, logger: log }, 480);
+      // All asked for in one synchronous run: no refill of the reserve can happen in between.
+      const opened = Array.from({ length: 100 }, (_, i) => relay.openSession(`burst-${i}`));
+      if (engine === 'native') assert.ok(opened.every((s) => s !== null && !(s instanceof Promise)), 'native: bound at once');
+      const sessions = await Promise.all(opened);
+      const ports = new Set<number>();
+      for (const s of sessions) {
+        assert.ok(s, 'every call of the burst has a session');
+        ports.add(mPorts(s.rewrite('a', sdp([{ media: 'audio', port: 4000 }]), ADVERTISE))[0]!);
+        ports.add(mPorts(s.rewrite('b', sdp([{ media: 'audio', port: 4002 }]), ADVERTISE))[0]!);
+      }
+      assert.equal(ports.size, 200, 'two distinct relay ports per session');
+      assert.equal(log.noPorts().length, 0, 'no refusal on the way');
+      assert.equal(await relay.openSession('one-too-many'), null);
+      assert.equal(await relay.openSession('two-too-many'), null);
+      const refusals = log.noPorts();
+      assert.equal(refusals.length, 1, 'one warn line a second at most');
+      assert.equal(refusals[0]!.limit, 'maxSessions');
+      assert.match(String(refusals[0]!.hint), /media\.portMin/);
+      for (const s of sessions) s!.close();
+      assert.equal(relay.sessionCount, 0);
+    });
+
+    test('when the range is used up the refusal names the range; its ports come back', async () => {
+      const log = warnings();
+      const relay = await openRelay({ reservePairs: 2, maxSessions: 1000, logger: log }, 40); // 20 pairs
+      const sessions: RelaySession[] = [];
+      for (let i = 0; i < 20; i++) {
+        const s = await relay.openSession(`fill-${i}`);
+        if (!s) break;
+        sessions.push(s);
+      }
+      assert.ok(sessions.length >= 8 && sessions.length <= 10, `${sessions.length} sessions from 20 pairs`);
+      for (let i = 0; i < 20; i++) assert.equal(await relay.openSession(`over-${i}`), null);
+      const refusals = log.noPorts();
+      assert.equal(refusals.length, 1, 'one warn line a second at most');
+      assert.equal(refusals[0]!.limit, 'range');
+      assert.match(String(refusals[0]!.hint), /widen the range/);
+      sessions.pop()!.close();
+      assert.ok(await relay.openSession('after-close'), 'a released pair serves the next call');
+      for (const s of sessions) s.close();
     });
 
     test('close() of the relay closes every session and socket', async () => {
