@@ -38,6 +38,8 @@ export interface RelayBackend {
   /** Time (nowMs clock) of the last packet accepted on `slot` from its latched source; 0 = none. */
   lastPacketMs(slot: number): number;
   nowMs(): number;
+  /** Keeps the socket bound for another call: unlinked, no target, counters zeroed. */
+  resetSocket(slot: number): void;
   closeSocket(slot: number): void;
   close(): Promise<void>;
 }

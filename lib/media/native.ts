@@ -24,6 +24,7 @@ interface NativeAddon {
   openSocket(h: Handle, ip: string, port: number): number;
   link(h: Handle, a: number, b: number): void;
   setTarget(h: Handle, slot: number, ip: string, port: number, signalIp?: string): void;
+  resetSocket(h: Handle, slot: number): void;
   closeSocket(h: Handle, slot: number): void;
   now(h: Handle): number;
   destroy(h: Handle): void;
@@ -107,6 +108,10 @@ export class NativeBackend implements RelayBackend {
   }
   nowMs(): number {
     return this.addon.now(this.handle);
+  }
+
+  resetSocket(slot: number): void {
+    this.addon.resetSocket(this.handle, slot);
   }
 
   closeSocket(slot: number): void {

@@ -131,6 +131,16 @@ export class NodeBackend implements RelayBackend {
     return performance.now();
   }
 
+  resetSocket(slot: number): void {
+    const old = this.mustGet(slot);
+    if (old.peer?.peer === old) old.peer.peer = null;
+    old.peer = null;
+    const fresh = new SocketState(old.socket);
+    this.sockets.set(slot, fresh);
+    old.socket.removeAllListeners('message');
+    old.socket.on('message', (msg, rinfo) => this.relay(fresh, msg, rinfo));
+  }
+
   closeSocket(slot: number): void {
     const s = this.sockets.get(slot);
     if (!s) return;

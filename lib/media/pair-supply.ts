@@ -1,12 +1,16 @@
 /**
  * Bound RTP/RTCP port pairs for the relay's streams, taken from the range's PortPool.
  *
- * A pair is bound when it is asked for wherever the engine can bind at once: the native engine
- * binds in a few system calls on this thread (microseconds), so a new call never waits for a
- * refill and never fails for want of a port while the range has one. Node's dgram binds
- * asynchronously, so for the Node engine a reserve of bound pairs is kept ahead, sized to the
- * rate pairs were taken at in the last second; when a burst empties it, takeNow() says 'empty'
- * and take() binds the pairs the caller needs on demand.
+ * Opening and closing sockets was most of the cost of setting up a relayed call, so a pair its
+ * call released stays bound (unlinked, counters zeroed) and serves a later call once it has been
+ * quiet for QUIET_MS; at most IDLE_MAX pairs are kept so, each for IDLE_KEEP_MS at most.
+ *
+ * Otherwise a pair is bound when it is asked for wherever the engine can bind at once: the native
+ * engine binds in a few system calls on this thread, so a new call never waits for a refill and
+ * never fails for want of a port while the range has one. Node's dgram binds asynchronously, so
+ * for the Node engine a reserve of bound pairs is kept ahead, sized to the rate pairs were taken
+ * at in the last second; when a burst empties it, takeNow() says 'empty' and take() binds the
+ * pairs the caller needs on demand.
  */
 import { performance } from 'node:perf_hooks';
 import type { RelayBackend, RelayLogger } from './backend.js';
@@ -28,9 +32,21 @@ export type Shortage = 'empty' | 'range' | 'open-files' | 'closed';
 
 /** Ports tried for one pair before the range counts as used up (ports held by other programs). */
 const MAX_TRIES_PER_PAIR = 256;
+/**
+ * A released pair stays bound this long before another call may use it: late packets of the
+ * ended call (they are dropped, the pair being unlinked) do not reach the next one.
+ */
+export const QUIET_MS = 500;
+/** Released pairs kept bound for reuse at most (opening and closing sockets is most of a relay set-up). */
+const IDLE_MAX = 4096;
+/** Idle pairs not reused within this time are closed, giving their descriptors back. */
+const IDLE_KEEP_MS = 60_000;
 
 export class PairSupply {
   private readonly ready: BoundPair[] = [];
+  /** Released pairs, still bound, oldest first. */
+  private readonly idle: Array<{ pair: BoundPair; since: number }> = [];
+  private idleHead = 0;
   private filling: Promise<void> | null = null;
   private fillAgain = false;
   private closed = false;
@@ -60,19 +76,27 @@ export class PairSupply {
   /** `count` pairs at once, or null (then `shortage` says why). */
   takeNow(count: number): BoundPair[] | null {
     if (this.closed) return this.refuse('closed');
-    while (this.ready.length < count && this.bindsAtOnce) {
-      const pair = this.bindNow();
-      if (!pair) return null;
-      this.ready.push(pair);
+    const quietBefore = performance.now() - QUIET_MS;
+    const picked: BoundPair[] = [];
+    while (picked.length < count) {
+      // A pair of an ended call, else the reserve or a new one; at a limit, a pair released less
+      // than QUIET_MS ago rather than no call at all.
+      const pair =
+        this.idleReleasedBefore(quietBefore) ??
+        this.ready.shift() ??
+        (this.bindsAtOnce ? (this.bindNow() ?? this.idleReleasedBefore(Infinity)) : null);
+      if (!pair) break;
+      picked.push(pair);
     }
-    if (this.ready.length < count) {
+    if (picked.length < count) {
+      this.ready.unshift(...picked);
+      if (this.bindsAtOnce) return null;
       this.startFill();
       return this.refuse('empty');
     }
-    const pairs = this.ready.splice(0, count);
     this.noteTaken(count);
     this.startFill();
-    return pairs;
+    return picked;
   }
 
   /** `count` pairs, bound on demand when none are ready; null only on a real limit. */
@@ -81,7 +105,7 @@ export class PairSupply {
     if (now || this.shortage !== 'empty') return now;
     const mine: BoundPair[] = [];
     while (mine.length < count) {
-      const pair = this.ready.shift() ?? (await this.bindLater()) ?? (await this.fromRefill());
+      const pair = this.ready.shift() ?? (await this.bindLater()) ?? this.idleReleasedBefore(Infinity) ?? (await this.fromRefill());
       if (!pair) {
         for (const p of mine) this.release(p);
         return null;
@@ -103,11 +127,47 @@ export class PairSupply {
     return this.ready.shift() ?? null;
   }
 
-  /** Closes the pair's sockets and returns its ports to the back of the range. */
+  /**
+   * A pair its call no longer uses: kept bound for a later call (reset: unlinked, no target),
+   * or, beyond IDLE_MAX, closed with its ports going to the back of the range.
+   */
   release(pair: BoundPair): void {
+    const now = performance.now();
+    if (!this.closed && this.idle.length - this.idleHead < IDLE_MAX) {
+      this.backend.resetSocket(pair.rtp);
+      this.backend.resetSocket(pair.rtcp);
+      this.idle.push({ pair, since: now });
+    } else {
+      this.closeAndReturn(pair);
+    }
+    while (this.idleHead < this.idle.length && this.idle[this.idleHead]!.since < now - IDLE_KEEP_MS) {
+      this.closeAndReturn(this.idle[this.idleHead++]!.pair);
+    }
+    this.compactIdle();
+    this.startFill();
+  }
+
+  /** The idle pair released first, if that was before `before`. */
+  private idleReleasedBefore(before: number): BoundPair | null {
+    if (this.idleHead >= this.idle.length || this.idle[this.idleHead]!.since > before) return null;
+    const { pair } = this.idle[this.idleHead++]!;
+    this.compactIdle();
+    // Again: what it dropped while idle is not the next call's.
+    this.backend.resetSocket(pair.rtp);
+    this.backend.resetSocket(pair.rtcp);
+    return pair;
+  }
+
+  private compactIdle(): void {
+    if (this.idleHead > 256 && this.idleHead * 2 > this.idle.length) {
+      this.idle.splice(0, this.idleHead);
+      this.idleHead = 0;
+    }
+  }
+
+  private closeAndReturn(pair: BoundPair): void {
     this.closePair(pair);
     this.pool.give(pair.rtpPort);
-    this.startFill();
   }
 
   /** Resolves once the Node engine's reserve is full (for tests and benchmarks). */
@@ -120,6 +180,8 @@ export class PairSupply {
     this.closed = true;
     await this.filling;
     for (const pair of this.ready.splice(0)) this.closePair(pair);
+    for (const { pair } of this.idle.splice(0)) this.closePair(pair);
+    this.idleHead = 0;
   }
 
   private refuse(why: Shortage): null {
@@ -161,7 +223,7 @@ export class PairSupply {
 
   private async fill(): Promise<void> {
     while (!this.closed && this.ready.length < this.reserveTarget()) {
-      const pair = await this.bindLater();
+      const pair = this.idleReleasedBefore(performance.now() - QUIET_MS) ?? (await this.bindLater()) ?? this.idleReleasedBefore(Infinity);
       if (!pair) break;
       if (this.closed) this.closePair(pair);
       else this.ready.push(pair);

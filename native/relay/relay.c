@@ -426,6 +426,33 @@ static napi_value js_set_target(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* resetSocket(handle, slot): the socket stays bound for the next call and forgets this one:
+   unlinked, no target, counters zeroed. What still arrives is read and dropped by the relay
+   thread (no peer); JavaScript reuses the socket only after a quiet time, resetting it again
+   then so that the next call's counters start at zero (pair-supply.ts). */
+static napi_value js_reset_socket(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  relay_t *r = argc == 2 ? get_relay(env, argv[0]) : NULL;
+  int32_t s;
+  if (!r || !get_int(env, argv[1], &s)) THROW(env, "resetSocket(handle, slot): bad arguments");
+  pthread_mutex_lock(&r->mu);
+  if (!slot_ok(r, s)) {
+    pthread_mutex_unlock(&r->mu);
+    THROW(env, "resetSocket: slot not open");
+  }
+  slot_t *sl = &r->slots[s];
+  if (sl->peer >= 0 && r->slots[sl->peer].peer == s) r->slots[sl->peer].peer = -1;
+  int fd = sl->fd;
+  uint32_t gen = sl->gen;
+  memset(sl, 0, sizeof *sl);
+  sl->fd = fd;
+  sl->gen = gen;
+  sl->peer = -1;
+  for (int f = 0; f < STAT_FIELDS; f++) stat_set(r, s, f, 0);
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
 static napi_value js_close_socket(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
   relay_t *r = argc == 2 ? get_relay(env, argv[0]) : NULL;
@@ -456,6 +483,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openSocket", NULL, js_open_socket, NULL, NULL, NULL, napi_default, NULL },
     { "link", NULL, js_link, NULL, NULL, NULL, napi_default, NULL },
     { "setTarget", NULL, js_set_target, NULL, NULL, NULL, napi_default, NULL },
+    { "resetSocket", NULL, js_reset_socket, NULL, NULL, NULL, napi_default, NULL },
     { "closeSocket", NULL, js_close_socket, NULL, NULL, NULL, napi_default, NULL },
     { "now", NULL, js_now, NULL, NULL, NULL, napi_default, NULL },
     { "destroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL },

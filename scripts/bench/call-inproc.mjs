@@ -12,6 +12,7 @@
 //
 //   node scripts/bench/call-inproc.mjs [CALLS] [ROUNDS]      # build/ (BUILD=build-x for another tree)
 //   node --cpu-prof scripts/bench/call-inproc.mjs           # a clean profile of the server's JS
+//   MEDIA_RELAY=always node scripts/bench/call-inproc.mjs   # with the media relay set up for every call
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,9 @@ config.sip.bind6 = '';
 config.sip.port = 0;
 config.data.dir = mkdtempSync(join(tmpdir(), 'mss-inproc-'));
 config.auth.algorithms = ['MD5', 'SHA-256'];
-config.media.relay = 'never';
+// MEDIA_RELAY=always: every call also sets up a relay session (two port pairs, both SDPs rewritten).
+config.media.relay = process.env.MEDIA_RELAY ?? 'never';
+config.media.bind = '127.0.0.1';
 config.calls.maxTotal = 100000;
 config.calls.maxPerExtension = 1000;
 config.cdr.format = 'csv';

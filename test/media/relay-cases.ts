@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { MediaRelay, type MediaRelayOptions, type RelaySession } from '../../lib/media/relay.js';
+import { QUIET_MS } from '../../lib/media/pair-supply.js';
 import { ADVERTISE, canBind, mPorts, Phone, PortRanges, sdp, sleep, until } from './helpers.js';
 
 export function relayCases(engine: 'native' | 'node', skip: string | false): void {
@@ -194,14 +195,29 @@ export function relayCases(engine: 'native' | 'node', skip: string | false): voi
       s.close();
     });
 
-    test('close() frees the ports at once', async () => {
+    test('close() unlinks the ports at once; they serve another call only after a quiet time', async () => {
       const relay = await openRelay({}, 200);
-      const { s, aSendsTo, bSendsTo } = await audioCall(relay, 9, 11);
-      assert.equal(await canBind(aSendsTo), false, 'port in use while the session lives');
-      s.close();
+      const [a, b, c, d] = await Promise.all([phone(), phone(), phone(), phone()]);
+      const first = await audioCall(relay, a.port, b.port);
+      a.send(first.aSendsTo, 'live');
+      await until(() => b.count('live') === 1, 'relayed while the call lives');
+      first.s.close();
       assert.equal(relay.sessionCount, 0);
-      for (const p of [aSendsTo, aSendsTo + 1, bSendsTo, bSendsTo + 1]) assert.ok(await canBind(p), `port ${p} free again`);
-      s.close(); // twice is harmless
+      first.s.close(); // twice is harmless
+      a.send(first.aSendsTo, 'stray'); // a late packet of the ended call
+      const ports = (x: { aSendsTo: number; bSendsTo: number }) => [x.aSendsTo, x.bSendsTo].sort().join(',');
+      const soon = await audioCall(relay, c.port, d.port);
+      assert.notEqual(ports(soon), ports(first), 'a call right after gets other ports');
+      soon.s.close();
+      await sleep(QUIET_MS + 100);
+      const later = await audioCall(relay, c.port, d.port);
+      assert.equal(ports(later), ports(first), 'the quiet pair is reused, still bound');
+      assert.deepEqual(later.s.stats().map((x) => x.dropped + x.aToB + x.bToA), [0], 'its counters start at zero');
+      c.send(later.aSendsTo, 'second-call');
+      await until(() => d.count('second-call') === 1, 'the new call flows');
+      assert.equal(b.count('stray'), 0, 'the late packet reached nobody');
+      assert.equal(d.count('stray'), 0);
+      later.s.close();
     });
 
     test('onInactive fires once after inactivityMs without packets, only after an answer', async () => {
