@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { MediaRelay, SdpError, type RelaySession } from '../../lib/media/relay.js';
 import { ADVERTISE, mPorts, PortRanges, sdp } from './helpers.js';
+import { mutate } from '../helpers/mutate.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const ranges = new PortRanges(400);
 const ADV = '203.0.113.7';
@@ -173,6 +175,43 @@ describe('SDP rewriting', () => {
     assert.throws(() => s.rewrite('b', sdp([{ media: 'audio', port: 6000 }]), ADV), /offer had 2/);
     s.close();
     assert.throws(() => s.rewrite('a', sdp([{ media: 'audio', port: 4000 }]), ADV), SdpError);
+  });
+
+  test('every line the relay does not change passes through as it came, in its place', () => {
+    const s = session();
+    const text = [
+      'v=0', 'o=alice 2890844526 2890844527 IN IP4 192.168.1.20', 's=Talk', 'i=a session',
+      'c=IN IP4 192.168.1.20', 'b=AS:256', 't=0 0', 'a=group:BUNDLE 0 1', 'a=x-vendor:anything goes  here',
+      'm=audio 4000 RTP/SAVP 111 0', 'b=TIAS:64000', 'a=mid:0', 'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1',
+      'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32', 'a=ssrc:1 cname:x', 'a=sendrecv',
+      'm=video 4002/2 RTP/AVP 96', 'a=mid:1', 'a=rtpmap:96 VP8/90000', 'a=rtcp-fb:96 nack pli', '',
+    ].join('\r\n');
+    const out = s.rewrite('a', text, ADV).split('\r\n');
+    const changed = (l: string) => /^(c=|m=)/.test(l);
+    assert.deepEqual(out.filter((l) => !changed(l)), text.split('\r\n').filter((l) => !changed(l)));
+    assert.match(out.find((l) => l.startsWith('m=video'))!, /^m=video \d+ RTP\/AVP 96$/, 'a port count (/2) goes with the port');
+    assert.match(out.find((l) => l.startsWith('m=audio'))!, /^m=audio \d+ RTP\/SAVP 111 0$/);
+    s.close();
+  });
+
+  test('damaged SDP either relays or throws SdpError, never anything else', async () => {
+    const rnd = mulberry32(4566);
+    const base = sdp([{ media: 'audio', port: 4000, attrs: ['rtcp:4001 IN IP4 127.0.0.1', 'rtpmap:0 PCMU/8000'] }, { media: 'video', port: 4002, c: '127.0.0.2' }]);
+    let relayed = 0;
+    for (let i = 0; i < 2000; i++) {
+      const s = await relay.openSession('sdp-fuzz');
+      assert.ok(s, 'session created');
+      try {
+        const out = s.rewrite('a', mutate(base, rnd).toString('latin1'), ADV);
+        assert.equal(typeof out, 'string');
+        relayed++;
+      } catch (err) {
+        assert.ok(err instanceof SdpError, `case ${i}: ${(err as Error).stack}`);
+      } finally {
+        s.close();
+      }
+    }
+    assert.ok(relayed > 100, `some damaged SDP still relays (${relayed})`);
   });
 
   test('the advertised address can be any IPv4 the caller chooses', () => {
