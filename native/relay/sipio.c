@@ -45,6 +45,10 @@
 #define RX_QUEUE_MAX (4u << 20)
 #define TX_QUEUE_MAX (16u << 20)
 #define TX_BATCH 64
+/* A send of at most this many datagrams, with nothing queued before it, leaves from the JavaScript
+   thread at once: at low rates a turn of the event loop sends one or two, and waking the I/O
+   thread for them costs more than the send. */
+#define INLINE_MAX 4
 #define RX_HEADER 12
 #define ADDR_TEXT_MAX (INET6_ADDRSTRLEN + IF_NAMESIZE + 1)
 
@@ -66,6 +70,7 @@ typedef struct {
   bytes_t rx;
   bytes_t tx;
   int rx_paused; /* the socket is out of the epoll set until JavaScript drains the queue */
+  int tx_busy;   /* the I/O thread is sending a batch: later sends queue behind it (order kept) */
   double rx_dropped;
   double tx_dropped;
   double tx_errors;
@@ -234,11 +239,57 @@ static int wait_writable(sipio_t *s) {
   return poll(&p, 1, 50) == 1;
 }
 
-/* Sends out_msgs[0, k): a datagram the kernel refuses outright is counted and skipped. */
-static void send_batch(sipio_t *s, int k) {
+/* One batch of outgoing datagrams being built: message headers pointing into the records. */
+typedef struct {
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+  struct sockaddr_storage *dst;
+} out_batch_t;
+
+/* Fills batch entry k from the record at *pp and moves *pp past it; 0 when the record is skipped
+   (an IPv6 destination that does not parse: counted). Records were checked by records_ok. */
+static int build_msg(sipio_t *s, const uint8_t **pp, out_batch_t *b, int k) {
+  const uint8_t *p = *pp;
+  uint32_t len = get_u32(p);
+  uint16_t port = (uint16_t)(p[4] | p[5] << 8);
+  uint8_t family = p[6];
+  const uint8_t *v4 = p + 8;
+  size_t text_len = p[7];
+  const uint8_t *data = p + RX_HEADER + text_len;
+  *pp = p + pad4(RX_HEADER + text_len + len);
+  struct sockaddr_storage *dst = &b->dst[k];
+  socklen_t dlen;
+  if (family == 4) {
+    struct sockaddr_in *a = (struct sockaddr_in *)dst;
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    memcpy(&a->sin_addr, v4, 4);
+    dlen = sizeof *a;
+  } else {
+    char text[ADDR_TEXT_MAX];
+    memcpy(text, data - text_len, text_len);
+    text[text_len] = 0;
+    if (!parse_ip(text, dst, &dlen)) {
+      s->tx_errors++;
+      return 0;
+    }
+  }
+  ((struct sockaddr_in *)dst)->sin_port = htons(port); /* same offset in sockaddr_in6 */
+  b->iov[k].iov_base = (void *)data;
+  b->iov[k].iov_len = len;
+  memset(&b->msgs[k], 0, sizeof b->msgs[k]);
+  b->msgs[k].msg_hdr.msg_name = dst;
+  b->msgs[k].msg_hdr.msg_namelen = dlen;
+  b->msgs[k].msg_hdr.msg_iov = &b->iov[k];
+  b->msgs[k].msg_hdr.msg_iovlen = 1;
+  return 1;
+}
+
+/* Sends msgs[0, k): a datagram the kernel refuses outright is counted and skipped. */
+static void send_batch(sipio_t *s, struct mmsghdr *msgs, int k) {
   int done = 0, stalls = 0;
   while (done < k) {
-    int m = sendmmsg(s->fd, s->out_msgs + done, (unsigned)(k - done), MSG_DONTWAIT);
+    int m = sendmmsg(s->fd, msgs + done, (unsigned)(k - done), MSG_DONTWAIT);
     if (m > 0) {
       done += m;
       continue;
@@ -260,50 +311,20 @@ static void send_queued(sipio_t *s) {
   s->tx = s->tx_work;
   s->tx.len = 0;
   s->tx_work = swap;
+  s->tx_busy = s->tx_work.len > 0;
   pthread_mutex_unlock(&s->mu);
+  if (s->tx_work.len == 0) return;
+  out_batch_t b = { s->out_msgs, s->out_iov, s->out_dst };
   const uint8_t *p = s->tx_work.data, *end = s->tx_work.data + s->tx_work.len;
   int k = 0;
   while (p + RX_HEADER <= end) {
-    uint32_t len = get_u32(p);
-    uint16_t port = (uint16_t)(p[4] | p[5] << 8);
-    uint8_t family = p[6];
-    const uint8_t *v4 = p + 8;
-    size_t text_len = p[7];
-    const uint8_t *data = p + RX_HEADER + text_len;
-    if (len > DGRAM_MAX || data + len > end) break; /* cannot happen: sipIoSend checked the records */
-    p += pad4(RX_HEADER + text_len + len);
-    struct sockaddr_storage *dst = &s->out_dst[k];
-    socklen_t dlen;
-    if (family == 4) {
-      struct sockaddr_in *a = (struct sockaddr_in *)dst;
-      memset(a, 0, sizeof *a);
-      a->sin_family = AF_INET;
-      memcpy(&a->sin_addr, v4, 4);
-      dlen = sizeof *a;
-    } else {
-      char text[ADDR_TEXT_MAX];
-      if (text_len >= sizeof text) continue;
-      memcpy(text, data - text_len, text_len);
-      text[text_len] = 0;
-      if (!parse_ip(text, dst, &dlen)) {
-        s->tx_errors++;
-        continue;
-      }
-    }
-    ((struct sockaddr_in *)dst)->sin_port = htons(port); /* same offset in sockaddr_in6 */
-    s->out_iov[k].iov_base = (void *)data;
-    s->out_iov[k].iov_len = len;
-    memset(&s->out_msgs[k], 0, sizeof s->out_msgs[k]);
-    s->out_msgs[k].msg_hdr.msg_name = dst;
-    s->out_msgs[k].msg_hdr.msg_namelen = dlen;
-    s->out_msgs[k].msg_hdr.msg_iov = &s->out_iov[k];
-    s->out_msgs[k].msg_hdr.msg_iovlen = 1;
-    if (++k == TX_BATCH) {
-      send_batch(s, k);
+    k += build_msg(s, &p, &b, k);
+    if (k == TX_BATCH) {
+      send_batch(s, s->out_msgs, k);
       k = 0;
     }
   }
-  if (k) send_batch(s, k);
+  if (k) send_batch(s, s->out_msgs, k);
   s->tx_work.len = 0;
   /* A burst can grow the spare buffer a lot; give the memory back once it is over. */
   if (s->tx_work.cap > (1u << 20)) {
@@ -311,6 +332,45 @@ static void send_queued(sipio_t *s) {
     s->tx_work.data = NULL;
     s->tx_work.cap = 0;
   }
+  pthread_mutex_lock(&s->mu);
+  s->tx_busy = 0;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Records in buf[0, len), or INLINE_MAX + 1 when there are more than INLINE_MAX. */
+static int count_records(const uint8_t *buf, size_t len) {
+  int n = 0;
+  for (size_t at = 0; at < len && n <= INLINE_MAX; n++) at += pad4(RX_HEADER + buf[at + 7] + get_u32(buf + at));
+  return n;
+}
+
+/* Sends a few records at once on the calling (JavaScript) thread, without waking the I/O thread.
+   Returns how many bytes of buf were dealt with: what the kernel cannot take now (its buffer is
+   full) is left for the I/O thread, which can wait for room. */
+static size_t send_inline(sipio_t *s, const uint8_t *buf, size_t len) {
+  struct mmsghdr msgs[INLINE_MAX];
+  struct iovec iov[INLINE_MAX];
+  struct sockaddr_storage dst[INLINE_MAX];
+  size_t ends[INLINE_MAX];
+  out_batch_t b = { msgs, iov, dst };
+  const uint8_t *p = buf;
+  int k = 0;
+  while (p + RX_HEADER <= buf + len && k < INLINE_MAX) {
+    if (build_msg(s, &p, &b, k)) ends[k++] = (size_t)(p - buf);
+  }
+  int done = 0;
+  while (done < k) {
+    int m = sendmmsg(s->fd, msgs + done, (unsigned)(k - done), MSG_DONTWAIT);
+    if (m > 0) {
+      done += m;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == ENOBUFS) return done == 0 ? 0 : ends[done - 1];
+    s->tx_errors++;
+    done++;
+  }
+  return len;
 }
 
 static void *io_thread(void *arg) {
@@ -522,19 +582,30 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     napi_get_boolean(env, false, &out);
     return out;
   }
+  size_t at = 0;
   pthread_mutex_lock(&s->mu);
-  int was_empty = s->tx.len == 0;
-  int ok = reserve(&s->tx, (size_t)len, TX_QUEUE_MAX);
-  if (ok) {
-    memcpy(s->tx.data + s->tx.len, data, (size_t)len);
-    s->tx.len += (size_t)len;
-  } else {
-    s->tx_dropped++;
-  }
+  int idle = s->tx.len == 0 && !s->tx_busy;
   pthread_mutex_unlock(&s->mu);
-  if (ok && was_empty && len > 0) {
-    uint64_t one = 1;
-    if (write(s->wake_fd, &one, sizeof one) < 0) { /* counter saturated: the thread is awake already */ }
+  /* Only this thread adds to the queue, so with it empty and the I/O thread not sending, nothing
+     can leave before these datagrams: sending them here keeps the order. */
+  if (idle && len > 0 && count_records(data, (size_t)len) <= INLINE_MAX) at = send_inline(s, data, (size_t)len);
+  int ok = 1;
+  if (at < (size_t)len) {
+    size_t rest = (size_t)len - at;
+    pthread_mutex_lock(&s->mu);
+    int was_empty = s->tx.len == 0;
+    ok = reserve(&s->tx, rest, TX_QUEUE_MAX);
+    if (ok) {
+      memcpy(s->tx.data + s->tx.len, (uint8_t *)data + at, rest);
+      s->tx.len += rest;
+    } else {
+      s->tx_dropped++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (ok && was_empty) {
+      uint64_t one = 1;
+      if (write(s->wake_fd, &one, sizeof one) < 0) { /* counter saturated: the thread is awake already */ }
+    }
   }
   napi_get_boolean(env, ok, &out);
   return out;
