@@ -31,7 +31,7 @@ export interface BoundPair {
 export type Shortage = 'empty' | 'range' | 'open-files' | 'closed';
 
 /** Ports tried for one pair before the range counts as used up (ports held by other programs). */
-const MAX_TRIES_PER_PAIR = 256;
+const MAX_TRIES_PER_PAIR = 1024;
 /**
  * A released pair stays bound this long before another call may use it: late packets of the
  * ended call (they are dropped, the pair being unlinked) do not reach the next one.

@@ -2,7 +2,8 @@
 # CPU cost of one call through the server, per thread of the server process.
 #
 # What it measures: a fixed number of calls A -> server -> B made by SIPp at a fixed rate well
-# below saturation (every INVITE challenged with 407, SDP offer/answer, no media relay, CSV CDR
+# below saturation (every INVITE challenged with 407, SDP offer/answer, no media relay unless
+# MEDIA_RELAY=always, CSV CDR
 # written), and the CPU time (utime/stime from /proc/PID/task/*/stat) each thread of the server
 # spent during those calls, divided by the number of calls: microseconds of CPU per call, for the
 # main (JS) thread and for the others (V8 GC helper threads, libuv pool), with SIPp's success and
@@ -19,6 +20,7 @@
 #   CLI=build-perf/cli/main.js scripts/bench/call-cpu.sh          # another compiled tree
 #   NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/p --cpu-prof-interval 50" scripts/bench/call-cpu.sh
 #   REPEAT=3 scripts/bench/call-cpu.sh           # several runs, one line each (the machine is noisy)
+#   MEDIA_RELAY=always scripts/bench/call-cpu.sh # every call also sets up a relay session (SDP rewritten both ways)
 #
 # Needs: sipp (sip-tester) and a built tree. Everything stays on 127.0.0.1 (ports PORT..PORT+3).
 set -euo pipefail
@@ -37,7 +39,7 @@ command -v sipp >/dev/null || { echo "sipp not installed (apt-get install sip-te
 [ -f "$cli" ] || { echo "no compiled CLI at $cli (build first, or set CLI)" >&2; exit 2; }
 
 "$lab/sipp/gen-users.sh" "$work/users" "$users" 1000 >/dev/null
-printf 'auth:\n  algorithms: [MD5, SHA-256]\nlog:\n  level: warn\nmedia:\n  relay: never\ncalls:\n  maxTotal: 100000\n  maxPerExtension: 1000\ncdr:\n  format: csv\n' > "$work/config.yaml"
+printf 'auth:\n  algorithms: [MD5, SHA-256]\nlog:\n  level: warn\nmedia:\n  relay: %s\ncalls:\n  maxTotal: 100000\n  maxPerExtension: 1000\ncdr:\n  format: csv\n' "${MEDIA_RELAY:-never}" > "$work/config.yaml"
 
 srv_pid=""
 uas_pid=""
