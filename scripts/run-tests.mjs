@@ -2,8 +2,12 @@
 // Runs every compiled test file (build/test/**/*.test.js) on node's test runner, which prints
 // the summary line. Arguments narrow the run: `npm test -- registrar` runs files whose path
 // contains "registrar".
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// A cancelled test (the event loop ran dry while it still awaited something, or it timed out)
+// fails the run, and is named with its file at the end.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 function walk(dir, out) {
@@ -21,5 +25,31 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const work = mkdtempSync(join(tmpdir(), 'mss-run-tests-'));
+const cancelledFile = join(work, 'cancelled.ndjson');
+const r = spawnSync(
+  process.execPath,
+  [
+    '--test',
+    '--test-concurrency=2',
+    // What node prints by default: TAP, or spec on a terminal (stdout is passed on as it is).
+    `--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`,
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${new URL('./cancelled-reporter.mjs', import.meta.url).href}`,
+    `--test-reporter-destination=${cancelledFile}`,
+    ...files,
+  ],
+  { stdio: 'inherit' },
+);
+let cancelled = [];
+try {
+  cancelled = readFileSync(cancelledFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+} catch {
+  // no file: the runner did not get as far as reporting
+}
+rmSync(work, { recursive: true, force: true });
+if (cancelled.length > 0) {
+  console.error(`\n${cancelled.length} test(s) cancelled:`);
+  for (const c of cancelled) console.error(`  ${c.file ? relative(process.cwd(), c.file) : '?'}: ${c.test} (${c.reason})`);
+}
+process.exit(cancelled.length > 0 ? 1 : (r.status ?? 1));

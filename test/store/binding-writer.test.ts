@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { openSqliteStore } from '../../lib/store/sqlite.js';
 import { BindingWriter } from '../../lib/store/binding-writer.js';
 import type { BindingRecord, Store } from '../../lib/store/store.js';
+import { keepAlive } from '../helpers/keep-alive.js';
 
 function binding(aor: string, contact: string, cseq: number): BindingRecord {
   return {
@@ -58,20 +59,17 @@ test('coalesces: last write per (aor, contact) wins, one transaction per flush',
 test('flushes on its own after flushMs (timer) and on close', async (t) => {
   const { store, batches } = countingStore(t);
   const writer = new BindingWriter(store, 5);
-  // The writer's timer is unref'd (it must not keep a server alive); this test's own timer is
-  // not, so the event loop waits for the flush instead of ending the test run early.
-  const flushed = new Promise<void>((resolve, reject) => {
-    const limit = setTimeout(() => reject(new Error('no timed flush within 5 s')), 5000);
+  const flushed = new Promise<void>((resolve) => {
     const save = store.saveBindings.bind(store);
     store.saveBindings = (u, d) => {
       save(u, d);
-      clearTimeout(limit);
       resolve();
     };
   });
   writer.upsert(binding('100', 'sip:100@a', 1));
   writer.upsert(binding('100', 'sip:100@a', 2));
-  await flushed;
+  // The writer's timer is unref'd (it must not keep a server alive): keepAlive holds the loop.
+  await keepAlive(flushed, 'the timed flush');
   assert.deepEqual(batches, [{ upserts: 1, deletes: 0 }]);
   assert.equal(store.loadBindings(0)[0]?.cseq, 2);
 

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock, systemClock } from '../../../lib/sip/transaction/clock.js';
 import { ExpiryScheduler, type Expirable } from '../../../lib/sip/transaction/expiry-queue.js';
+import { keepAlive } from '../../helpers/keep-alive.js';
 
 test('FakeClock fires due timers in time order, at their due time, including timers scheduled by fired timers', () => {
   const clock = new FakeClock();
@@ -34,7 +35,8 @@ test('systemClock runs a timer on the event loop and can cancel one', async () =
   const cancelled = systemClock.setTimer(1, () => assert.fail('cancelled timer fired'));
   systemClock.clearTimer(cancelled);
   const start = systemClock.now();
-  await new Promise<void>((resolve) => systemClock.setTimer(5, resolve));
+  // systemClock's timers are unref'd: alone they would let the event loop end before they fire.
+  await keepAlive(new Promise<void>((resolve) => systemClock.setTimer(5, resolve)), 'a 5 ms systemClock timer');
   assert.ok(systemClock.now() - start >= 4);
 });
 
