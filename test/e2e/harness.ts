@@ -1,8 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { claimPorts } from '../helpers/ports.js';
 
 export const REPO = process.cwd();
 export const SHARED = resolve(REPO, '../shared');
@@ -27,8 +29,22 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
-/** Starts `minisipserver serve` as a child process on 127.0.0.1 and a free port. */
-export async function startServe(dataDir: string, extra: string[] = []): Promise<RunningServer> {
+/**
+ * Starts `minisipserver serve` as a child process on 127.0.0.1 and a free port. A server that
+ * relays calls is given `relayPorts` media ports of its own (test files run side by side): written
+ * into the file of `--config` when there is one (which must not set them), else into one of its own.
+ */
+export async function startServe(dataDir: string, extra: string[] = [], opts: { relayPorts?: number } = {}): Promise<RunningServer> {
+  const media = opts.relayPorts ? await claimPorts(opts.relayPorts) : undefined;
+  if (media) {
+    const at = extra.indexOf('--config');
+    const file = at >= 0 ? extra[at + 1]! : join(tempDir('mss-serve-config-'), 'config.yaml');
+    const doc = parseDocument(at >= 0 ? readFileSync(file, 'utf8') : '');
+    doc.setIn(['media', 'portMin'], media.portMin);
+    doc.setIn(['media', 'portMax'], media.portMax);
+    writeFileSync(file, String(doc));
+    if (at < 0) extra = [...extra, '--config', file];
+  }
   const child = spawn(process.execPath, [BIN, 'serve', '--bind', '127.0.0.1', '--sip-port', '0', '--data-dir', dataDir, '--log-format', 'json', ...extra], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -37,10 +53,12 @@ export async function startServe(dataDir: string, extra: string[] = []): Promise
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
+  child.once('exit', () => media?.release());
   const port = await new Promise<number>((resolvePort, reject) => {
     const t = setTimeout(() => reject(new Error(`server did not start:\n${out}\n${err}`)), 20_000);
     const check = () => {
-      const m = /listening on port (\d+)/.exec(out);
+      // The whole number: a read may end inside it.
+      const m = /listening on port (\d+) /.exec(out);
       if (m) {
         clearTimeout(t);
         resolvePort(Number(m[1]));
@@ -60,7 +78,7 @@ export async function startServe(dataDir: string, extra: string[] = []): Promise
     stderr: () => err,
     stop: () =>
       new Promise((res) => {
-        if (child.exitCode !== null) return res(child.exitCode);
+        if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);
         const t = setTimeout(() => child.kill('SIGKILL'), 6000);
         child.once('exit', (code, signal) => {
           clearTimeout(t);
@@ -76,7 +94,10 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A UDP port free right now (bind to 0, read it, release it). */
+/**
+ * A UDP port free right now (bind to 0, read it, release it). Another program may take it before
+ * whoever it is given to binds it: see runSippOnFreePort and startSippUas, which choose again then.
+ */
 export async function freeUdpPort(): Promise<number> {
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
@@ -94,6 +115,8 @@ export interface SippResult {
 
 /** Runs a SIPp scenario to completion (bounded by -m, -timeout and a kill timer) and reads its final counters. */
 export async function runSipp(args: string[], cwd: string, timeoutMs = 120_000): Promise<SippResult> {
+  const statFile = join(cwd, 'stat.csv');
+  rmSync(statFile, { force: true }); // counters of an earlier run in this folder must not pass for this one's
   const child = spawn('sipp', [...args, '-nostdin', '-trace_stat', '-stf', 'stat.csv', '-fd', '1'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -105,7 +128,6 @@ export async function runSipp(args: string[], cwd: string, timeoutMs = 120_000):
       res(c);
     });
   });
-  const statFile = join(cwd, 'stat.csv');
   let successful = -1;
   let failed = -1;
   if (existsSync(statFile)) {
@@ -116,6 +138,80 @@ export async function runSipp(args: string[], cwd: string, timeoutMs = 120_000):
     failed = Number(last[head.indexOf('FailedCall(C)')]);
   }
   return { code, successful, failed, out };
+}
+
+/** SIPp's words when the port given with -p is taken (it then exits at once). */
+const SIPP_PORT_TAKEN = /Unable to bind main socket/;
+
+/** runSipp with `-i 127.0.0.1 -p <a free port>`; a port taken before SIPp binds it is chosen again. */
+export async function runSippOnFreePort(args: (port: number) => string[], cwd: string, timeoutMs?: number): Promise<SippResult> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeUdpPort();
+    const r = await runSipp(['-i', '127.0.0.1', '-p', String(port), ...args(port)], cwd, timeoutMs);
+    if (attempt < 5 && SIPP_PORT_TAKEN.test(r.out)) continue;
+    return r;
+  }
+}
+
+/** True when process `pid` holds a UDP socket bound to 127.0.0.1:`port` (Linux: /proc). */
+function holdsUdpPort(pid: number, port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set(
+    readFileSync('/proc/net/udp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === local).map((f) => f[9]),
+  );
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // gone
+  }
+  return fds.some((fd) => {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      return inode !== undefined && inodes.has(inode);
+    } catch {
+      return false;
+    }
+  });
+}
+
+export interface SippUas {
+  port: number;
+  /** Ends this SIPp (by its pid) and waits for its exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a SIPp scenario that waits for calls (`-sf uas_call.xml ...`) on 127.0.0.1 and a free
+ * port, and returns once SIPp holds that port: a call sent after that is not lost to a SIPp still
+ * starting. A port taken before SIPp binds it is chosen again.
+ */
+export async function startSippUas(args: string[], cwd: string): Promise<SippUas> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeUdpPort();
+    const child = spawn('sipp', [...args, '-i', '127.0.0.1', '-p', String(port), '-nostdin'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<void>((res) => child.once('exit', () => res()));
+    const deadline = Date.now() + 10_000;
+    while (child.exitCode === null && child.signalCode === null && !holdsUdpPort(child.pid!, port) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (child.exitCode === null && child.signalCode === null && holdsUdpPort(child.pid!, port)) {
+      return {
+        port,
+        stop: async () => {
+          child.kill('SIGKILL');
+          await exited;
+        },
+      };
+    }
+    child.kill('SIGKILL');
+    await exited;
+    if (attempt < 5 && SIPP_PORT_TAKEN.test(out)) continue;
+    throw new Error(`SIPp did not start on port ${port}:\n${out.slice(-2000)}`);
+  }
 }
 
 export function listFiles(dir: string): string[] {

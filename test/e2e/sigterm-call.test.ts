@@ -9,7 +9,7 @@ test('SIGTERM during a call: both legs get BYE with cause 41, the CDR line is wr
   const work = tempDir('mss-e2e-term-');
   const dataDir = join(work, 'data');
   for (const [n, p] of [['801', 'pw801'], ['802', 'pw802']]) assert.equal(cli(['ext', 'add', n!, '--password', p!, '--data-dir', dataDir]).code, 0);
-  const server = await startServe(dataDir);
+  const server = await startServe(dataDir, [], { relayPorts: 1000 });
   const [a, b] = await registeredPair(server.port, '801', '802');
   try {
     const { call, inc } = await answeredCall(a, b, audioSdp(43000), audioSdp(43010));
@@ -34,7 +34,7 @@ test('kill -9 after finished calls loses none of their records', async () => {
   const work = tempDir('mss-e2e-kill-');
   const dataDir = join(work, 'data');
   for (const [n, p] of [['811', 'pw811'], ['812', 'pw812']]) assert.equal(cli(['ext', 'add', n!, '--password', p!, '--data-dir', dataDir]).code, 0);
-  const server = await startServe(dataDir);
+  const server = await startServe(dataDir, [], { relayPorts: 1000 });
   const a = await Phone.open('811', 'pw811', server.port);
   const b = await Phone.open('812', 'pw812', server.port);
   const ids: string[] = [];

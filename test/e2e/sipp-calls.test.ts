@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
-import { cli, freeUdpPort, hasSipp, runSipp, SHARED, startServe, tempDir } from './harness.js';
+import { cli, hasSipp, runSippOnFreePort, SHARED, startServe, startSippUas, tempDir } from './harness.js';
 
 const sipp = hasSipp();
 const CALLS = 1000;
@@ -20,24 +20,19 @@ test(`sipp: ${CALLS} calls uac_call -> server -> uas_call, 0 failures, ${CALLS} 
   // SIPp answers only the first challenge, MD5 only: offer MD5 first.
   const config = join(work, 'config.yaml');
   writeFileSync(config, 'auth:\n  algorithms: [MD5, SHA-256]\nmedia:\n  bind: 127.0.0.1\n');
-  const server = await startServe(dataDir, ['--config', config]);
+  const server = await startServe(dataDir, ['--config', config], { relayPorts: 4000 });
   t.after(() => server.stop());
 
   // The callee side: one SIPp UAS answering every call, its users registered with its address.
-  const uasPort = await freeUdpPort();
   const uasDir = join(work, 'uas');
   mkdirSync(uasDir);
-  const uas = spawn('sipp', ['-sf', join(SHARED, 'lab/sipp/uas_call.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-nostdin', '-timeout', '300', '-trace_stat', '-stf', 'stat.csv', '-fd', '1', '-bg'], { cwd: uasDir, stdio: 'ignore' });
-  t.after(() => {
-    uas.kill('SIGKILL');
-    spawnSync('pkill', ['-f', `-p ${uasPort} `]);
-  });
+  const uas = await startSippUas(['-sf', join(SHARED, 'lab/sipp/uas_call.xml'), '-timeout', '300', '-trace_stat', '-stf', 'stat.csv', '-fd', '1'], uasDir);
+  t.after(() => uas.stop());
   const regDir = join(work, 'reg');
   mkdirSync(regDir);
-  const regPort = await freeUdpPort();
-  const reg = await runSipp(
-    ['-sf', join(SHARED, 'lab/sipp/reg_auth.xml'), '-i', '127.0.0.1', '-p', String(regPort), '-inf', join(users, 'callees.csv'),
-      '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(uasPort), '-key', 'expires', '3600',
+  const reg = await runSippOnFreePort(
+    () => ['-sf', join(SHARED, 'lab/sipp/reg_auth.xml'), '-inf', join(users, 'callees.csv'),
+      '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(uas.port), '-key', 'expires', '3600',
       '-m', '100', '-r', '100', '-timeout', '60', `127.0.0.1:${server.port}`],
     regDir,
   );
@@ -45,9 +40,8 @@ test(`sipp: ${CALLS} calls uac_call -> server -> uas_call, 0 failures, ${CALLS} 
 
   const uacDir = join(work, 'uac');
   mkdirSync(uacDir);
-  const uacPort = await freeUdpPort();
-  const res = await runSipp(
-    ['-sf', join(SHARED, 'lab/sipp/uac_call.xml'), '-i', '127.0.0.1', '-p', String(uacPort), '-inf', join(users, 'calls.csv'),
+  const res = await runSippOnFreePort(
+    () => ['-sf', join(SHARED, 'lab/sipp/uac_call.xml'), '-inf', join(users, 'calls.csv'),
       '-m', String(CALLS), '-r', '200', '-l', '400', '-d', '200', '-timeout', '120', '-max_recv_loops', '1000', `127.0.0.1:${server.port}`],
     uacDir,
     180_000,

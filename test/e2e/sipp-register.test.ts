@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, freeUdpPort, hasSipp, runSipp, SHARED, startServe, tempDir } from './harness.js';
+import { cli, hasSipp, runSippOnFreePort, SHARED, startServe, tempDir } from './harness.js';
 
 const sipp = hasSipp();
 
@@ -24,11 +24,10 @@ test('sipp: 500 users imported with `ext import` register with digest auth; wron
   const server = await startServe(dataDir, ['--config', config]);
   t.after(() => server.stop());
   const scenario = join(SHARED, 'lab/sipp/reg_auth.xml');
-  const localPort = await freeUdpPort();
-  const common = ['-sf', scenario, '-i', '127.0.0.1', '-p', String(localPort), '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(localPort),
+  const common = (localPort: number) => ['-sf', scenario, '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(localPort),
     '-key', 'expires', '3600', '-m', '500', '-r', '250', '-timeout', '60', '-max_recv_loops', '1000', `127.0.0.1:${server.port}`];
 
-  const good = await runSipp([...common, '-inf', join(users, 'users.csv')], work);
+  const good = await runSippOnFreePort((port) => [...common(port), '-inf', join(users, 'users.csv')], work);
   assert.equal(good.successful, 500, good.out.slice(-2000));
   assert.equal(good.failed, 0);
   assert.equal(good.code, 0);
@@ -36,7 +35,7 @@ test('sipp: 500 users imported with `ext import` register with digest auth; wron
   // The same users with a wrong password: every registration must fail.
   const wrong = readFileSync(join(users, 'users.csv'), 'utf8').replace(/;pw(\d+)$/gm, ';nope$1');
   writeFileSync(join(users, 'wrong.csv'), wrong);
-  const bad = await runSipp([...common, '-inf', join(users, 'wrong.csv')], work);
+  const bad = await runSippOnFreePort((port) => [...common(port), '-inf', join(users, 'wrong.csv')], work);
   assert.equal(bad.successful, 0);
   assert.equal(bad.failed, 500);
 

@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
+import { waitFor } from '../helpers/keep-alive.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
-import { cli, freeUdpPort, hasSipp, runSipp, SHARED, startServe, tempDir } from './harness.js';
+import { cli, hasSipp, runSippOnFreePort, SHARED, startServe, startSippUas, tempDir } from './harness.js';
 import { addonPath } from '../../lib/platform/native-addon.js';
+import { openSqliteStore } from '../../lib/store/sqlite.js';
 
 const noAddon = addonPath('relay') === null && 'the native addon is not built (node scripts/build-native.mjs)';
 
@@ -23,6 +25,19 @@ function childPids(pid: number): number[] {
     .map(Number);
 }
 
+/**
+ * Waits until `count` bindings are in the store the workers share. A registration gets there with
+ * its worker's next write batch (50 ms): only then does a call handled by the other worker find it.
+ */
+async function bindingsShared(dataDir: string, count: number): Promise<void> {
+  const store = openSqliteStore(dataDir);
+  try {
+    await waitFor(() => store.loadBindings(Date.now()).length >= count, `${count} bindings in the shared store`);
+  } finally {
+    store.close();
+  }
+}
+
 for (const engine of ['native', 'node'] as const) test(`sip.workers 2 (udpEngine ${engine}): phones spread over two processes register and call each other across them`, { skip: noAddon }, async () => {
   const work = tempDir('mss-e2e-workers-');
   const dataDir = join(work, 'data');
@@ -31,7 +46,7 @@ for (const engine of ['native', 'node'] as const) test(`sip.workers 2 (udpEngine
   assert.equal(cli(['ext', 'import', join(work, 'users.txt'), '--data-dir', dataDir]).code, 0);
   const config = join(work, 'config.yaml');
   writeFileSync(config, `sip:\n  workers: 2\n  transports: [udp]\n  udpEngine: ${engine}\nauth:\n  algorithms: [MD5]\n`);
-  const server = await startServe(dataDir, ['--config', config]);
+  const server = await startServe(dataDir, ['--config', config], { relayPorts: 2000 });
   const phones: Phone[] = [];
   try {
     assert.match(server.stdout(), /2 workers/);
@@ -41,8 +56,7 @@ for (const engine of ['native', 'node'] as const) test(`sip.workers 2 (udpEngine
       phones.push(p);
       await p.register();
     }
-    // A registration reaches the store shared by the workers within the writer's 50 ms batch.
-    await new Promise((r) => setTimeout(r, 200));
+    await bindingsShared(dataDir, users.length);
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
       const a = phones[i]!;
@@ -76,24 +90,21 @@ test('sip.workers 2 with SIPp, whose callee answers to our source port rather th
   assert.equal(cli(['ext', 'import', join(usersDir, 'users.txt'), '--data-dir', dataDir]).code, 0);
   const config = join(work, 'config.yaml');
   writeFileSync(config, 'sip:\n  workers: 2\n  transports: [udp]\nauth:\n  algorithms: [MD5, SHA-256]\n');
-  const server = await startServe(dataDir, ['--config', config]);
+  const server = await startServe(dataDir, ['--config', config], { relayPorts: 2000 });
   t.after(() => server.stop());
-  const uasPort = await freeUdpPort();
   mkdirSync(join(work, 'uas'));
-  const uas = spawn('sipp', ['-sf', join(SHARED, 'lab/sipp/uas_call.xml'), '-i', '127.0.0.1', '-p', String(uasPort), '-nostdin', '-timeout', '120', '-bg'], { cwd: join(work, 'uas'), stdio: 'ignore' });
-  t.after(() => {
-    uas.kill('SIGKILL');
-    spawnSync('pkill', ['-f', `-p ${uasPort} `]);
-  });
+  const uas = await startSippUas(['-sf', join(SHARED, 'lab/sipp/uas_call.xml'), '-timeout', '120'], join(work, 'uas'));
+  t.after(() => uas.stop());
   mkdirSync(join(work, 'reg'));
   // One socket per registration and per call (-t un): the sources spread over both workers.
   const many = ['-t', 'un', '-max_socket', '5000'];
-  const reg = await runSipp(['-sf', join(SHARED, 'lab/sipp/reg_auth.xml'), '-i', '127.0.0.1', '-p', String(await freeUdpPort()), ...many,
-    '-inf', join(usersDir, 'callees.csv'), '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(uasPort), '-key', 'expires', '3600',
+  const reg = await runSippOnFreePort(() => ['-sf', join(SHARED, 'lab/sipp/reg_auth.xml'), ...many,
+    '-inf', join(usersDir, 'callees.csv'), '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(uas.port), '-key', 'expires', '3600',
     '-m', '50', '-r', '100', '-timeout', '30', `127.0.0.1:${server.port}`], join(work, 'reg'));
   assert.equal(reg.successful, 50, reg.out.slice(-1500));
+  await bindingsShared(dataDir, 50);
   mkdirSync(join(work, 'uac'));
-  const calls = await runSipp(['-sf', join(SHARED, 'lab/sipp/uac_call.xml'), '-i', '127.0.0.1', '-p', String(await freeUdpPort()), ...many,
+  const calls = await runSippOnFreePort(() => ['-sf', join(SHARED, 'lab/sipp/uac_call.xml'), ...many,
     '-inf', join(usersDir, 'calls.csv'), '-m', '200', '-r', '100', '-d', '100', '-timeout', '60', `127.0.0.1:${server.port}`], join(work, 'uac'));
   assert.equal(calls.failed, 0, calls.out.slice(-2000));
   assert.equal(calls.successful, 200);

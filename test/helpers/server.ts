@@ -5,6 +5,7 @@ import { defaultConfig, type Config } from '../../lib/config/schema.js';
 import { Logger } from '../../lib/log.js';
 import { PbxServer } from '../../lib/pbx/server.js';
 import { Extensions } from '../../lib/pbx/extensions.js';
+import { claimPorts } from './ports.js';
 
 export interface TestServer {
   server: PbxServer;
@@ -16,7 +17,10 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** A real server on 127.0.0.1 with a free port and a fresh data folder, in this process. */
+/**
+ * A real server on 127.0.0.1 with a free port, a fresh data folder and a media port range of its
+ * own (test files run side by side), in this process.
+ */
 export async function startTestServer(
   opts: { configure?: (c: Config) => void; dataDir?: string; users?: Array<[string, string]> } = {},
 ): Promise<TestServer> {
@@ -26,6 +30,9 @@ export async function startTestServer(
   config.sip.port = 0;
   config.data.dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mss-test-'));
   config.media.bind = '127.0.0.1';
+  const media = await claimPorts(1000);
+  config.media.portMin = media.portMin;
+  config.media.portMax = media.portMax;
   opts.configure?.(config);
   const logLines: string[] = [];
   const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
@@ -34,6 +41,16 @@ export async function startTestServer(
     const ext = new Extensions(server.store, config.sip.realm);
     for (const [n, p] of opts.users) if (!server.store.getExtension(n)) ext.add(n, { password: p });
   }
-  const info = await server.start();
-  return { server, port: info.port, dataDir: config.data.dir, config, logLines, createdDefaults: info.createdDefaults, stop: () => server.stop() };
+  let info;
+  try {
+    info = await server.start();
+  } catch (err) {
+    media.release();
+    throw err;
+  }
+  const stop = async () => {
+    await server.stop();
+    media.release();
+  };
+  return { server, port: info.port, dataDir: config.data.dir, config, logLines, createdDefaults: info.createdDefaults, stop };
 }

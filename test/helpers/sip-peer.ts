@@ -8,6 +8,8 @@ import type { SipResponse } from '../../lib/sip/message.js';
 export class UdpPeer {
   private readonly socket = dgram.createSocket('udp4');
   private readonly inbox: SipResponse[] = [];
+  /** Final responses request() passed over since the last drain() (another Call-ID); the first 100. */
+  private readonly skipped: SipResponse[] = [];
   private waiters: Array<() => void> = [];
   port = 0;
 
@@ -49,16 +51,6 @@ export class UdpPeer {
     }
   }
 
-  /** True when nothing arrives within `ms`. */
-  async silent(ms: number): Promise<boolean> {
-    try {
-      await this.next(ms, true);
-      return false;
-    } catch {
-      return true;
-    }
-  }
-
   /**
    * Sends and waits for the final response with the same Call-ID; other responses (late
    * retransmissions of earlier answers) are discarded. Like any UDP client (RFC 3261 section
@@ -86,6 +78,7 @@ export class UdpPeer {
         continue; // no answer yet: send again, or give up at the deadline
       }
       if (callId === undefined || r.headers.get('call-id') === callId) return r;
+      if (this.skipped.length < 100) this.skipped.push(r);
     }
   }
 
@@ -93,6 +86,12 @@ export class UdpPeer {
   /** Forgets every response received so far. */
   drain(): void {
     this.inbox.length = 0;
+    this.skipped.length = 0;
+  }
+
+  /** The responses received since drain() that nobody took: passed over by request(), or waiting. */
+  get unclaimed(): SipResponse[] {
+    return [...this.skipped, ...this.inbox];
   }
 
   close(): void {

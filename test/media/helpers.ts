@@ -1,18 +1,24 @@
 /** Shared pieces of the media relay tests: phones (UDP sockets on 127.0.0.1), SDP text, waiting. */
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { claimPorts } from '../helpers/ports.js';
 
 export const LOOPBACK = '127.0.0.1';
 export const ADVERTISE = '127.0.0.1';
 
-/** Consecutive port ranges inside a block picked at random in 30000-40000 for one test file. */
+/** This test file's ports: its relays never meet another file's, nor anybody's bind(0). */
+const block = await claimPorts(2400);
+let blockNext = block.portMin;
+
+/** Consecutive port ranges inside this test file's own block (see ../helpers/ports.ts). */
 export class PortRanges {
   private next: number;
   private readonly end: number;
   constructor(blockSize = 2000) {
-    const start = 30000 + 2 * Math.floor((Math.random() * (10000 - blockSize)) / 2);
-    this.next = start;
-    this.end = start + blockSize;
+    if (blockNext + blockSize > block.portMax + 1) throw new Error('test port block exhausted');
+    this.next = blockNext;
+    this.end = blockNext + blockSize;
+    blockNext += blockSize + (blockSize % 2); // RTP ports stay even
   }
   take(size: number): { portMin: number; portMax: number } {
     if (this.next + size > this.end) throw new Error('test port block exhausted');

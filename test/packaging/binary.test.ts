@@ -109,7 +109,7 @@ async function serveAnswersOptions(extra: string[], dataDir: string): Promise<st
     const port = await new Promise<number>((res, rej) => {
       const t = setTimeout(() => rej(new Error(`no port announced:\n${out}\n${err}`)), 20_000);
       const check = () => {
-        const m = /listening on port (\d+)/.exec(out);
+        const m = /listening on port (\d+) /.exec(out); // the whole number: a read may end inside it
         if (m) {
           clearTimeout(t);
           res(Number(m[1]));
