@@ -220,6 +220,17 @@ static void *relay_thread(void *arg) {
   return NULL;
 }
 
+/* Slot s holds socket fd with no link, no target and zero counters; its generation is kept. */
+static void fresh_slot_locked(relay_t *r, int s, int fd) {
+  slot_t *sl = &r->slots[s];
+  uint32_t gen = sl->gen;
+  memset(sl, 0, sizeof *sl);
+  sl->fd = fd;
+  sl->gen = gen;
+  sl->peer = -1;
+  for (int f = 0; f < STAT_FIELDS; f++) stat_set(r, s, f, 0);
+}
+
 static void close_slot_locked(relay_t *r, int s) {
   slot_t *sl = &r->slots[s];
   if (sl->fd < 0) return;
@@ -343,13 +354,8 @@ static napi_value js_open_socket(napi_env env, napi_callback_info info) {
     return make_int(env, -ENOSPC);
   }
   int s = r->free_stack[--r->free_top];
-  slot_t *sl = &r->slots[s];
-  uint32_t gen = sl->gen;
-  memset(sl, 0, sizeof *sl);
-  sl->fd = fd;
-  sl->gen = gen;
-  sl->peer = -1;
-  for (int f = 0; f < STAT_FIELDS; f++) stat_set(r, s, f, 0);
+  uint32_t gen = r->slots[s].gen;
+  fresh_slot_locked(r, s, fd);
   struct epoll_event ev = { .events = EPOLLIN, .data.u64 = ((uint64_t)gen << 32) | (uint32_t)s };
   if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int e = errno;
@@ -442,13 +448,7 @@ static napi_value js_reset_socket(napi_env env, napi_callback_info info) {
   }
   slot_t *sl = &r->slots[s];
   if (sl->peer >= 0 && r->slots[sl->peer].peer == s) r->slots[sl->peer].peer = -1;
-  int fd = sl->fd;
-  uint32_t gen = sl->gen;
-  memset(sl, 0, sizeof *sl);
-  sl->fd = fd;
-  sl->gen = gen;
-  sl->peer = -1;
-  for (int f = 0; f < STAT_FIELDS; f++) stat_set(r, s, f, 0);
+  fresh_slot_locked(r, s, sl->fd);
   pthread_mutex_unlock(&r->mu);
   return NULL;
 }
