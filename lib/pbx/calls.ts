@@ -156,9 +156,16 @@ export class CallManager {
       }
       this.admitWithMedia(admit, media);
     };
-    pending.then(done, (err: Error) => {
+    const settle = (media: MediaSession | null | undefined) => {
+      try {
+        done(media);
+      } catch (err) {
+        this.deps.env.log('warn', 'call.admit_failed', { error: (err as Error).message });
+      }
+    };
+    pending.then(settle, (err: Error) => {
       this.deps.env.log('warn', 'call.media_error', { error: err.message });
-      done(undefined);
+      settle(undefined);
     });
   }
 

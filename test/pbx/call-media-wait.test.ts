@@ -86,3 +86,41 @@ test('a CANCEL while the ports are being bound: 487, a caller-cancel record, no 
   assert.equal(cdrOf(srv.dataDir, call.dialog.callId)?.fci, 'callTag=3;cause=16');
   assert.equal(relaySessions(), 0, 'the ports that came late went back');
 });
+
+test('a shutdown while the ports are being bound: the server stops, the waiting call is ended and recorded', async () => {
+  const own = await startTestServer({
+    users: [['611', 'pw611'], ['612', 'pw612']],
+    configure: (c) => {
+      c.auth.algorithms = ['MD5'];
+      c.media.relay = 'always';
+      c.media.engine = 'node';
+    },
+  });
+  const ownBook = new PhoneBook(() => own.port);
+  try {
+    const relay = (own.server as unknown as { relay: MediaRelay }).relay;
+    const real = relay.openSession.bind(relay);
+    let asked!: () => void;
+    const askedP = new Promise<void>((r) => (asked = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    relay.openSession = (label: string) => {
+      asked();
+      return gate.then(() => real(label)) as Promise<RelaySession | null>;
+    };
+    const a = await ownBook.get('611');
+    await ownBook.get('612');
+    const call = await a.invite('612', audioSdp(41040));
+    await askedP;
+    const stopped = own.stop();
+    release();
+    await stopped;
+    const rec = cdrOf(own.dataDir, call.dialog.callId);
+    assert.ok(rec, 'the waiting call has its record');
+    assert.equal(rec.status, '503');
+    assert.ok(own.logLines.some((l) => l.includes('"event":"server.stopped"')));
+    assert.ok(!own.logLines.some((l) => l.includes('call.admit_failed')), own.logLines.filter((l) => l.includes('admit')).join('\n'));
+  } finally {
+    ownBook.closeAll();
+  }
+});
