@@ -21,6 +21,7 @@
 #   NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/p --cpu-prof-interval 50" scripts/bench/call-cpu.sh
 #   REPEAT=3 scripts/bench/call-cpu.sh           # several runs, one line each (the machine is noisy)
 #   MEDIA_RELAY=always scripts/bench/call-cpu.sh # every call also sets up a relay session (SDP rewritten both ways)
+#   UDP_ENGINE=node scripts/bench/call-cpu.sh    # sip.udpEngine (default auto: the native I/O thread)
 #
 # Needs: sipp (sip-tester) and a built tree. Everything stays on 127.0.0.1 (ports PORT..PORT+3).
 set -euo pipefail
@@ -39,7 +40,7 @@ command -v sipp >/dev/null || { echo "sipp not installed (apt-get install sip-te
 [ -f "$cli" ] || { echo "no compiled CLI at $cli (build first, or set CLI)" >&2; exit 2; }
 
 "$lab/sipp/gen-users.sh" "$work/users" "$users" 1000 >/dev/null
-printf 'auth:\n  algorithms: [MD5, SHA-256]\nlog:\n  level: warn\nmedia:\n  relay: %s\ncalls:\n  maxTotal: 100000\n  maxPerExtension: 1000\ncdr:\n  format: csv\n' "${MEDIA_RELAY:-never}" > "$work/config.yaml"
+printf 'auth:\n  algorithms: [MD5, SHA-256]\nsip:\n  udpEngine: %s\nlog:\n  level: warn\nmedia:\n  relay: %s\ncalls:\n  maxTotal: 100000\n  maxPerExtension: 1000\ncdr:\n  format: csv\n' "${UDP_ENGINE:-auto}" "${MEDIA_RELAY:-never}" > "$work/config.yaml"
 
 srv_pid=""
 uas_pid=""
