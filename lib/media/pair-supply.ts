@@ -68,15 +68,11 @@ export class PairSupply {
     return this.backend.openSocketNow !== undefined;
   }
 
-  /** Pairs bound ahead and not handed out (the Node engine's reserve). */
-  get reserved(): number {
-    return this.ready.length;
-  }
-
   /** `count` pairs at once, or null (then `shortage` says why). */
   takeNow(count: number): BoundPair[] | null {
     if (this.closed) return this.refuse('closed');
-    const quietBefore = performance.now() - QUIET_MS;
+    const now = performance.now();
+    const quietBefore = now - QUIET_MS;
     const picked: BoundPair[] = [];
     while (picked.length < count) {
       // A pair of an ended call, else the reserve or a new one; at a limit, a pair released less
@@ -94,7 +90,7 @@ export class PairSupply {
       this.startFill();
       return this.refuse('empty');
     }
-    this.noteTaken(count);
+    this.noteTaken(count, now);
     this.startFill();
     return picked;
   }
@@ -116,7 +112,7 @@ export class PairSupply {
       for (const p of mine) this.closePair(p);
       return this.refuse('closed');
     }
-    this.noteTaken(count);
+    this.noteTaken(count, performance.now());
     return mine;
   }
 
@@ -189,8 +185,8 @@ export class PairSupply {
     return null;
   }
 
-  private noteTaken(count: number): void {
-    const second = Math.floor(performance.now() / 1000);
+  private noteTaken(count: number, now: number): void {
+    const second = Math.floor(now / 1000);
     if (second !== this.second) {
       this.takenLastSecond = second === this.second + 1 ? this.takenThisSecond : 0;
       this.takenThisSecond = 0;
@@ -230,18 +226,31 @@ export class PairSupply {
     }
   }
 
-  /** Binds the next free pair of the range on this thread (native engine). */
+  /**
+   * Binds the next free pair of the range on this thread (native engine). The same walk over the
+   * range as bindLater(), which has to await each bind.
+   */
   private bindNow(): BoundPair | null {
     const open = this.backend.openSocketNow!.bind(this.backend);
-    return this.tryPorts((rtpPort) => {
-      const rtp = open(rtpPort);
-      try {
-        return { rtpPort, rtp, rtcp: open(rtpPort + 1) };
-      } catch (err) {
-        this.backend.closeSocket(rtp);
-        throw err;
+    const skipped: number[] = [];
+    try {
+      for (let tries = 0; tries < MAX_TRIES_PER_PAIR; tries++) {
+        const rtpPort = this.pool.take();
+        if (rtpPort === undefined) return this.refuse('range');
+        let rtp: number | undefined;
+        try {
+          rtp = open(rtpPort);
+          return { rtpPort, rtp, rtcp: open(rtpPort + 1) };
+        } catch (err) {
+          if (rtp !== undefined) this.backend.closeSocket(rtp);
+          const limit = this.bindFailed(rtpPort, err as NodeJS.ErrnoException, skipped);
+          if (limit) return this.refuse(limit);
+        }
       }
-    });
+      return this.refuse('range');
+    } finally {
+      for (const port of skipped) this.pool.give(port);
+    }
   }
 
   /** Binds the next free pair of the range, waiting for the engine (Node engine). */
@@ -258,25 +267,6 @@ export class PairSupply {
           return { rtpPort, rtp, rtcp: await this.backend.openSocket(rtpPort + 1) };
         } catch (err) {
           if (rtp !== undefined) this.backend.closeSocket(rtp);
-          const limit = this.bindFailed(rtpPort, err as NodeJS.ErrnoException, skipped);
-          if (limit) return this.refuse(limit);
-        }
-      }
-      return this.refuse('range');
-    } finally {
-      for (const port of skipped) this.pool.give(port);
-    }
-  }
-
-  private tryPorts(bind: (rtpPort: number) => BoundPair): BoundPair | null {
-    const skipped: number[] = [];
-    try {
-      for (let tries = 0; tries < MAX_TRIES_PER_PAIR; tries++) {
-        const rtpPort = this.pool.take();
-        if (rtpPort === undefined) return this.refuse('range');
-        try {
-          return bind(rtpPort);
-        } catch (err) {
           const limit = this.bindFailed(rtpPort, err as NodeJS.ErrnoException, skipped);
           if (limit) return this.refuse(limit);
         }

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { RelayBackend, RelayLogger } from './backend.js';
 import { loadFailure, loadNativeAddon, NATIVE_BUILD_COMMAND, NativeBackend } from './native.js';
 import { NodeBackend } from './node-backend.js';
-import { PairSupply, type BoundPair } from './pair-supply.js';
+import { PairSupply, type BoundPair, type Shortage } from './pair-supply.js';
 import { PortPool } from './port-pool.js';
 import { parseSdp, SdpError, SdpUnsupportedError, streamTargets, writeForOtherSide, type StreamTarget } from './sdp.js';
 
@@ -65,7 +65,7 @@ interface SessionHost {
   sessionClosed(session: RelaySession): void;
 }
 
-/** The limits a new session or stream can run into; see MediaRelay.limitReport. */
+/** The limits a new session or stream can run into; see LimitReporter. */
 export type RelayLimit = 'range' | 'maxSessions' | 'open-files' | 'node-reserve';
 
 export class MediaRelay {
@@ -133,17 +133,8 @@ export class MediaRelay {
    * also mean that its reserve of bound pairs is empty for now: openSession() then waits.
    */
   createSession(label: string): RelaySession | null {
-    if (this.closed) return null;
-    if (this.sessions.size + this.waiting >= this.maxSessions) {
-      this.limits.hit('maxSessions', label);
-      return null;
-    }
-    const pairs = this.supply.takeNow(2);
-    if (!pairs) {
-      if (this.supply.shortage !== 'empty') this.reportShortage(label);
-      return null;
-    }
-    return this.newSession(label, pairs);
+    const made = this.sessionNow(label);
+    return typeof made === 'string' ? null : made;
   }
 
   /**
@@ -152,8 +143,8 @@ export class MediaRelay {
    * reserve emptied by a burst). null, or a promise of null: a limit, logged as in createSession.
    */
   openSession(label: string): RelaySession | Promise<RelaySession | null> | null {
-    const now = this.createSession(label);
-    if (now || this.closed || this.supply.shortage !== 'empty' || this.sessions.size + this.waiting >= this.maxSessions) return now;
+    const made = this.sessionNow(label);
+    if (made !== 'empty') return typeof made === 'string' ? null : made;
     this.waiting++;
     return this.supply.take(2).then(
       (pairs) => {
@@ -168,6 +159,19 @@ export class MediaRelay {
         throw err;
       },
     );
+  }
+
+  /** A session, or why there is none: 'empty' alone may change by waiting (Node engine). */
+  private sessionNow(label: string): RelaySession | 'closed' | 'maxSessions' | Shortage {
+    if (this.closed) return 'closed';
+    if (this.sessions.size + this.waiting >= this.maxSessions) {
+      this.limits.hit('maxSessions', label);
+      return 'maxSessions';
+    }
+    const pairs = this.supply.takeNow(2);
+    if (pairs) return this.newSession(label, pairs);
+    if (this.supply.shortage !== 'empty') this.reportShortage(label);
+    return this.supply.shortage;
   }
 
   /** Resolves once the reserve of bound port pairs has been refilled (for tests and benchmarks). */

@@ -127,38 +127,28 @@ export class CallManager {
       this.deps.env.log('warn', 'call.media_error', { error: (err as Error).message });
       media = undefined;
     }
-    const admit: Admission = { base, tx, toTag, callee: { number: route.number, displayName: route.extension.displayName }, contacts: route.contacts, cancel: null };
+    const admit: Admission = { base, tx, toTag, callee: { number: route.number, displayName: route.extension.displayName }, contacts: route.contacts };
     if (media instanceof Promise) this.admitWhenMediaReady(admit, media);
     else this.admitWithMedia(admit, media);
   }
 
   /**
    * Ports are being bound for this call (the Node relay engine after a burst): the INVITE waits
-   * for them, counted against the limits; a CANCEL or a shutdown meanwhile ends it with 487/503.
+   * for them, counted against the limits. A CANCEL or a shutdown meanwhile ends it at once
+   * (487/503, see stopWaiting); ports that come after that go straight back.
    */
   private admitWhenMediaReady(admit: Admission, pending: Promise<MediaSession | null | undefined>): void {
     this.waitingForMedia.set(admit.tx, admit);
     this.adjust(admit.base.caller, 1);
     this.adjust(admit.callee.number, 1);
-    const done = (media: MediaSession | null | undefined) => {
-      this.waitingForMedia.delete(admit.tx);
-      this.adjust(admit.base.caller, -1);
-      this.adjust(admit.callee.number, -1);
-      if (admit.cancel || !this.accepting) {
+    const settle = (media: MediaSession | null | undefined) => {
+      if (!this.waitingForMedia.has(admit.tx)) {
         media?.close();
-        if (admit.cancel) {
-          const cause = parseReasonCause(admit.cancel.headers.getAll('reason').join(', ')) ?? DEFAULT_CAUSE[CallTag.CallerCancel];
-          this.refuse(admit.tx, admit.base, admit.callee.number, 487, CallTag.CallerCancel, admit.toTag, undefined, cause);
-        } else {
-          this.refuse(admit.tx, admit.base, admit.callee.number, 503, CallTag.ServerShutdown, admit.toTag, 'Service Unavailable (shutting down)');
-        }
         return;
       }
-      this.admitWithMedia(admit, media);
-    };
-    const settle = (media: MediaSession | null | undefined) => {
+      this.stopWaiting(admit);
       try {
-        done(media);
+        this.admitWithMedia(admit, media);
       } catch (err) {
         this.deps.env.log('warn', 'call.admit_failed', { error: (err as Error).message });
       }
@@ -167,6 +157,19 @@ export class CallManager {
       this.deps.env.log('warn', 'call.media_error', { error: err.message });
       settle(undefined);
     });
+  }
+
+  /** The admission no longer waits for its ports: it is refused now, or goes on to a Call. */
+  private stopWaiting(admit: Admission, refusal?: { status: 487; cancel: SipRequest } | { status: 503 }): void {
+    this.waitingForMedia.delete(admit.tx);
+    this.adjust(admit.base.caller, -1);
+    this.adjust(admit.callee.number, -1);
+    if (refusal?.status === 487) {
+      const cause = parseReasonCause(refusal.cancel.headers.getAll('reason').join(', ')) ?? DEFAULT_CAUSE[CallTag.CallerCancel];
+      this.refuse(admit.tx, admit.base, admit.callee.number, 487, CallTag.CallerCancel, admit.toTag, undefined, cause);
+    } else if (refusal?.status === 503) {
+      this.refuse(admit.tx, admit.base, admit.callee.number, 503, CallTag.ServerShutdown, admit.toTag, 'Service Unavailable (shutting down)');
+    }
   }
 
   private admitWithMedia(admit: Admission, media: MediaSession | null | undefined): void {
@@ -204,14 +207,15 @@ export class CallManager {
   onCancel(cancel: SipRequest, inviteTx: ServerTransaction | null): void {
     if (!inviteTx) return;
     const waiting = this.waitingForMedia.get(inviteTx);
-    if (waiting) waiting.cancel = cancel;
+    if (waiting) this.stopWaiting(waiting, { status: 487, cancel });
     else this.byInviteTx.get(inviteTx)?.cancelledByCaller(cancel);
   }
 
-  /** Stops taking calls and releases every call (cause 41), writing their records. */
+  /** Stops taking calls, releases every call (cause 41) and refuses those waiting for ports (503), writing their records. */
   releaseAll(): number {
     this.accepting = false;
-    const n = this.calls.size;
+    const n = this.calls.size + this.waitingForMedia.size;
+    for (const admit of [...this.waitingForMedia.values()]) this.stopWaiting(admit, { status: 503 });
     for (const call of [...this.calls]) call.release('both', CallTag.ServerShutdown);
     return n;
   }
@@ -282,8 +286,6 @@ interface Admission {
   toTag: string;
   callee: { number: string; displayName: string };
   contacts: Binding[];
-  /** A CANCEL that arrived while the media ports were being bound. */
-  cancel: SipRequest | null;
 }
 
 function dialogKey(callId: string, tag: string): string {

@@ -248,8 +248,8 @@ export class PbxServer {
     const limit = openFilesLimit();
     if (!limit || limit.soft === Infinity) return;
     const tcp = this.config.sip.transports.includes('tcp') ? this.config.sip.tcpMaxConnections : 0;
-    const spare = limit.soft - (openFileCount() ?? 0) - tcp - FILES_HEADROOM;
-    const relayedCalls = Math.max(0, Math.floor(spare / 4));
+    const besidesMedia = (openFileCount() ?? 0) + tcp + FILES_HEADROOM;
+    const relayedCalls = Math.max(0, Math.floor((limit.soft - besidesMedia) / 4));
     const fields = { openFiles: limit.soft, hardLimit: limit.hard, relayedCalls, tcpConnections: tcp, rangeAllows: relaySessions };
     if (relayedCalls >= relaySessions) {
       this.logger.info('media.file_limit', fields);
@@ -257,7 +257,7 @@ export class PbxServer {
     }
     this.logger.warn('media.file_limit', {
       ...fields,
-      hint: `the open-files limit allows ${relayedCalls} relayed calls at once, the port range ${relaySessions}: raise LimitNOFILE= in the systemd unit (or ulimit -Hn/-n before starting) to at least ${limit.soft - spare + FILES_HEADROOM + relaySessions * 4}`,
+      hint: `the open-files limit allows ${relayedCalls} relayed calls at once, the port range ${relaySessions}: raise LimitNOFILE= in the systemd unit (or ulimit -Hn/-n before starting) to at least ${besidesMedia + relaySessions * 4}`,
     });
   }
 

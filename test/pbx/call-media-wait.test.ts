@@ -29,21 +29,28 @@ after(async () => {
   await srv.stop();
 });
 
-/** Makes the relay's next session arrive only when the test says so. */
-function holdNextSession(): { asked: Promise<void>; release(): void } {
-  const relay = (srv.server as unknown as { relay: MediaRelay }).relay;
+/**
+ * Makes the next session of `server`'s relay arrive only when the test says so; `delivered`
+ * settles with what the relay then handed over.
+ */
+function holdNextSession(server = srv): { asked: Promise<void>; release(): void; delivered: Promise<RelaySession | null> } {
+  const relay = (server.server as unknown as { relay: MediaRelay }).relay;
   const real = relay.openSession.bind(relay);
   let asked!: () => void;
   let release!: () => void;
   const askedP = new Promise<void>((r) => (asked = r));
   const gate = new Promise<void>((r) => (release = r));
-  relay.openSession = (label: string) => {
+  const delivered = gate.then(() => real('held'));
+  relay.openSession = () => {
     relay.openSession = real;
     asked();
-    return gate.then(() => real(label)) as Promise<RelaySession | null>;
+    return delivered;
   };
-  return { asked: askedP, release };
+  return { asked: askedP, release, delivered };
 }
+
+/** Lets every promise reaction queued so far run (no I/O, no timer involved). */
+const microtasksDone = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function relaySessions(): number {
   return (srv.server as unknown as { relay: MediaRelay }).relay.sessionCount;
@@ -79,15 +86,17 @@ test('a CANCEL while the ports are being bound: 487, a caller-cancel record, no 
   call.cancel();
   const cancelOk = await a.waitResponse((r) => r.headers.get('call-id') === call.dialog.callId && /CANCEL/.test(r.headers.get('cseq') ?? ''));
   assert.equal(cancelOk.status, 200);
-  held.release();
   const final = await call.final();
-  assert.equal(final.status, 487);
-  assert.equal(await b.quiet((m) => 'method' in m && m.method === 'INVITE', 150), true, 'the callee is never called');
+  assert.equal(final.status, 487, 'answered at once, the ports still being bound');
   assert.equal(cdrOf(srv.dataDir, call.dialog.callId)?.fci, 'callTag=3;cause=16');
+  held.release();
+  assert.ok(await held.delivered, 'the ports came after all');
+  await microtasksDone();
   assert.equal(relaySessions(), 0, 'the ports that came late went back');
+  assert.equal(await b.quiet((m) => 'method' in m && m.method === 'INVITE', 150), true, 'the callee is never called');
 });
 
-test('a shutdown while the ports are being bound: the server stops, the waiting call is ended and recorded', async () => {
+test('a shutdown while the ports are being bound: the waiting call gets 503 and its record, late ports go back', async () => {
   const own = await startTestServer({
     users: [['611', 'pw611'], ['612', 'pw612']],
     configure: (c) => {
@@ -98,26 +107,20 @@ test('a shutdown while the ports are being bound: the server stops, the waiting 
   });
   const ownBook = new PhoneBook(() => own.port);
   try {
-    const relay = (own.server as unknown as { relay: MediaRelay }).relay;
-    const real = relay.openSession.bind(relay);
-    let asked!: () => void;
-    const askedP = new Promise<void>((r) => (asked = r));
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    relay.openSession = (label: string) => {
-      asked();
-      return gate.then(() => real(label)) as Promise<RelaySession | null>;
-    };
+    const held = holdNextSession(own);
     const a = await ownBook.get('611');
     await ownBook.get('612');
     const call = await a.invite('612', audioSdp(41040));
-    await askedP;
-    const stopped = own.stop();
-    release();
-    await stopped;
+    await held.asked;
+    await own.stop();
+    const final = await call.final();
+    assert.equal(final.status, 503, 'refused as the server stops, not left waiting');
     const rec = cdrOf(own.dataDir, call.dialog.callId);
     assert.ok(rec, 'the waiting call has its record');
     assert.equal(rec.status, '503');
+    held.release();
+    await held.delivered;
+    await microtasksDone();
     assert.ok(own.logLines.some((l) => l.includes('"event":"server.stopped"')));
     assert.ok(!own.logLines.some((l) => l.includes('call.admit_failed')), own.logLines.filter((l) => l.includes('admit')).join('\n'));
   } finally {
