@@ -5,7 +5,7 @@
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseNameAddr } from '../sip/headers/name-addr.js';
 import { parseCSeq } from '../sip/headers/cseq.js';
-import type { MediaSession } from './call.js';
+import type { MediaSession } from './media-path.js';
 
 export const SDP = 'application/sdp';
 

@@ -42,7 +42,7 @@ export class CallRecorder {
     if (!answered && !this.opts.failedCalls) return;
     const media = describeMedia(call.answerSdp);
     const summary: CallSummary = {
-      callId: call.a.callId,
+      callId: call.callId,
       caller: call.caller.number,
       callerName: call.caller.displayName,
       callee: call.callee.number,

@@ -11,7 +11,8 @@ import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { Authenticator } from './authenticator.js';
-import { Call, reasonValue, type CallEnv, type CallOutcome, type MediaSession, type Side } from './call.js';
+import { Call, reasonValue, type CallEnv, type CallOutcome, type MediaSession } from './call.js';
+import type { DialogUser } from './legs/leg.js';
 import type { CallRecorder } from './call-recorder.js';
 import { dialledNumber, type Router } from './router.js';
 import type { Binding } from './registrar.js';
@@ -42,7 +43,7 @@ export interface CallStats {
 }
 
 export class CallManager {
-  private readonly dialogs = new Map<string, { call: Call; side: Side }>();
+  private readonly dialogs = new Map<string, DialogUser>();
   private readonly byInviteTx = new Map<ServerTransaction, Call>();
   private readonly waitingForMedia = new Map<ServerTransaction, Admission>();
   private readonly perExtension = new Map<string, number>();
@@ -54,9 +55,9 @@ export class CallManager {
   constructor(private readonly deps: CallManagerDeps) {
     this.env = {
       ...deps.env,
-      fileDialog: (callId, tag, call, side) => {
+      fileDialog: (callId, tag, user) => {
         const key = dialogKey(callId, tag);
-        if (call) this.dialogs.set(key, { call, side });
+        if (user) this.dialogs.set(key, user);
         else this.dialogs.delete(key);
       },
       ended: (call, outcome) => this.onEnded(call, outcome),
@@ -188,19 +189,19 @@ export class CallManager {
     this.adjust(callee.number, 1);
     this.stats.started++;
     this.stats.active = this.calls.size;
-    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.a.callId, caller: caller.number, callee: callee.number, contacts: admit.contacts.length });
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.callId, caller: caller.number, callee: callee.number, contacts: admit.contacts.length });
     call.start(admit.contacts);
   }
 
   /** A request with a To tag, or an ACK without a transaction. */
   onInDialog(req: SipRequest, tx: ServerTransaction | null): void {
     const tag = toTagOf(req);
-    const entry = tag === undefined ? undefined : this.dialogs.get(dialogKey(req.headers.get('call-id') ?? '', tag));
-    if (!entry) {
+    const user = tag === undefined ? undefined : this.dialogs.get(dialogKey(req.headers.get('call-id') ?? '', tag));
+    if (!user) {
       if (tx) tx.respond(createResponse(req, 481));
       return;
     }
-    entry.call.onRequest(entry.side, req, tx);
+    user.onRequest(req, tx);
   }
 
   /** The layer answered a CANCEL 200; the INVITE it cancels gets 487 here. */
@@ -258,7 +259,7 @@ export class CallManager {
     this.stats.active = this.calls.size;
     if (call.answerMs !== undefined) this.stats.answered++;
     if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.ended', {
-      callId: call.a.callId,
+      callId: call.callId,
       caller: call.caller.number,
       callee: call.callee.number,
       status: outcome.status,

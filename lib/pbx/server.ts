@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { CallManager } from './calls.js';
 import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
-import type { MediaSession } from './call.js';
+import type { MediaSession } from './media-path.js';
 import { MediaRelay } from '../media/relay.js';
 import { openFileCount, openFilesLimit } from '../platform/open-files.js';
 import { reusePortUdpFd } from '../platform/reuse-port.js';
