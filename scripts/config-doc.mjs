@@ -13,6 +13,7 @@ export function keyTable() {
       if (spec.type === 'enum') type = spec.values.join(' \\| ');
       if (spec.type === 'list') type = `list of ${spec.values.join(', ')}`;
       if (spec.type === 'strings') type = 'list of text';
+      if (spec.type === 'map') type = 'mapping number -> file';
       const def = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : JSON.stringify(spec.default);
       rows.push(`| \`${section}.${key}\` | ${type} | \`${def}\` | ${spec.doc} |`);
     }

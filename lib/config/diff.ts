@@ -24,6 +24,10 @@ export function configChanges(previous: Config, next: Config): ConfigChange[] {
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, i) => v === b[i]);
+  if (isRecord(a) && isRecord(b)) {
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+  }
   return a === b;
 }
 
@@ -37,5 +41,9 @@ export function configValue(config: Config, key: string): unknown {
 export function setConfigValue(config: Config, key: string, value: unknown): void {
   const [section, name] = key.split('.') as [string, string];
   const target = (config as unknown as Record<string, Record<string, unknown>>)[section]!;
-  target[name] = Array.isArray(value) ? [...value] : value;
+  target[name] = Array.isArray(value) ? [...value] : isRecord(value) ? { ...value } : value;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -84,6 +84,20 @@ function scalarKey(pair: Pair, fail: Fail): string {
 }
 
 function checkValue(name: string, spec: KeySpec, node: Node | null, fail: Fail): unknown {
+  if (spec.type === 'map') {
+    if (node === null || (isScalar(node) && node.value === null)) return {};
+    if (!isMap(node)) fail(node, `"${name}" must be a mapping: ${spec.hint}`);
+    const out: Record<string, string> = {};
+    for (const pair of (node as unknown as { items: Pair[] }).items) {
+      const k = isScalar(pair.key) ? pair.key.value : undefined;
+      const key = typeof k === 'number' && Number.isInteger(k) && k >= 0 ? String(k) : k;
+      if (typeof key !== 'string' || !spec.keyPattern.test(key)) fail(pair.key as Node, `"${name}" key ${JSON.stringify(key)} is not allowed: ${spec.hint}`);
+      const v = isScalar(pair.value) ? (pair.value as { value: unknown }).value : undefined;
+      if (typeof v !== 'string' || !spec.valuePattern.test(v)) fail(pair.value as Node, `"${name}.${key as string}" must be ${spec.hint}`);
+      out[key as string] = v as string;
+    }
+    return out;
+  }
   if (spec.type === 'strings') {
     if (!isSeq(node)) fail(node, `"${name}" must be a list of text values, e.g. [${spec.default.join(', ')}]`);
     return (node as unknown as { items: Node[] }).items.map((item) => {
@@ -141,11 +155,23 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
   if (config.sip.workers > 1 && (config.sip.transports.length !== 1 || config.sip.transports[0] !== 'udp')) {
     fail(nodeOf(['sip', 'workers']), 'sip.workers above 1 serves UDP only: also set sip.transports: [udp] (a TCP connection lives in one process)');
   }
+  if (config.ivr.timezone !== '' && !validTimeZone(config.ivr.timezone)) {
+    fail(nodeOf(['ivr', 'timezone']), `ivr.timezone "${config.ivr.timezone}" is not a time zone this system knows; use an IANA name such as Europe/Paris, or leave it empty for local time`);
+  }
   const m = config.media;
   if (Math.floor((m.portMax - m.portMin + 1) / config.sip.workers) < 4) {
     fail(nodeOf(['media', 'portMax']), 'the media port range must give each of the sip.workers processes at least 4 ports');
   }
   if (m.portMax - m.portMin < 3) {
     fail(nodeOf(['media', 'portMax']), 'media.portMax must be at least media.portMin + 3 (a stream needs an RTP and an RTCP port on each side)');
+  }
+}
+
+function validTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -10,7 +10,8 @@ export type KeySpec =
   | { type: 'bool'; default: boolean; doc: string }
   | { type: 'enum'; default: string; values: readonly string[]; doc: string }
   | { type: 'list'; default: string[]; values: readonly string[]; doc: string }
-  | { type: 'strings'; default: string[]; doc: string };
+  | { type: 'strings'; default: string[]; doc: string }
+  | { type: 'map'; default: Record<string, string>; doc: string; keyPattern: RegExp; valuePattern: RegExp; hint: string };
 
 export const SCHEMA = {
   sip: {
@@ -194,6 +195,26 @@ export const SCHEMA = {
       doc: 'fdatasync after every record: survives a power cut, not only a crash, at some cost in disk writes.',
     },
   },
+  ivr: {
+    dir: { type: 'string', default: '', doc: 'Folder of the IVR-XML files (*.xml, with prompts in its prompts/ sub-folder); empty: <data dir>/ivr. Files are held in memory and reloaded within 2 s of a change.' },
+    numbers: {
+      type: 'map',
+      default: {},
+      keyPattern: /^[0-9*#+]{1,32}$/,
+      valuePattern: /^[^/\\\0]{1,200}\.xml$/i,
+      hint: 'a dialled number (digits, *, #, +) mapped to an IVR file name in ivr.dir, e.g. { "800": auto_attendant.xml }',
+      doc: 'Numbers that run an IVR: dialled number -> file name in ivr.dir, e.g. { "800": auto_attendant.xml }. Checked before extensions.',
+    },
+    language: {
+      type: 'string',
+      default: 'en',
+      pattern: /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})?$/,
+      patternHint: 'a language tag such as en or zh-CN (the prompts/<language>/ sub-folder)',
+      doc: 'Prompts are looked for in prompts/<language>/ first, then in prompts/.',
+    },
+    maxSessions: { type: 'int', default: 200, min: 1, max: 100000, doc: 'IVR calls at once; beyond it a call to an IVR number gets 486 Busy Here.' },
+    timezone: { type: 'string', default: '', doc: 'Time zone of timecheck actions (an IANA name such as Europe/Paris); empty: the server\'s local time zone.' },
+  },
   data: {
     dir: { type: 'string', default: './data', doc: 'Data folder: the SQLite store, CDR files.' },
   },
@@ -222,7 +243,9 @@ type ValueOf<S extends KeySpec> = S extends { type: 'int' }
     ? boolean
     : S extends { type: 'list' } | { type: 'strings' }
       ? string[]
-      : string;
+      : S extends { type: 'map' }
+        ? Record<string, string>
+        : string;
 
 export type Config = {
   -readonly [Section in keyof Schema]: { -readonly [Key in keyof Schema[Section]]: ValueOf<Schema[Section][Key] & KeySpec> };
@@ -233,7 +256,7 @@ export function defaultConfig(): Config {
   for (const [section, keys] of Object.entries(SCHEMA)) {
     out[section] = {};
     for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) {
-      out[section]![key] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+      out[section]![key] = Array.isArray(spec.default) ? [...spec.default] : typeof spec.default === 'object' ? { ...spec.default } : spec.default;
     }
   }
   return out as Config;

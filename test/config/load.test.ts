@@ -88,3 +88,21 @@ test('docs/CONFIG.md documents every key with its default', () => {
     }
   }
 });
+
+test('ivr.numbers maps dialled numbers to IVR files; a bad number, file name or time zone is named with its line', () => {
+  const c = parseConfigText('ivr:\n  numbers:\n    "800": auto_attendant.xml\n    801: menu.xml\n  timezone: Europe/Paris\n');
+  assert.deepEqual(c.ivr.numbers, { '800': 'auto_attendant.xml', '801': 'menu.xml' });
+  assert.equal(c.ivr.timezone, 'Europe/Paris');
+  assert.deepEqual(defaultConfig().ivr.numbers, {});
+  const badKey = problem('ivr:\n  numbers:\n    "8a0": menu.xml\n');
+  assert.equal(badKey.line, 3);
+  assert.match(badKey.problem, /"ivr\.numbers" key "8a0" is not allowed/);
+  const badFile = problem('ivr:\n  numbers:\n    "800": ../etc/passwd.xml\n');
+  assert.equal(badFile.line, 3);
+  assert.match(badFile.problem, /ivr\.numbers\.800/);
+  assert.match(problem('ivr:\n  numbers:\n    "800": menu.txt\n').problem, /IVR file name/);
+  assert.match(problem('ivr:\n  numbers: [800]\n').problem, /must be a mapping/);
+  const zone = problem('ivr:\n  timezone: Mars/Olympus\n');
+  assert.equal(zone.line, 2);
+  assert.match(zone.problem, /not a time zone/);
+});
