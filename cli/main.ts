@@ -23,11 +23,12 @@ if (args[0] === 'cdr') {
 } else if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(`${packageVersion()}\n`);
 } else {
-  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }] = await Promise.all([
+  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }] = await Promise.all([
     import('yargs'),
     import('./serve.js'),
     import('./ext.js'),
     import('./cdr.js'),
+    import('./ivr.js'),
   ]);
   await yargs(args)
     .scriptName('minisipserver')
@@ -35,7 +36,8 @@ if (args[0] === 'cdr') {
     .command(serveCommand)
     .command(extCommand)
     .command(cdrCommand)
-    .demandCommand(1, 'Name a command: serve, ext, cdr (see --help)')
+    .command(ivrCommand)
+    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr (see --help)')
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(packageVersion())

@@ -64,6 +64,12 @@ export class CallRecorder {
     this.writer.write(buildCdrRecord(summary));
   }
 
+  /** A record built elsewhere (IVR calls): unanswered ones only with cdr.failedCalls. */
+  record(summary: CallSummary, answered: boolean): void {
+    if (!answered && !this.opts.failedCalls) return;
+    this.writer.write(buildCdrRecord({ ...summary, node: this.opts.node }));
+  }
+
   failedAttempt(a: FailedAttempt): void {
     if (!this.opts.failedCalls) return;
     this.writer.write(

@@ -34,6 +34,12 @@ export interface CallManagerDeps {
    */
   newMedia(label: string): MediaSession | null | undefined | Promise<MediaSession | null | undefined>;
   newTag(): string;
+  /** The IVR service: numbers bound to IVR files are checked before extensions. */
+  ivr?: {
+    handles(dialled: string): boolean;
+    offer(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: { number: string; displayName: string }, dialled: string, toTag: string): void;
+    readonly activeCount: number;
+  };
 }
 
 export interface CallStats {
@@ -48,11 +54,15 @@ export class CallManager {
   private readonly waitingForMedia = new Map<ServerTransaction, Admission>();
   private readonly perExtension = new Map<string, number>();
   private readonly calls = new Set<Call>();
-  private readonly env: CallEnv;
+  /** What calls need from the server (also the IVR's legs: they file their dialogs here). */
+  readonly env: CallEnv;
+  /** The IVR service, once the server has one. */
+  ivr: CallManagerDeps['ivr'];
   private accepting = true;
   readonly stats: CallStats = { active: 0, started: 0, answered: 0 };
 
   constructor(private readonly deps: CallManagerDeps) {
+    this.ivr = deps.ivr;
     this.env = {
       ...deps.env,
       fileDialog: (callId, tag, user) => {
@@ -101,9 +111,20 @@ export class CallManager {
     }
     const startMs = Date.now();
     const dialled = dialledNumber(req.uri);
-    const route = this.deps.router.route(dialled);
     const callerExt = this.deps.router.extension(auth.user);
     const caller = { number: auth.user, displayName: callerExt?.displayName || from?.displayName || '' };
+    const ivr = this.ivr;
+    if (ivr?.handles(dialled)) {
+      if (this.totalCalls() >= this.deps.limits.maxTotal) {
+        const res = createResponse(req, 503, 'Service Unavailable (call limit reached)', toTag);
+        res.headers.append('reason', reasonValue(34));
+        tx.respond(res);
+        return;
+      }
+      ivr.offer(req, tx, source, caller, dialled, toTag);
+      return;
+    }
+    const route = this.deps.router.route(dialled);
     const base = { req, source, caller: caller.number, callerName: caller.displayName, dialled, startMs };
     if (route.kind === 'not-found') {
       this.refuse(tx, base, route.number, 404, CallTag.UnknownNumber, toTag);
@@ -113,7 +134,7 @@ export class CallManager {
       this.refuse(tx, base, route.number, 480, CallTag.Unregistered, toTag);
       return;
     }
-    if (this.calls.size + this.waitingForMedia.size >= this.deps.limits.maxTotal) {
+    if (this.totalCalls() >= this.deps.limits.maxTotal) {
       this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
       return;
     }
@@ -267,6 +288,10 @@ export class CallManager {
       cause: outcome.cause,
     });
     this.deps.recorder?.callEnded(call, outcome);
+  }
+
+  private totalCalls(): number {
+    return this.calls.size + this.waitingForMedia.size + (this.ivr?.activeCount ?? 0);
   }
 
   private count(number: string): number {

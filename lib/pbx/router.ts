@@ -43,6 +43,6 @@ export function dialledNumber(requestUri: string): string {
 }
 
 /** Visual separators of a dial string (RFC 3966 section 5.1.1) are not part of the number. */
-function normaliseDialled(s: string): string {
+export function normaliseDialled(s: string): string {
   return s.replace(/[-.()\s]/g, '');
 }

@@ -25,6 +25,7 @@ import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './media-path.js';
 import { MediaRelay } from '../media/relay.js';
+import { IvrService } from '../services/ivr/service.js';
 import { openFileCount, openFilesLimit } from '../platform/open-files.js';
 import { reusePortUdpFd } from '../platform/reuse-port.js';
 import { WorkerRouter } from '../sip/worker-router.js';
@@ -58,6 +59,7 @@ export class PbxServer {
   /** Hands messages between processes sharing the SIP port (sip.workers); null when alone. */
   readonly router: WorkerRouter | null;
   private readonly recorder: CallRecorder | null;
+  readonly ivr: IvrService;
   private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
   private readonly tagPrefix: string;
@@ -154,6 +156,20 @@ export class PbxServer {
       newTag,
     });
 
+    const relayBind = config.media.bind || config.sip.bind;
+    const router4 = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } });
+    this.ivr = new IvrService(
+      {
+        env: this.calls.env,
+        route: (number) => router4.route(number),
+        newMedia: (label) => this.newMedia(label),
+        endpointBind: config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind,
+        record: (summary, answered) => this.recorder?.record(summary, answered),
+      },
+      { ...config.ivr, dir: config.ivr.dir || join(config.data.dir, 'ivr') },
+    );
+    this.calls.ivr = this.ivr;
+
     this.stack = new SipStack(
       {
         bind4: config.sip.bind,
@@ -207,9 +223,17 @@ export class PbxServer {
       this.logger.info('media.relay_ready', { engine: this.relay.engine, ports: `${r.portMin}-${r.portMax}`, bind: m.bind || this.config.sip.bind });
       this.reportFileLimit(this.relay.sessionLimit);
     }
+    const ivrDir = this.config.ivr.dir || join(this.config.data.dir, 'ivr');
+    try {
+      mkdirSync(join(ivrDir, 'prompts'), { recursive: true });
+    } catch (err) {
+      this.logger.warn('ivr.dir_failed', { dir: ivrDir, error: (err as Error).message });
+    }
+    await this.ivr.start();
     try {
       await this.stack.start();
     } catch (err) {
+      await this.ivr.close();
       await this.relay?.close();
       throw err;
     }
@@ -225,13 +249,14 @@ export class PbxServer {
   }
 
   async stop(): Promise<void> {
-    const released = this.calls.releaseAll();
+    const released = this.calls.releaseAll() + this.ivr.releaseAll();
     if (released > 0) {
       this.logger.info('calls.released', { count: released, cause: 41 });
       // Let the BYEs and final responses leave before the sockets close (bounded wait).
       await this.drainClientTransactions(1000);
     }
     await this.stack.stop();
+    await this.ivr.close();
     await this.relay?.close();
     this.recorder?.close();
     this.registrar.stop();
@@ -380,6 +405,14 @@ export class PbxServer {
     const applied: string[] = [];
     const needsRestart: string[] = [];
     for (const { key, to } of configChanges(this.config, next)) {
+      if (key === 'ivr.numbers' || key === 'ivr.maxSessions') {
+        const numbers = key === 'ivr.numbers' ? (to as Record<string, string>) : this.config.ivr.numbers;
+        const max = key === 'ivr.maxSessions' ? (to as number) : this.config.ivr.maxSessions;
+        this.ivr.setBindings(numbers, max);
+        setConfigValue(this.config, key, to);
+        applied.push(key);
+        continue;
+      }
       const apply = live[key];
       if (apply !== undefined) apply(to as number);
       else if (!(key.startsWith('log.') && logIsLive)) {

@@ -207,7 +207,7 @@ export class Phone {
         `Call-ID: ${d.callId}`,
         `CSeq: ${cseq} ${method}`,
         `Contact: <sip:${this.user}@127.0.0.1:${this.port}>`,
-        ...(opts.body ? ['Content-Type: application/sdp'] : []),
+        ...(opts.body && !(opts.extra ?? []).some((h) => /^content-type:/i.test(h)) ? ['Content-Type: application/sdp'] : []),
         ...(opts.extra ?? []),
       ],
       opts.body ?? '',

@@ -1,0 +1,274 @@
+/**
+ * IVR calls end to end over real UDP: a scripted phone calls an IVR number, hears the prompt
+ * (RTP from the server), presses keys (RFC 4733, SIP INFO, in-band tones) and is sent on to the
+ * extension it dialled; busy takes the `busy` branch; a caller hanging up mid-prompt leaves
+ * nothing behind.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { audioSdp, Phone } from '../../helpers/phone.js';
+import { waitFor } from '../../helpers/keep-alive.js';
+import { cdrRows } from '../../helpers/cdr-files.js';
+import { decodeRtp, encodeRtp, type RtpPacket } from '../../../lib/media/endpoint/rtp.js';
+import { dtmfPayload, silencePayload } from '../../../lib/media/endpoint/tones.js';
+
+const MENU = `<?xml version="1.0" encoding="utf-8"?>
+<mssxml version="1">
+  <action name="menu" method="collect">
+    <voice>welcome.wav</voice>
+    <maxdigits>3</maxdigits>
+    <timeout>8</timeout>
+    <interdigit>3</interdigit>
+    <retries>0</retries>
+    <match prefix="5" nextaction="dial"/>
+    <noinput nextaction="bye"/>
+    <nomatch nextaction="bye"/>
+  </action>
+  <action name="dial" method="callto">
+    <destination>\${digits}</destination>
+    <monitor-events>
+      <monitor-event detection="busy" nextaction="busy"/>
+    </monitor-events>
+  </action>
+  <action name="busy" method="play" nextaction="bye">
+    <voice>busy.wav</voice>
+  </action>
+  <action name="bye" method="hangup"/>
+</mssxml>
+`;
+
+/** A WAV file of `ms` of a 600 Hz tone: 8 kHz mono PCM 16-bit. */
+function toneWav(ms: number): Buffer {
+  const samples = (ms * 8000) / 1000;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 600 * i) / 8000)), i * 2);
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVE', 8);
+  h.write('fmt ', 12);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(8000, 24);
+  h.writeUInt32LE(16000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
+
+let srv: TestServer;
+const phones: Phone[] = [];
+
+before(async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mss-ivr-'));
+  const ivrDir = join(dataDir, 'ivr');
+  mkdirSync(join(ivrDir, 'prompts', 'en'), { recursive: true });
+  writeFileSync(join(ivrDir, 'menu.xml'), MENU);
+  // Long enough that a caller can hang up in the middle of it.
+  writeFileSync(join(ivrDir, 'prompts', 'en', 'welcome.wav'), toneWav(3000));
+  writeFileSync(join(ivrDir, 'prompts', 'busy.wav'), toneWav(400));
+  srv = await startTestServer({
+    dataDir,
+    users: [['501', 'pw501'], ['502', 'pw502'], ['503', 'pw503'], ['504', 'pw504']],
+    configure: (c) => {
+      c.auth.algorithms = ['MD5'];
+      c.media.relay = 'always';
+      c.ivr.numbers = { '800': 'menu.xml', '801': 'missing.xml' };
+    },
+  });
+});
+
+after(async () => {
+  if (process.env.IVR_DEBUG) for (const l of srv.logLines) if (/ivr.|call./.test(l)) console.error(l);
+  for (const p of phones) p.close();
+  await srv.stop();
+});
+
+/** One registered phone per extension for the whole file (a second would make the server fork to both). */
+async function phone(user: string): Promise<Phone> {
+  const known = phones.find((p) => p.user === user);
+  if (known) return known;
+  const p = await Phone.open(user, `pw${user}`, srv.port);
+  phones.push(p);
+  await p.register();
+  return p;
+}
+
+/** The caller's media: an RTP socket that keeps what it receives, and sends to the server's address from the answer. */
+class CallerMedia {
+  readonly packets: Array<{ at: number; packet: RtpPacket }> = [];
+  private seq = 1000;
+  private ts = 5000;
+  private target: { address: string; port: number } | null = null;
+  private constructor(readonly socket: dgram.Socket) {
+    socket.on('message', (m) => {
+      const packet = decodeRtp(new Uint8Array(m));
+      if (packet) this.packets.push({ at: performance.now(), packet: { ...packet, payload: new Uint8Array(packet.payload) } });
+    });
+  }
+  static async open(): Promise<CallerMedia> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    return new CallerMedia(s);
+  }
+  get port(): number {
+    return this.socket.address().port;
+  }
+  aim(answer: string): void {
+    const c = /c=IN IP4 (\S+)/.exec(answer)![1]!;
+    const port = Number(/m=audio (\d+)/.exec(answer)![1]);
+    this.target = { address: c, port };
+  }
+  send(payloadType: number, payload: Uint8Array, opts: { marker?: boolean; timestamp?: number } = {}): void {
+    const bytes = encodeRtp({ marker: opts.marker ?? false, payloadType, sequenceNumber: this.seq++ & 0xffff, timestamp: opts.timestamp ?? this.ts, ssrc: 0x1234, payload });
+    this.socket.send(bytes, this.target!.port, this.target!.address);
+  }
+  /** One key as RFC 4733 events: start, updates, and the end packet three times (one event). */
+  rfc4733(key: string, pt = 101): void {
+    const code = '0123456789*#'.indexOf(key);
+    const ts = (this.ts += 1600);
+    for (let i = 1; i <= 3; i++) this.send(pt, Uint8Array.of(code, 10, 0, i * 160), { marker: i === 1, timestamp: ts });
+    for (let i = 0; i < 3; i++) this.send(pt, Uint8Array.of(code, 0x80 | 10, 0, 640), { timestamp: ts });
+  }
+  /** One key as tones in the PCMU audio (100 ms of tone, 100 ms of silence). */
+  inband(key: string): void {
+    const tone = dtmfPayload(key, 'pcmu', { durationMs: 100 });
+    const quiet = silencePayload('pcmu', 100);
+    for (const chunk of [tone, quiet]) {
+      for (let off = 0; off < chunk.length; off += 160) {
+        this.ts += 160;
+        this.send(0, chunk.subarray(off, off + 160));
+      }
+    }
+  }
+  close(): void {
+    this.socket.close();
+  }
+}
+
+async function callIvr(caller: Phone, media: CallerMedia, number = '800') {
+  const call = await caller.invite(number, audioSdp(media.port));
+  const ok = await call.final();
+  assert.equal(ok.status, 200, 'the IVR answers');
+  const answer = ok.body.toString();
+  media.aim(answer);
+  return { call, answer };
+}
+
+test('the IVR answers with G.711 and telephone-event, and plays its prompt as paced RTP', async () => {
+  const caller = await phone('501');
+  const media = await CallerMedia.open();
+  try {
+    const { call, answer } = await callIvr(caller, media);
+    assert.match(answer, /m=audio \d+ RTP\/AVP 0 101/);
+    assert.match(answer, /a=rtpmap:101 telephone-event\/8000/);
+    media.send(0, silencePayload('pcmu', 20)); // latches the relay onto our media
+    await waitFor(() => media.packets.length >= 40, 'forty prompt packets', 5000);
+    const got = media.packets.slice(0, 40).map((p) => p.packet);
+    for (const p of got) assert.equal(p.payloadType, 0);
+    for (let i = 1; i < got.length; i++) {
+      assert.equal(got[i]!.sequenceNumber, (got[i - 1]!.sequenceNumber + 1) & 0xffff, 'sequence numbers step by one');
+      assert.equal((got[i]!.timestamp - got[i - 1]!.timestamp) >>> 0, 160, 'timestamps step by 160 (20 ms at 8 kHz)');
+    }
+    assert.ok(got.some((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)), 'the prompt is not silence');
+    assert.equal((await call.bye()).status, 200);
+  } finally {
+    media.close();
+  }
+});
+
+for (const how of ['rfc4733', 'info', 'inband'] as const) {
+  test(`keys pressed as ${how} send the caller to the extension dialled; the call is then an ordinary relayed call`, async () => {
+    const caller = await phone('501');
+    const callee = await phone(how === 'rfc4733' ? '502' : how === 'info' ? '503' : '504');
+    const media = await CallerMedia.open();
+    try {
+      const { call } = await callIvr(caller, media);
+      media.send(0, silencePayload('pcmu', 20));
+      await waitFor(() => media.packets.length >= 5, 'the prompt starting', 5000);
+      for (const key of callee.user) {
+        if (how === 'rfc4733') media.rfc4733(key);
+        else if (how === 'inband') media.inband(key);
+        else caller.sendInDialog(call.dialog, 'INFO', { body: `Signal=${key}\r\nDuration=160\r\n`, extra: ['Content-Type: application/dtmf-relay'] });
+      }
+      const inc = await callee.incoming(8000);
+      assert.match(inc.sdp, /m=audio \d+ RTP\/AVP 0 101\r\n/, 'the callee is offered the codec the caller already uses');
+      const calleeMedia = await CallerMedia.open();
+      try {
+        inc.answer(audioSdp(calleeMedia.port).replace('RTP/AVP 0 8 101', 'RTP/AVP 0 101'));
+        await inc.waitAck();
+        calleeMedia.aim(inc.sdp);
+        // Media now flows caller <-> callee through the relay.
+        const before = calleeMedia.packets.length;
+        media.send(0, silencePayload('pcmu', 20));
+        await waitFor(() => calleeMedia.packets.length > before, 'caller audio at the callee', 3000);
+        const heard = media.packets.length;
+        calleeMedia.send(0, new Uint8Array(160).fill(0x42));
+        await waitFor(() => media.packets.some((p, i) => i >= heard && p.packet.payload[0] === 0x42), 'callee audio at the caller', 3000);
+        assert.equal((await call.bye()).status, 200);
+        const bye = await callee.waitRequest('BYE', 3000);
+        callee.respond(bye, 200, 'OK');
+      } finally {
+        calleeMedia.close();
+      }
+      await waitFor(() => srv.server.ivr.activeCount === 0, 'the IVR call to end', 3000);
+      const rows = cdrRows(srv.dataDir).filter((r) => r.call_id === call.dialog.callId);
+      assert.ok(rows.some((r) => r.route === 'ivr:menu.xml' && r.callee === '800'), 'the IVR part is recorded with route ivr:<file>');
+      assert.ok(rows.some((r) => r.route === 'local' && r.callee === callee.user && r.answer_time !== ''), 'the onward call is recorded as usual');
+    } finally {
+      media.close();
+    }
+  });
+}
+
+test('a busy destination takes the busy branch: the busy prompt, then the IVR hangs up', async () => {
+  const caller = await phone('501');
+  const callee = await phone('502');
+  const media = await CallerMedia.open();
+  try {
+    await callIvr(caller, media);
+    media.send(0, silencePayload('pcmu', 20));
+    for (const key of '502') media.rfc4733(key);
+    const inc = await callee.incoming(8000);
+    inc.reject(486, 'Busy Here');
+    const bye = await caller.waitRequest('BYE', 8000);
+    assert.match(bye.headers.get('reason') ?? '', /cause=16/);
+    caller.respond(bye, 200, 'OK');
+    await waitFor(() => srv.server.ivr.activeCount === 0, 'the IVR call to end', 3000);
+  } finally {
+    media.close();
+  }
+});
+
+test('a caller hanging up mid-prompt leaves no IVR session and no relay session behind', async () => {
+  const caller = await phone('501');
+  const media = await CallerMedia.open();
+  try {
+    const { call } = await callIvr(caller, media);
+    media.send(0, silencePayload('pcmu', 20));
+    await waitFor(() => media.packets.length >= 5, 'the prompt starting', 5000);
+    assert.equal(srv.server.ivr.activeCount, 1);
+    assert.equal((await call.bye()).status, 200);
+    await waitFor(() => srv.server.ivr.activeCount === 0, 'the IVR call to end', 3000);
+    const relay = (srv.server as unknown as { relay: { sessionCount: number } }).relay;
+    await waitFor(() => relay.sessionCount === 0, 'the relay session to close', 3000);
+  } finally {
+    media.close();
+  }
+});
+
+test('a number bound to a missing file answers 404 and says why in the log', async () => {
+  const caller = await phone('501');
+  const call = await caller.invite('801', audioSdp(40000));
+  assert.equal((await call.final()).status, 404);
+  assert.ok(srv.logLines.some((l) => l.includes('ivr.number_unusable') && l.includes('missing.xml')));
+});
