@@ -57,9 +57,9 @@ export class Phone {
   }
 
   /** Registers this phone's contact from its own socket (digest, MD5). */
-  async register(expires = 600): Promise<void> {
+  async register(expires = 600, contact?: string): Promise<void> {
     const callId = `reg-${this.user}-${this.port}`;
-    const o = { user: this.user, port: this.serverPort, localPort: this.port, callId, expires };
+    const o = { user: this.user, port: this.serverPort, localPort: this.port, callId, expires, ...(contact ? { contact } : {}) };
     this.sendText(registerText({ ...o, cseq: 1 }));
     const challenge = await this.waitResponse((r) => r.headers.get('call-id') === callId, 2000);
     if (challenge.status !== 401) throw new Error(`register ${this.user}: ${challenge.status}`);

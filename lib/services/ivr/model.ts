@@ -31,6 +31,8 @@ interface ActionBase {
   /**
    * Where the flow goes when this action completes without a branch of its own: the action's
    * `nextaction` attribute, else the next action in document order, else undefined (hang up).
+   * `collect` and `callto` always end in a branch of their own (a match, noinput/nomatch, a
+   * monitored event, or the handover), so their `next` is never taken.
    */
   next: string | undefined;
 }

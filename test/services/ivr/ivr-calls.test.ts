@@ -15,6 +15,7 @@ import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { audioSdp, Phone } from '../../helpers/phone.js';
 import { waitFor } from '../../helpers/keep-alive.js';
 import { cdrRows } from '../../helpers/cdr-files.js';
+import { hasSipp, SHARED, startSippUas, tempDir } from '../../e2e/harness.js';
 import { decodeRtp, encodeRtp, type RtpPacket } from '../../../lib/media/endpoint/rtp.js';
 import { dtmfPayload, silencePayload } from '../../../lib/media/endpoint/tones.js';
 
@@ -78,7 +79,7 @@ before(async () => {
   writeFileSync(join(ivrDir, 'prompts', 'busy.wav'), toneWav(400));
   srv = await startTestServer({
     dataDir,
-    users: [['501', 'pw501'], ['502', 'pw502'], ['503', 'pw503'], ['504', 'pw504']],
+    users: [['501', 'pw501'], ['502', 'pw502'], ['503', 'pw503'], ['504', 'pw504'], ['505', 'pw505']],
     configure: (c) => {
       c.auth.algorithms = ['MD5'];
       c.media.relay = 'always';
@@ -271,4 +272,52 @@ test('a number bound to a missing file answers 404 and says why in the log', asy
   const call = await caller.invite('801', audioSdp(40000));
   assert.equal((await call.final()).status, 404);
   assert.ok(srv.logLines.some((l) => l.includes('ivr.number_unusable') && l.includes('missing.xml')));
+});
+
+test('a reload binds a new number at once; beyond ivr.maxSessions a caller gets 486', async () => {
+  const next = structuredClone(srv.config);
+  next.ivr.numbers = { ...next.ivr.numbers, '802': 'menu.xml' };
+  next.ivr.maxSessions = 1;
+  const result = srv.server.applyConfig(next);
+  assert.ok(result.applied.includes('ivr.numbers') && result.applied.includes('ivr.maxSessions'), JSON.stringify(result));
+  const caller = await phone('501');
+  const media = await CallerMedia.open();
+  const second = await CallerMedia.open();
+  try {
+    const { call } = await callIvr(caller, media, '802');
+    const busy = await caller.invite('800', audioSdp(second.port));
+    assert.equal((await busy.final()).status, 486, 'one IVR session at most');
+    assert.equal((await call.bye()).status, 200);
+    await waitFor(() => srv.server.ivr.activeCount === 0, 'the IVR call to end', 3000);
+  } finally {
+    media.close();
+    second.close();
+    const back = structuredClone(srv.config);
+    back.ivr.maxSessions = 200;
+    srv.server.applyConfig(back);
+  }
+});
+
+test('sipp: keys pressed at the IVR send the call to a SIPp UAS registered as the extension dialled', { skip: !hasSipp() && 'sipp is not installed (apt-get install sip-tester)' }, async (t) => {
+  const uas = await startSippUas(['-sf', join(SHARED, 'lab/sipp/uas_call.xml'), '-timeout', '60', '-m', '1'], tempDir('mss-ivr-uas-'));
+  t.after(() => uas.stop());
+  const registrar = await Phone.open('505', 'pw505', srv.port);
+  phones.push(registrar);
+  await registrar.register(600, `<sip:505@127.0.0.1:${uas.port}>`);
+  const caller = await phone('501');
+  const media = await CallerMedia.open();
+  try {
+    const { call } = await callIvr(caller, media);
+    media.send(0, silencePayload('pcmu', 20));
+    for (const key of '505') media.rfc4733(key);
+    await waitFor(() => cdrRows(srv.dataDir).some((r) => r.call_id === call.dialog.callId && r.route === 'ivr:menu.xml'), 'the handover (the IVR part is recorded)', 8000);
+    assert.equal((await call.bye()).status, 200);
+    await waitFor(
+      () => cdrRows(srv.dataDir).some((r) => r.call_id === call.dialog.callId && r.route === 'local' && r.callee === '505' && r.answer_time !== '' && r.fci.includes('callTag=1')),
+      'the answered call to the SIPp UAS, ended by the caller, in the records',
+      5000,
+    );
+  } finally {
+    media.close();
+  }
 });
