@@ -165,6 +165,7 @@ export class PbxServer {
         newMedia: (label) => this.newMedia(label),
         endpointBind: config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind,
         record: (summary, answered) => this.recorder?.record(summary, answered),
+        inactivityMs: config.media.inactivityTimeout * 1000,
       },
       { ...config.ivr, dir: config.ivr.dir || join(config.data.dir, 'ivr') },
     );

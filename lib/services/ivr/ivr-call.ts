@@ -48,6 +48,8 @@ export interface IvrCallDeps {
   endpointBind: string;
   prompts: PromptCache;
   timeZone: string | undefined;
+  /** The caller sent no media for this long: the call is released (cause 102); 0 = never. */
+  inactivityMs: number;
   /** Writes a call record (the recorder decides about unanswered ones). */
   record(summary: CallSummary): void;
   /** The IVR part is over (the call may go on through a bridge): the session slot is free. */
@@ -136,6 +138,7 @@ export class IvrCall implements IncomingLegOwner {
       // offer them do not always send them. The endpoint counts one press once either way.
       inband: 'always',
       idle: 'silence',
+      inactivityMs: this.deps.inactivityMs,
     });
     if (this.phase !== 'starting') {
       void endpoint.close();
@@ -143,6 +146,12 @@ export class IvrCall implements IncomingLegOwner {
     }
     this.endpoint = endpoint;
     endpoint.on('digit', (key) => this.onKey(key));
+    endpoint.on('inactive', () => {
+      if (this.phase !== 'ivr') return;
+      this.deps.env.log('info', 'ivr.media_timeout', { callId: this.callId, file: this.fileName });
+      this.session?.callerHungUp();
+      this.hangUp(DEFAULT_CAUSE[CallTag.MediaTimeout], CallTag.MediaTimeout);
+    });
     const advertise = this.deps.env.mediaHost(this.source.address, this.leg.hint);
     const local = bind === '0.0.0.0' ? '127.0.0.1' : bind;
     let sdp: string;

@@ -321,3 +321,30 @@ test('sipp: keys pressed at the IVR send the call to a SIPp UAS registered as th
     media.close();
   }
 });
+
+test('a caller that sends no media is released after media.inactivityTimeout (cause 102)', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mss-ivr-quiet-'));
+  mkdirSync(join(dataDir, 'ivr', 'prompts'), { recursive: true });
+  writeFileSync(join(dataDir, 'ivr', 'menu.xml'), MENU);
+  writeFileSync(join(dataDir, 'ivr', 'prompts', 'welcome.wav'), toneWav(3000));
+  writeFileSync(join(dataDir, 'ivr', 'prompts', 'busy.wav'), toneWav(400));
+  const quiet = await startTestServer({
+    dataDir,
+    users: [['501', 'pw501']],
+    configure: (c) => {
+      c.auth.algorithms = ['MD5'];
+      c.media.inactivityTimeout = 1;
+      c.ivr.numbers = { '800': 'menu.xml' };
+    },
+  });
+  t.after(() => quiet.stop());
+  const caller = await Phone.open('501', 'pw501', quiet.port);
+  t.after(() => caller.close());
+  await caller.register();
+  const call = await caller.invite('800', audioSdp(40002));
+  assert.equal((await call.final()).status, 200);
+  const bye = await caller.waitRequest('BYE', 5000);
+  assert.match(bye.headers.get('reason') ?? '', /cause=102/);
+  caller.respond(bye, 200, 'OK');
+  await waitFor(() => quiet.server.ivr.activeCount === 0, 'the IVR call to end', 3000);
+});
