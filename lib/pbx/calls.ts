@@ -39,6 +39,8 @@ export interface CallManagerDeps {
     handles(dialled: string): boolean;
     offer(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: { number: string; displayName: string }, dialled: string, toTag: string): void;
     readonly activeCount: number;
+    /** A CANCEL for an INVITE the IVR has not answered yet. */
+    cancelled(inviteTx: ServerTransaction, cancel: SipRequest): void;
   };
 }
 
@@ -230,7 +232,11 @@ export class CallManager {
     if (!inviteTx) return;
     const waiting = this.waitingForMedia.get(inviteTx);
     if (waiting) this.stopWaiting(waiting, { status: 487, cancel });
-    else this.byInviteTx.get(inviteTx)?.cancelledByCaller(cancel);
+    else {
+      const call = this.byInviteTx.get(inviteTx);
+      if (call) call.cancelledByCaller(cancel);
+      else this.ivr?.cancelled(inviteTx, cancel);
+    }
   }
 
   /** Stops taking calls, releases every call (cause 41) and refuses those waiting for ports (503), writing their records. */

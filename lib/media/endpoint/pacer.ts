@@ -137,7 +137,10 @@ export class Pacer {
     if (this.timer && this.timerDue <= due) return;
     this.disarm();
     this.timerDue = due;
-    this.timer = setTimeout(this.wake, Math.max(0, Math.ceil(due - performance.now())));
+    // Rounded down: Node fires a timer on its loop clock, whole milliseconds behind the real one,
+    // so this wakes up at most about 1 ms early (caught by EARLY_MS, or re-armed) rather than up
+    // to 2 ms late.
+    this.timer = setTimeout(this.wake, Math.max(0, Math.floor(due - performance.now())));
     this.timer.unref();
   }
 

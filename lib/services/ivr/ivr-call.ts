@@ -99,6 +99,17 @@ export class IvrCall implements IncomingLegOwner {
     return this.leg.dialog.callId;
   }
 
+  get inviteTx(): ServerTransaction {
+    return this.leg.inviteTx;
+  }
+
+  /** CANCEL before the IVR answered (it answers within milliseconds, once its media is ready). */
+  cancelledByCaller(cancel: SipRequest): void {
+    if (this.phase !== 'starting') return;
+    const cause = parseReasonCause(cancel.headers.getAll('reason').join(', ')) ?? DEFAULT_CAUSE[CallTag.CallerCancel];
+    this.refuse(487, CallTag.CallerCancel, cause);
+  }
+
   get inIvr(): boolean {
     return this.phase === 'starting' || this.phase === 'ivr';
   }

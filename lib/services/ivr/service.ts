@@ -151,6 +151,11 @@ export class IvrService {
     void call.begin();
   }
 
+  /** A CANCEL for an INVITE of an IVR call still being answered: 487. */
+  cancelled(inviteTx: ServerTransaction, cancel: SipRequest): void {
+    for (const call of this.inIvr) if (call.inviteTx === inviteTx) call.cancelledByCaller(cancel);
+  }
+
   /** Shutdown: no new IVR calls; every call in progress is released (cause 41). */
   releaseAll(): number {
     this.accepting = false;
