@@ -16,7 +16,7 @@ import type { ServerTransaction } from '../../sip/transaction/layer.js';
 import type { Endpoint } from '../../sip/transport/types.js';
 import { ReliableProvisionals } from '../reliable-provisionals.js';
 import { contactFor, fromTagOf, hasOptionTag, hostPortText, reasonValue, SDP } from '../call-messages.js';
-import { ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
+import { answerInDialog, ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
 
 export type IncomingLegState = 'offered' | 'answering' | 'confirmed' | 'ended';
 
@@ -204,38 +204,7 @@ export class IncomingLeg implements DialogUser, BridgedLeg {
       tx.respond(createResponse(req, 481, undefined));
       return;
     }
-    const cseq = parseCSeq(req.headers.get('cseq') ?? '');
-    if (!cseq || !this.dialog.acceptRemoteSeq(cseq.seq)) {
-      tx.respond(createResponse(req, 500, 'Server Internal Error (CSeq out of order)'));
-      return;
-    }
-    switch (req.method) {
-      case 'BYE':
-        // The owner writes the record before anybody hears that the call ended (kill -9 safe).
-        this.owner.onBye(req);
-        tx.respond(createResponse(req, 200));
-        return;
-      case 'OPTIONS': {
-        const res = createResponse(req, 200);
-        res.headers.append('allow', this.env.allow);
-        tx.respond(res);
-        return;
-      }
-      case 'INVITE':
-      case 'UPDATE':
-      case 'INFO':
-      case 'MESSAGE':
-        this.owner.onDialogRequest(req, tx);
-        return;
-      case 'PRACK':
-        this.reliable.onPrack(req, tx);
-        return;
-      default: {
-        const res = createResponse(req, 405);
-        res.headers.append('allow', this.env.allow);
-        tx.respond(res);
-      }
-    }
+    answerInDialog(req, tx, this.dialog, this.owner, this.env.allow, (r, t) => this.reliable.onPrack(r, t));
   }
 
   private onAck(ack: SipRequest): void {

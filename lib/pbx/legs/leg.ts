@@ -3,7 +3,8 @@
  * outgoing (we are UAC towards a callee, forking to its contacts). A leg knows SIP, not what it
  * is joined to: its owner (a call's set-up, a bridge, an IVR session) gets its events.
  */
-import type { SipRequest, SipResponse } from '../../sip/message.js';
+import { createResponse, type SipRequest, type SipResponse } from '../../sip/message.js';
+import { parseCSeq } from '../../sip/headers/cseq.js';
 import type { Dialog } from '../../sip/dialog.js';
 import type { ClientTransaction, ServerTransaction } from '../../sip/transaction/layer.js';
 import type { Endpoint } from '../../sip/transport/types.js';
@@ -86,3 +87,51 @@ export const ENDED_OWNER = {
   onFailure(): void {},
   onRingTimeout(): void {},
 };
+
+/**
+ * A request (not ACK) inside an established dialog, answered the same way by both kinds of leg:
+ * CSeq order checked (RFC 3261 section 12.2.2), BYE and the mid-call requests handed to the
+ * owner, OPTIONS answered here, PRACK to `onPrack` (481 when null), anything else 405.
+ */
+export function answerInDialog(
+  req: SipRequest,
+  tx: ServerTransaction,
+  dialog: Dialog,
+  owner: LegOwner,
+  allow: string,
+  onPrack: ((req: SipRequest, tx: ServerTransaction) => void) | null,
+): void {
+  const cseq = parseCSeq(req.headers.get('cseq') ?? '');
+  if (!cseq || !dialog.acceptRemoteSeq(cseq.seq)) {
+    tx.respond(createResponse(req, 500, 'Server Internal Error (CSeq out of order)'));
+    return;
+  }
+  switch (req.method) {
+    case 'BYE':
+      // The owner writes the record before anybody hears that the call ended (kill -9 safe).
+      owner.onBye(req);
+      tx.respond(createResponse(req, 200));
+      return;
+    case 'OPTIONS': {
+      const res = createResponse(req, 200);
+      res.headers.append('allow', allow);
+      tx.respond(res);
+      return;
+    }
+    case 'INVITE':
+    case 'UPDATE':
+    case 'INFO':
+    case 'MESSAGE':
+      owner.onDialogRequest(req, tx);
+      return;
+    case 'PRACK':
+      if (onPrack) onPrack(req, tx);
+      else tx.respond(createResponse(req, 481, undefined));
+      return;
+    default: {
+      const res = createResponse(req, 405);
+      res.headers.append('allow', allow);
+      tx.respond(res);
+    }
+  }
+}

@@ -19,7 +19,7 @@ import { toTag as toTagOf } from '../../sip/transaction/message-keys.js';
 import type { Binding } from '../registrar.js';
 import { contactTarget } from '../contact-target.js';
 import { bestFinal, bracket, contactFor, hostPortText, isReliable, quoteName, reasonValue, SDP, structuredCancel } from '../call-messages.js';
-import { ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
+import { answerInDialog, ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
 
 export type OutgoingLegState = 'calling' | 'answered' | 'failed' | 'cancelled' | 'ended';
 
@@ -207,37 +207,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
       tx.respond(createResponse(req, 481, undefined));
       return;
     }
-    const cseq = parseCSeq(req.headers.get('cseq') ?? '');
-    if (!cseq || !dialog.acceptRemoteSeq(cseq.seq)) {
-      tx.respond(createResponse(req, 500, 'Server Internal Error (CSeq out of order)'));
-      return;
-    }
-    switch (req.method) {
-      case 'BYE':
-        this.owner.onBye(req);
-        tx.respond(createResponse(req, 200));
-        return;
-      case 'OPTIONS': {
-        const res = createResponse(req, 200);
-        res.headers.append('allow', this.env.allow);
-        tx.respond(res);
-        return;
-      }
-      case 'INVITE':
-      case 'UPDATE':
-      case 'INFO':
-      case 'MESSAGE':
-        this.owner.onDialogRequest(req, tx);
-        return;
-      case 'PRACK':
-        tx.respond(createResponse(req, 481, undefined));
-        return;
-      default: {
-        const res = createResponse(req, 405);
-        res.headers.append('allow', this.env.allow);
-        tx.respond(res);
-      }
-    }
+    answerInDialog(req, tx, dialog, this.owner, this.env.allow, null);
   }
 
   /** `fn` for a timer or callback: a fault in it goes to the owner, never to the process. */
