@@ -30,7 +30,9 @@
  * `latch: true` the first packet from the remote's address (any port), or from `signalAddress`,
  * latches the remote onto its real source, as the relay does (see ../backend.ts): after that
  * other sources are ignored unless the latched one has been silent for RELATCH_SILENCE_MS or
- * setRemote() was called again. Strangers, malformed packets and other payload types are ignored.
+ * setRemote() was called again. Strangers and malformed packets are ignored; payload types other
+ * than the audio and telephone-event ones (comfort noise, multiplexed RTCP) only show the peer is
+ * alive (inactivity).
  *
  * Keys: RFC 4733 events on the telephone-event payload type (each press once); in-band tones on
  * the audio (`inband`: 'auto', the default, listens for tones only when no telephone-event type
@@ -114,7 +116,6 @@ export interface MediaEndpointEvents {
   inactive: [];
 }
 
-export const PACKET_MS = 20;
 const SAMPLES_PER_PACKET = 160;
 const PACKET_BYTES = RTP_HEADER_BYTES + SAMPLES_PER_PACKET;
 /** An RFC 4733 event this soon after the in-band detector reported the same key is that same press. */
@@ -191,16 +192,17 @@ class ActivePlayback implements Playback {
     this.owner.endPlayback(this, 'interrupted');
   }
 
-  /** @internal Resolves once; true when this call ended it. */
-  end(r: PlayResult): boolean {
-    if (this.ended) return false;
+  /** @internal Settles the result (the first call only). */
+  end(r: PlayResult): void {
+    if (this.ended) return;
     this.ended = true;
     this.settle(r);
-    return true;
   }
 }
 
 export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
+  readonly localAddress: string;
+  readonly localPort: number;
   readonly codec: G711Codec;
   readonly payloadType: number;
   readonly telephoneEventPayloadType: number | null;
@@ -220,6 +222,8 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
   private latched = false;
   private relatchAllowed = false;
   private lastFromTargetMs = 0;
+  /** On hold: nothing is sent; what the remote sends is still heard. */
+  private held = false;
 
   private readonly header: RtpHeaderFields;
   /** Packet buffers used in turn (see nextPacketBuffer). */
@@ -261,6 +265,7 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
     opts: MediaEndpointOptions,
   ) {
     super();
+    ({ address: this.localAddress, port: this.localPort } = socket.address());
     this.codec = opts.codec;
     this.payloadType = opts.payloadType ?? STATIC_PAYLOAD_TYPE[opts.codec];
     this.telephoneEventPayloadType = opts.telephoneEventPayloadType ?? null;
@@ -283,21 +288,14 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
 
     this.lastReceivedMs = performance.now();
     socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+    // Sends pass no callback, so their failures are not reported at all; what is, is rare.
     socket.on('error', (err) => this.logger?.warn('media.endpoint_socket_error', { port: this.localPort, error: err.message }));
     this.slot = pacer.add({ onSlot: (skipped) => this.onSlot(skipped) });
   }
 
-  get localAddress(): string {
-    return this.socket.address().address;
-  }
-
-  get localPort(): number {
-    return this.socket.address().port;
-  }
-
-  /** Where packets go now (after latching: the real source), null = nowhere. */
+  /** Where packets go now (after latching: the real source), null = nowhere (none yet, or hold). */
   get remote(): { address: string; port: number } | null {
-    return this.target ? { ...this.target } : null;
+    return this.target && !this.held ? { ...this.target } : null;
   }
 
   get closed(): boolean {
@@ -305,16 +303,15 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
   }
 
   /**
-   * Where to send, from the remote's SDP; address 0.0.0.0 or port 0 = hold (nothing sent). With
-   * latch, the same address again keeps the latched source but lets a new one take over.
+   * Where to send, from the remote's SDP; address 0.0.0.0 or port 0 = hold (RFC 3264 §8.4:
+   * nothing is sent until the next setRemote; what the remote sends is still heard). With latch,
+   * the same address again keeps the latched source but lets a new one take over.
    */
   setRemote(address: string, port: number): void {
     if (!isIPv4(address)) throw new RangeError(`media endpoint: remote address ${address} is not an IPv4 address`);
     if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new RangeError(`media endpoint: bad remote port ${port}`);
-    if (address === '0.0.0.0' || port === 0) {
-      [this.sdpRemote, this.target, this.latched] = [null, null, false];
-      return;
-    }
+    this.held = address === '0.0.0.0' || port === 0;
+    if (this.held) return;
     const same = this.sdpRemote?.address === address && this.sdpRemote.port === port;
     this.sdpRemote = { address, port };
     if (this.latch && this.latched && same) {
@@ -328,7 +325,8 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
 
   /**
    * Plays G.711 bytes in this endpoint's codec (see promptToCodec), the prompts back to back.
-   * A playback already running ends ('interrupted'); the new one starts in the next slot.
+   * A playback already running ends ('interrupted'); the new one starts in the next slot. The
+   * bytes are read as they are sent (not copied): they must not change while they play.
    */
   play(prompts: Uint8Array | readonly Uint8Array[], opts: PlayOptions = {}): Playback {
     const list = prompts instanceof Uint8Array ? [prompts] : prompts;
@@ -387,7 +385,7 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
     }
     const target = this.target;
     const playback = this.current;
-    if (this.closed || !target || (!playback && this.idle === 'none')) {
+    if (this.closed || !target || this.held || (!playback && this.idle === 'none')) {
       h.timestamp = (h.timestamp + SAMPLES_PER_PACKET) >>> 0;
       this.gap = true;
       return;
@@ -448,7 +446,6 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
         this.digit(key, 'rfc4733');
       }
     }
-    // Other payload types (comfort noise, RTCP multiplexed on this port) only show the peer is alive.
   }
 
   /** Symmetric RTP; with latch, the relay's rules (see the file comment). */
@@ -458,7 +455,9 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
     if (!this.latch) return fromTarget;
     const now = performance.now();
     if (!(fromTarget && this.latched)) {
-      const mayLatch = this.sdpRemote === null ? this.signalAddress === '' || from.address === this.signalAddress : from.address === this.sdpRemote.address || from.address === this.signalAddress;
+      const mayLatch = this.sdpRemote
+        ? from.address === this.sdpRemote.address || from.address === this.signalAddress
+        : this.signalAddress === '' || from.address === this.signalAddress;
       const locked = this.latched && !this.relatchAllowed && now - this.lastFromTargetMs < RELATCH_SILENCE_MS;
       if (locked || !mayLatch) return false;
       this.target = { address: from.address, port: from.port };

@@ -38,6 +38,8 @@ export interface PacerStats {
   slots: number;
   /** Slots skipped because a wake-up was later than maxBurst slots. */
   skipped: number;
+  /** Wake-ups LATE_WAKEUP_MS or more after their time (a busy or stalled event loop). */
+  lateWakeups: number;
 }
 
 /** A stream's place on the pacer; remove() takes it off (idempotent). */
@@ -47,6 +49,7 @@ export interface PacerSlot {
 
 /** A slot due this close to now is sent at once rather than after another timer turn (timers have 1 ms resolution). */
 const EARLY_MS = 1;
+export const LATE_WAKEUP_MS = 5;
 
 class Entry implements PacerSlot {
   removed = false;
@@ -77,6 +80,7 @@ export class Pacer {
   private wakeups = 0;
   private slots = 0;
   private skipped = 0;
+  private lateWakeups = 0;
 
   constructor(opts: PacerOptions = {}) {
     this.intervalMs = opts.intervalMs ?? 20;
@@ -119,7 +123,7 @@ export class Pacer {
   }
 
   stats(): PacerStats {
-    return { streams: this.live, wakeups: this.wakeups, slots: this.slots, skipped: this.skipped };
+    return { streams: this.live, wakeups: this.wakeups, slots: this.slots, skipped: this.skipped, lateWakeups: this.lateWakeups };
   }
 
   /** @internal Entry.remove() */
@@ -151,10 +155,12 @@ export class Pacer {
   }
 
   private readonly wake = (): void => {
+    const now = performance.now();
+    if (now - this.timerDue >= LATE_WAKEUP_MS) this.lateWakeups++;
     this.timer = null;
     this.timerDue = Infinity;
     this.wakeups++;
-    const horizon = performance.now() + EARLY_MS;
+    const horizon = now + EARLY_MS;
     const interval = this.intervalMs;
     const list = this.entries;
     const count = list.length;

@@ -304,15 +304,18 @@ test('latch: the first packet from the remote\'s address sets where the endpoint
   }
 });
 
-test('hold (0.0.0.0) sends nothing; the remote back resumes with a marker', async () => {
-  await withEndpoint({}, async (ep, phone) => {
+test('hold (0.0.0.0) sends nothing but still hears the phone; the remote back resumes with a marker', async () => {
+  await withEndpoint({ telephoneEventPayloadType: 101 }, async (ep, phone) => {
+    const digits = digitsOf(ep);
     await waitFor(() => phone.packets.length >= 2, 'packets');
     ep.setRemote('0.0.0.0', phone.port);
     assert.equal(ep.remote, null);
     const held = phone.packets.length;
     const holdStart = performance.now();
-    await waitFor(() => performance.now() - holdStart >= 150, 'a pause on hold');
+    const sent = phone.sendPress(ep, 101, 3, 100);
+    await waitFor(() => ep.stats().received >= sent && performance.now() - holdStart >= 150, 'a pause on hold');
     assert.ok(phone.packets.length <= held + 1, 'nothing sent on hold (one packet may have been on its way)');
+    assert.deepEqual(digits, [['3', 'rfc4733']]);
     const before = phone.packets.length;
     ep.setRemote(LOOPBACK, phone.port);
     await waitFor(() => phone.packets.length >= before + 2, 'packets after hold');
