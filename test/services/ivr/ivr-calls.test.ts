@@ -178,7 +178,10 @@ test('the IVR answers with G.711 and telephone-event, and plays its prompt as pa
     for (const p of got) assert.equal(p.payloadType, 0);
     for (let i = 1; i < got.length; i++) {
       assert.equal(got[i]!.sequenceNumber, (got[i - 1]!.sequenceNumber + 1) & 0xffff, 'sequence numbers step by one');
-      assert.equal((got[i]!.timestamp - got[i - 1]!.timestamp) >>> 0, 160, 'timestamps step by 160 (20 ms at 8 kHz)');
+      // 160 per 20 ms packet; more only where the server's loop stalled and the pacer skipped slots
+      // (the timestamp follows the clock, RFC 3550 section 5.1).
+      const step = (got[i]!.timestamp - got[i - 1]!.timestamp) >>> 0;
+      assert.ok(step > 0 && step % 160 === 0 && step <= 160 * 50, `timestamps step by 160 (20 ms at 8 kHz), not ${step}`);
     }
     assert.ok(got.some((p) => p.payload.some((b) => b !== 0xff && b !== 0x7f)), 'the prompt is not silence');
     assert.equal((await call.bye()).status, 200);
