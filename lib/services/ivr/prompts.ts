@@ -21,6 +21,8 @@ const MAX_PROMPT_FILE_BYTES = 64 * 1024 * 1024;
 
 export class PromptCache {
   private readonly held = new Map<string, Uint8Array>();
+  private readonly loading = new Map<string, Promise<Uint8Array | null>>();
+  private generation = 0;
   private bytes = 0;
   private readonly maxBytes: number;
 
@@ -41,6 +43,20 @@ export class PromptCache {
       this.held.set(key, cached);
       return cached;
     }
+    // Calls that ask for the same prompt while it is being read share that one read.
+    let loading = this.loading.get(key);
+    if (!loading) {
+      const p: Promise<Uint8Array | null> = this.load(name, key, codec).finally(() => {
+        if (this.loading.get(key) === p) this.loading.delete(key);
+      });
+      loading = p;
+      this.loading.set(key, p);
+    }
+    return loading;
+  }
+
+  private async load(name: string, key: string, codec: G711Codec): Promise<Uint8Array | null> {
+    const generation = this.generation;
     const file = await this.locate(name);
     if (!file) {
       this.opts.log('warn', 'ivr.prompt_missing', { prompt: name, dir: this.opts.dir, language: this.opts.language });
@@ -57,13 +73,16 @@ export class PromptCache {
       this.opts.log('warn', 'ivr.prompt_unplayable', { prompt: name, file, error: (err as Error).message });
       return null;
     }
-    this.hold(key, audio);
+    // Read before a clear(): good for the calls that asked, not kept (the file may have changed).
+    if (generation === this.generation) this.hold(key, audio);
     return audio;
   }
 
   /** Forgets everything (prompt files may have changed). */
   clear(): void {
     this.held.clear();
+    this.loading.clear();
+    this.generation++;
     this.bytes = 0;
   }
 
@@ -73,6 +92,11 @@ export class PromptCache {
 
   private hold(key: string, audio: Uint8Array): void {
     if (audio.length > this.maxBytes) return;
+    const before = this.held.get(key);
+    if (before) {
+      this.held.delete(key);
+      this.bytes -= before.length;
+    }
     this.held.set(key, audio);
     this.bytes += audio.length;
     for (const [k, v] of this.held) {
