@@ -36,7 +36,7 @@ const PARTS = [
   [/lib\/sip\/transaction\//, 'transactions'],
   [/lib\/sip\/(stack|transport\/)|lib\/sip\/[^/]*udp/, 'transport'],
   [/lib\/sip\/digest\.js|lib\/pbx\/authenticator\.js/, 'digest authentication'],
-  [/lib\/sip\/dialog\.js|lib\/pbx\/(call|calls|router|reliable-provisionals)\.js/, 'call logic and dialogs'],
+  [/lib\/sip\/dialog\.js|lib\/pbx\/(call|calls|router|reliable-provisionals|bridge|media-path)\.js|lib\/pbx\/legs\//, 'call logic and dialogs'],
   [/lib\/media\/sdp\.js|node_modules\/sdp-transform/, 'SDP parse and rewrite'],
   [/lib\/media\//, 'relay sessions and ports'],
   [/lib\/cdr\/|lib\/pbx\/call-recorder\.js|node_modules\/csv-stringify/, 'CDR line'],
