@@ -18,6 +18,7 @@ import { cdrRows } from '../../helpers/cdr-files.js';
 import { hasSipp, SHARED, startSippUas, tempDir } from '../../e2e/harness.js';
 import { decodeRtp, encodeRtp, type RtpPacket } from '../../../lib/media/endpoint/rtp.js';
 import { dtmfPayload, silencePayload } from '../../../lib/media/endpoint/tones.js';
+import { sharedPacer } from '../../../lib/media/endpoint/pacer.js';
 
 const MENU = `<?xml version="1.0" encoding="utf-8"?>
 <mssxml version="1">
@@ -265,6 +266,7 @@ test('a caller hanging up mid-prompt leaves no IVR session and no relay session 
     await waitFor(() => srv.server.ivr.activeCount === 0, 'the IVR call to end', 3000);
     const relay = (srv.server as unknown as { relay: { sessionCount: number } }).relay;
     await waitFor(() => relay.sessionCount === 0, 'the relay session to close', 3000);
+    assert.equal(sharedPacer().streamCount, 0, 'no prompt stream is left on the pacer');
   } finally {
     media.close();
   }
