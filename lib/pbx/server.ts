@@ -121,6 +121,7 @@ export class PbxServer {
           });
     const sipAddress = new LocalAddress({ configured: config.sip.advertise, bind: config.sip.bind });
     const mediaAddress = new LocalAddress({ configured: config.media.advertise || config.sip.advertise, bind: config.media.bind || config.sip.bind });
+    const numbers = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } });
     this.calls = new CallManager({
       env: {
         sendRequest: (req, dest, user) => {
@@ -149,7 +150,7 @@ export class PbxServer {
         logs: (level) => logger.enabled(level),
       },
       auth,
-      router: new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } }),
+      router: numbers,
       limits: { maxPerExtension: config.calls.maxPerExtension, maxTotal: config.calls.maxTotal },
       recorder: this.recorder,
       newMedia: (label) => this.newMedia(label),
@@ -157,11 +158,10 @@ export class PbxServer {
     });
 
     const relayBind = config.media.bind || config.sip.bind;
-    const router4 = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } });
     this.ivr = new IvrService(
       {
         env: this.calls.env,
-        route: (number) => router4.route(number),
+        route: (number) => numbers.route(number),
         newMedia: (label) => this.newMedia(label),
         endpointBind: config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind,
         record: (summary, answered) => this.recorder?.record(summary, answered),
