@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { runIvr, MAX_PRINTED_FINDINGS } from '../../cli/ivr.js';
+import { toneWav } from '../helpers/wav.js';
 
 const MAIN = path.resolve(process.cwd(), 'build/cli/main.js');
 const EXAMPLE = path.resolve(process.cwd(), 'test/fixtures/ivr/main_menu.xml');
@@ -35,21 +36,7 @@ function cli(args: string[], cwd = TMP) {
 
 /** A 0.1 s 8000 Hz mono PCM 16-bit WAV file. */
 function wav(): Buffer {
-  const data = Buffer.alloc(1600);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(8000, 24);
-  header.writeUInt32LE(16000, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
+  return toneWav(100, 0);
 }
 
 const GOOD = '<mssxml version="1">\n  <action name="hello" method="play"><voice>welcome.wav</voice></action>\n  <action name="bye" method="hangup"/>\n</mssxml>\n';

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { audioSdp, Phone } from '../../helpers/phone.js';
 import { waitFor } from '../../helpers/keep-alive.js';
+import { toneWav } from '../../helpers/wav.js';
 import { cdrRows } from '../../helpers/cdr-files.js';
 import { hasSipp, SHARED, startSippUas, tempDir } from '../../e2e/harness.js';
 import { decodeRtp, encodeRtp, type RtpPacket } from '../../../lib/media/endpoint/rtp.js';
@@ -44,28 +45,6 @@ const MENU = `<?xml version="1.0" encoding="utf-8"?>
   <action name="bye" method="hangup"/>
 </mssxml>
 `;
-
-/** A WAV file of `ms` of a 600 Hz tone: 8 kHz mono PCM 16-bit. */
-function toneWav(ms: number): Buffer {
-  const samples = (ms * 8000) / 1000;
-  const data = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 600 * i) / 8000)), i * 2);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVE', 8);
-  h.write('fmt ', 12);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(8000, 24);
-  h.writeUInt32LE(16000, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
-}
 
 let srv: TestServer;
 const phones: Phone[] = [];

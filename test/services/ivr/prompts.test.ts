@@ -4,24 +4,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PromptCache } from '../../../lib/services/ivr/prompts.js';
+import { toneWav } from '../../helpers/wav.js';
 
-/** `ms` of 8 kHz mono PCM 16-bit as a WAV file. */
 function wav(ms: number, sampleRate = 8000): Buffer {
-  const data = Buffer.alloc(((ms * sampleRate) / 1000) * 2, 0x11);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(sampleRate, 24);
-  h.writeUInt32LE(sampleRate * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
+  return toneWav(ms, 0, { sampleRate });
 }
 
 function setup(): { dir: string; logs: string[]; cache: (maxBytes?: number) => PromptCache } {
