@@ -13,6 +13,7 @@ import { Progress } from '../lib/cdr/progress.js';
 import type { SortSpec } from '../lib/cdr/query.js';
 import type { StatsGroup, StatsFormat } from '../lib/cdr/stats.js';
 import type { RowFormat } from '../lib/cdr/output.js';
+import { parseArgs } from './yargs-parse.js';
 
 // Kept in step with lib/cdr/stats.ts (a test checks): importing it here would load the reader.
 const STATS_GROUPS = ['cause', 'tag', 'caller', 'callee', 'hour', 'day'] as const satisfies readonly StatsGroup[];
@@ -283,17 +284,9 @@ export async function runCdr(argv: string[], io: CdrIo): Promise<number> {
     .epilog(EXIT_CODES)
     .exitProcess(false);
 
-  let failure: Error | null = null;
-  let text = '';
-  await new Promise<void>((resolve) => {
-    void parser.parse(argv, {}, (err: Error | undefined, _parsed: unknown, output: string) => {
-      failure = err ?? null;
-      text = output;
-      resolve();
-    });
-  });
+  const { failure, text } = await parseArgs(parser, argv);
   if (failure) {
-    io.err.write(text ? text + '\n' : `${(failure as Error).message}\n`);
+    io.err.write(text ? text + '\n' : `${failure.message}\n`);
     return 2;
   }
   if (!chosen) {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { Finding } from '../lib/services/ivr/model.js';
+import { parseArgs } from './yargs-parse.js';
 
 export interface IvrIo {
   out: NodeJS.WritableStream;
@@ -72,17 +73,9 @@ export async function runIvr(argv: string[], io: IvrIo): Promise<number> {
     .help()
     .epilog(EXIT_CODES)
     .exitProcess(false);
-  let failure: Error | null = null;
-  let text = '';
-  await new Promise<void>((resolve) => {
-    void parser.parse(argv, {}, (err: Error | undefined, _parsed: unknown, output: string) => {
-      failure = err ?? null;
-      text = output;
-      resolve();
-    });
-  });
+  const { failure, text } = await parseArgs(parser, argv);
   if (failure) {
-    io.err.write(text ? `${text}\n` : `minisipserver ivr: ${(failure as Error).message}\n`);
+    io.err.write(text ? `${text}\n` : `minisipserver ivr: ${failure.message}\n`);
     return EXIT_USAGE;
   }
   if (!request) {
