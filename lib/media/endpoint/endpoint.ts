@@ -219,6 +219,9 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
   /** The remote as the caller gave it (SDP), and where packets go now (the latched source). */
   private sdpRemote: { address: string; port: number } | null = null;
   private target: { address: string; port: number } | null = null;
+  /** 'address:port' the socket is connected to (no latching), or null. */
+  private connectedKey: string | null = null;
+  private connecting = false;
   private latched = false;
   private relatchAllowed = false;
   private lastFromTargetMs = 0;
@@ -321,6 +324,44 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
     this.target = { address, port };
     this.latched = false;
     this.relatchAllowed = false;
+    if (!this.latch) this.connectTo(address, port);
+  }
+
+  /**
+   * Without latching the peer never moves: the socket is connected to it, which spares every
+   * send the address lookup of dgram and the kernel's route lookup, and lets the kernel drop what
+   * others send. Until the connection is made (one turn of the loop) packets go by address.
+   */
+  private isConnected(): boolean {
+    try {
+      this.socket.remoteAddress();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private connectTo(address: string, port: number): void {
+    const key = `${address}:${port}`;
+    if (this.connectedKey === key) return;
+    if (this.connectedKey !== null) {
+      this.socket.disconnect();
+      this.connectedKey = null;
+    }
+    if (this.connecting) return; // the connection under way is checked against the target when it is made
+    this.connecting = true;
+    this.socket.connect(port, address, () => {
+      this.connecting = false;
+      if (this.closed || !this.isConnected()) return;
+      const t = this.target;
+      const made = `${address}:${port}`;
+      if (t && `${t.address}:${t.port}` === made) {
+        this.connectedKey = made;
+        return;
+      }
+      this.socket.disconnect();
+      if (t) this.connectTo(t.address, t.port);
+    });
   }
 
   /**
@@ -396,7 +437,14 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
     else payload.fill(this.silence);
     h.marker = this.gap || (playback?.starting ?? false);
     writeRtpHeader(packet, h);
-    this.socket.send(packet, target.port, target.address);
+    if (this.connectedKey !== null) this.socket.send(packet);
+    else if (!this.connecting) this.socket.send(packet, target.port, target.address);
+    else {
+      // A send by address while the socket connects may be lost: this slot stays silent.
+      h.timestamp = (h.timestamp + SAMPLES_PER_PACKET) >>> 0;
+      this.gap = true;
+      return;
+    }
     this.counters.sent++;
     this.gap = false;
     h.sequenceNumber = (h.sequenceNumber + 1) & 0xffff;
