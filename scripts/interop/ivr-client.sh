@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A real soft-client reaches an IVR: baresip 100 calls number 800 (the shipped automatic
+# attendant, examples/ivr), hears the welcome prompt, keys in 101# (RFC 4733 from baresip), and is
+# sent on to baresip 101 (auto-answer); then hangs up. Checked: the prompt arrived as audio at the
+# caller, the callee answered, and the records hold the IVR part (route ivr:auto_attendant.xml)
+# and the onward call to 101. Last line PASS or FAIL. Everything stays on 127.0.0.1.
+#
+#   scripts/interop/ivr-client.sh
+set -u
+here=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d /tmp/mss-ivr-client.XXXXXX)
+port=${PORT:-15160}
+moddir=${BARESIP_MODDIR:-/usr/lib/baresip/modules}
+pids=()
+fail() { echo "FAIL $* (logs in $work)"; exit 1; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+for t in baresip sox espeak-ng; do command -v "$t" >/dev/null || fail "missing tool $t"; done
+
+data="$work/data"
+mkdir -p "$data/ivr/prompts/en"
+cp "$here"/examples/ivr/*.xml "$data/ivr/"
+cp "$here"/examples/ivr/prompts/en/*.wav "$data/ivr/prompts/en/"
+printf '100:pass100\n101:pass101\n' > "$work/users.txt"
+node "$here/bin/minisipserver" ext import "$work/users.txt" --data-dir "$data" >/dev/null || fail "ext import"
+printf 'media:\n  bind: 127.0.0.1\n  portMin: 21000\n  portMax: 21999\nivr:\n  numbers:\n    "800": auto_attendant.xml\n' > "$work/config.yaml"
+node "$here/bin/minisipserver" serve --config "$work/config.yaml" --bind 127.0.0.1 --sip-port "$port" --data-dir "$data" --log-format json > "$work/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do grep -q "listening on port" "$work/server.log" && break; sleep 0.2; done
+grep -q "listening on port" "$work/server.log" || fail "server did not start"
+
+espeak-ng -s 150 -w "$work/t.wav" "Hello, this is a test caller speaking for a while." && sox "$work/t.wav" -r 8000 -c 1 -b 16 "$work/tx.wav" repeat 10 || fail "cannot make wav"
+mk() { # name sip_port rtp user
+  local d="$work/$1"; mkdir -p "$d/rec"
+  cat > "$d/config" <<CFG
+poll_method		epoll
+sip_listen		127.0.0.1:$2
+net_interface		127.0.0.1
+module_path		$moddir
+module			stdio.so
+module			g711.so
+module			aufile.so
+module			alsa.so
+module			sndfile.so
+module_app		account.so
+module_app		menu.so
+audio_source		aufile,$work/tx.wav
+audio_player		alsa,null
+audio_alert		alsa,null
+ausrc_srate		8000
+auplay_srate		8000
+ausrc_channels		1
+auplay_channels		1
+rtp_ports		$3
+snd_path		$d/rec
+CFG
+  echo "<sip:$4@127.0.0.1:$port;transport=udp>;auth_pass=pass$4;answermode=auto;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=300" > "$d/accounts"
+  mkfifo "$d/in"
+}
+mk caller 15170 31000-31019 100
+mk callee 15174 31020-31039 101
+exec 7<>"$work/callee/in" 8<>"$work/caller/in"
+baresip -4 -f "$work/callee" < "$work/callee/in" > "$work/callee.log" 2>&1 & pids+=($!)
+baresip -4 -f "$work/caller" < "$work/caller/in" > "$work/caller.log" 2>&1 & pids+=($!)
+wait_for() { for _ in $(seq 1 "$3"); do grep -qaE "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+wait_for "$work/callee.log" 'registered successfully|200 OK.*binding' 100 || fail "callee did not register"
+wait_for "$work/caller.log" 'registered successfully|200 OK.*binding' 100 || fail "caller did not register"
+
+echo "/dial sip:800@127.0.0.1:$port" >&8
+wait_for "$work/caller.log" 'Call established' 100 || fail "the IVR did not answer"
+sleep 2.5                                   # the welcome prompt plays
+for k in 1 0 1 '#'; do printf '%s' "$k" >&8; sleep 0.4; done
+wait_for "$work/callee.log" 'Call established' 150 || fail "the call did not reach 101 (server log: $(grep -aoE '"event":"ivr\.[a-z_]+"[^}]{0,120}' "$work/server.log" | tail -3 | tr '\n' ' '))"
+sleep 3
+echo "/hangup" >&8
+wait_for "$work/callee.log" 'terminated|session closed' 50 || fail "the callee did not see the BYE"
+echo "/quit" >&8; echo "/quit" >&7
+sleep 1
+
+rx=$(ls "$work"/caller/rec/*-dec.wav 2>/dev/null | head -1)
+[ -n "$rx" ] || fail "no received-audio dump at the caller"
+# The first 2 s the caller heard are the welcome prompt (PCM from the server's endpoint).
+rms=$(sox "$rx" -n trim 0 2 stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
+awk -v r="$rms" 'BEGIN { exit !(r > 0.01) }' || fail "the caller heard silence where the prompt should be (RMS $rms)"
+rxcallee=$(ls "$work"/callee/rec/*-dec.wav 2>/dev/null | head -1)
+rmscallee=$(sox "$rxcallee" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
+awk -v r="$rmscallee" 'BEGIN { exit !(r > 0.01) }' || fail "the callee heard silence from the caller (RMS $rmscallee)"
+csv=$(ls "$data"/cdr/*.csv 2>/dev/null | head -1)
+grep -q 'ivr:auto_attendant.xml' "$csv" || fail "no record with route ivr:auto_attendant.xml"
+grep -qE ',100,[^,]*,101,101,local,' "$csv" || fail "no record of the onward call to 101"
+echo "PASS baresip 100 -> IVR 800 (auto attendant) -> keys 101# (RFC 4733) -> baresip 101 answered; prompt RMS $rms at the caller, caller audio RMS $rmscallee at the callee; records: ivr:auto_attendant.xml and local 101"
