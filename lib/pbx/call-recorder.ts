@@ -97,7 +97,8 @@ export class CallRecorder {
   }
 }
 
-function hostPort(host: string, port: number): string {
+/** `host:port`, an IPv6 host in brackets: the CDR's address columns. */
+export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 

@@ -88,4 +88,5 @@ awk -v r="$rmscallee" 'BEGIN { exit !(r > 0.01) }' || fail "the callee heard sil
 csv=$(ls "$data"/cdr/*.csv 2>/dev/null | head -1)
 grep -q 'ivr:auto_attendant.xml' "$csv" || fail "no record with route ivr:auto_attendant.xml"
 grep -qE ',100,[^,]*,101,101,local,' "$csv" || fail "no record of the onward call to 101"
+cleanup; pids=(); rm -rf "$work"
 echo "PASS baresip 100 -> IVR 800 (auto attendant) -> keys 101# (RFC 4733) -> baresip 101 answered; prompt RMS $rms at the caller, caller audio RMS $rmscallee at the callee; records: ivr:auto_attendant.xml and local 101"

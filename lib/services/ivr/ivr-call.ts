@@ -27,6 +27,8 @@ import type { LegEnv } from '../../pbx/legs/leg.js';
 import { Bridge } from '../../pbx/bridge.js';
 import { MediaPath, type MediaSession } from '../../pbx/media-path.js';
 import type { Route } from '../../pbx/router.js';
+import { hostPort } from '../../pbx/call-recorder.js';
+import { parseCSeq } from '../../sip/headers/cseq.js';
 import { contactTarget } from '../../pbx/contact-target.js';
 import type { IvrDocument } from './model.js';
 import { IvrSession, type CallToOutcome, type IvrChannel, type IvrEnd } from './session.js';
@@ -386,7 +388,7 @@ export class IvrCall implements IncomingLegOwner {
       endMs: Date.now(),
       status: 200,
       tag: CallTag.CallerBye,
-      callerAddress: `${this.source.address.includes(':') ? `[${this.source.address}]` : this.source.address}:${this.source.port}`,
+      callerAddress: hostPort(this.source.address, this.source.port),
       codec: this.choice ? (this.choice.codec === 'pcmu' ? 'PCMU' : 'PCMA') : '',
       userAgent: this.leg.invite.headers.get('user-agent') ?? '',
     };
@@ -487,7 +489,7 @@ export class IvrCall implements IncomingLegOwner {
         res.headers.append('content-type', 'application/sdp');
         res.body = this.callerSdp;
         tx.respond(res);
-        if (req.method === 'INVITE') this.leg.answerReInvite(res, Number(/^\s*(\d+)/.exec(req.headers.get('cseq') ?? '')?.[1] ?? 0), () => undefined);
+        if (req.method === 'INVITE') this.leg.answerReInvite(res, parseCSeq(req.headers.get('cseq') ?? '')?.seq ?? 0, () => undefined);
         return;
       }
       default: {

@@ -10,6 +10,7 @@ import type { Endpoint } from '../../sip/transport/types.js';
 import { CallTag, DEFAULT_CAUSE, type CallSummary } from '../../cdr/record.js';
 import { reasonValue } from '../../pbx/call-messages.js';
 import { normaliseDialled } from '../../pbx/router.js';
+import { hostPort } from '../../pbx/call-recorder.js';
 import type { IvrDocument } from './model.js';
 import { compileIvr } from './xml.js';
 import { IvrStore } from './store.js';
@@ -105,7 +106,7 @@ export class IvrService {
           status,
           tag,
           cause,
-          callerAddress: `${source.address}:${source.port}`,
+          callerAddress: hostPort(source.address, source.port),
           userAgent: req.headers.get('user-agent') ?? '',
         },
         false,

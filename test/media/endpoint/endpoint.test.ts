@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +10,7 @@ import { Pacer } from '../../../lib/media/endpoint/pacer.js';
 import { decodeRtp, encodeRtp, type RtpPacket } from '../../../lib/media/endpoint/rtp.js';
 import { dbm0ToAmplitude, dtmfPayload, silencePayload, sineSamples } from '../../../lib/media/endpoint/tones.js';
 import { keepAlive, waitFor } from '../../helpers/keep-alive.js';
+import { runUntilExit } from '../../helpers/child-exit.js';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -379,12 +379,7 @@ test('close() frees the socket and the pacer slot; a process with a closed endpo
     await ep.close();
     sink.close();
     console.log(result, got > 0);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const guard = setTimeout(() => child.kill('SIGKILL'), 8000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(guard);
+  const { code, signal, out } = await runUntilExit(script);
   assert.equal(signal, null, 'the child had to be killed: something kept it alive after close()');
   assert.equal(code, 0);
   assert.equal(out.trim(), 'done true');

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { Pacer } from '../../../lib/media/endpoint/pacer.js';
 import { keepAlive, waitFor } from '../../helpers/keep-alive.js';
+import { runUntilExit } from '../../helpers/child-exit.js';
 
 /** A stream that records when its slots came and how many were skipped. */
 class Recorder {
@@ -122,12 +121,7 @@ test('the pacer never keeps the process alive (its timer is unref\'d)', async ()
     const pacer = new Pacer();
     for (let i = 0; i < 10; i++) pacer.add({ onSlot() {} });
     console.log('streams', pacer.streamCount);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const guard = setTimeout(() => child.kill('SIGKILL'), 8000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(guard);
+  const { code, signal, out } = await runUntilExit(script);
   assert.equal(signal, null, 'the child had to be killed: something kept it alive');
   assert.equal(code, 0);
   assert.equal(out.trim(), 'streams 10');

@@ -192,12 +192,18 @@ for (const how of ['rfc4733', 'info', 'inband'] as const) {
         await inc.waitAck();
         calleeMedia.aim(inc.sdp);
         // Media now flows caller <-> callee through the relay.
+        // Both send every 20 ms as phones do (the relay may take the new target a moment after the ACK).
         const before = calleeMedia.packets.length;
-        media.send(0, silencePayload('pcmu', 20));
-        await waitFor(() => calleeMedia.packets.length > before, 'caller audio at the callee', 3000);
+        await waitFor(() => {
+          media.send(0, silencePayload('pcmu', 20));
+          calleeMedia.send(0, silencePayload('pcmu', 20));
+          return calleeMedia.packets.length > before;
+        }, 'caller audio at the callee', 3000, 20);
         const heard = media.packets.length;
-        calleeMedia.send(0, new Uint8Array(160).fill(0x42));
-        await waitFor(() => media.packets.some((p, i) => i >= heard && p.packet.payload[0] === 0x42), 'callee audio at the caller', 3000);
+        await waitFor(() => {
+          calleeMedia.send(0, new Uint8Array(160).fill(0x42));
+          return media.packets.some((p, i) => i >= heard && p.packet.payload[0] === 0x42);
+        }, 'callee audio at the caller', 3000, 20);
         assert.equal((await call.bye()).status, 200);
         const bye = await callee.waitRequest('BYE', 3000);
         callee.respond(bye, 200, 'OK');
