@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { Finding } from '../lib/services/ivr/model.js';
-import { parseArgs } from './yargs-parse.js';
+import { parseSubcommand } from './yargs-parse.js';
 
 export interface IvrIo {
   out: NodeJS.WritableStream;
@@ -59,29 +59,13 @@ export function defineIvrSubcommands(y: Argv, run: (request: ValidateRequest) =>
 
 /** Runs `minisipserver ivr <argv...>` in-process; resolves to the exit code. */
 export async function runIvr(argv: string[], io: IvrIo): Promise<number> {
-  const { default: yargs } = await import('yargs');
   let request: ValidateRequest | undefined;
-  const parser = defineIvrSubcommands(yargs(), (r) => {
-    request = r;
-  })
-    .scriptName('minisipserver ivr')
-    .usage('$0 <command> [options]')
-    .demandCommand(1, 'name an ivr command: validate')
-    .parserConfiguration({ 'camel-case-expansion': false })
-    .strict()
-    .version(false)
-    .help()
-    .epilog(EXIT_CODES)
-    .exitProcess(false);
-  const { failure, text } = await parseArgs(parser, argv);
-  if (failure) {
-    io.err.write(text ? `${text}\n` : `minisipserver ivr: ${failure.message}\n`);
-    return EXIT_USAGE;
-  }
-  if (!request) {
-    if (text) io.out.write(`${text}\n`); // --help
-    return EXIT_OK;
-  }
+  const define = (y: Argv) =>
+    defineIvrSubcommands(y, (r) => {
+      request = r;
+    });
+  const code = await parseSubcommand(define, { name: 'ivr', demand: 'name an ivr command: validate', epilog: EXIT_CODES }, argv, io, () => request !== undefined);
+  if (code !== null || !request) return code ?? EXIT_USAGE;
   return executeValidate(request, io);
 }
 

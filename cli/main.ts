@@ -23,12 +23,13 @@ if (args[0] === 'cdr') {
 } else if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(`${packageVersion()}\n`);
 } else {
-  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }] = await Promise.all([
+  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }] = await Promise.all([
     import('yargs'),
     import('./serve.js'),
     import('./ext.js'),
     import('./cdr.js'),
     import('./ivr.js'),
+    import('./callback.js'),
   ]);
   await yargs(args)
     .scriptName('minisipserver')
@@ -37,7 +38,8 @@ if (args[0] === 'cdr') {
     .command(extCommand)
     .command(cdrCommand)
     .command(ivrCommand)
-    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr (see --help)')
+    .command(callbackCommand)
+    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback (see --help)')
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(packageVersion())

@@ -10,6 +10,7 @@ interface ServeArgs {
   'data-dir'?: string;
   bind?: string;
   'sip-port'?: number;
+  'callback-port'?: number;
   'log-format'?: 'auto' | 'text' | 'json';
   'log-level'?: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -28,6 +29,7 @@ export function resolveServeConfig(args: ServeArgs): Config {
     }
   }
   if (args['sip-port'] !== undefined) config.sip.port = args['sip-port'];
+  if (args['callback-port'] !== undefined) config.callback.port = args['callback-port'];
   if (args['log-format'] !== undefined) config.log.format = args['log-format'];
   if (args['log-level'] !== undefined) config.log.level = args['log-level'];
   return config;
@@ -42,11 +44,14 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('data-dir', { type: 'string', describe: 'Data folder (SQLite store, CDR files); default ./data' })
       .option('bind', { type: 'string', describe: 'Listen only on this address (IPv4 or IPv6); default all of 0.0.0.0 and ::' })
       .option('sip-port', { type: 'number', describe: 'SIP port for UDP and TCP (0 picks a free one); default 5060' })
+      .option('callback-port', { type: 'number', describe: 'UDP port of the call-back service (0 turns it off); default 5080' })
       .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'Log lines as text or JSON (auto: text on a terminal)' })
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'Lowest level logged' })
       .check((a) => {
         const p = a['sip-port'];
         if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) return `--sip-port must be 0..65535, got ${String(p)}`;
+        const c = a['callback-port'];
+        if (c !== undefined && (!Number.isInteger(c) || c < 0 || c > 65535)) return `--callback-port must be 0..65535, got ${String(c)}`;
         return true;
       }) as unknown as Argv<ServeArgs>,
   handler: async (args) => {

@@ -99,10 +99,21 @@ function checkValue(name: string, spec: KeySpec, node: Node | null, fail: Fail):
     return out;
   }
   if (spec.type === 'strings') {
+    // A single value may be written as text: "127.0.0.1", "" (none) or "a, b".
+    if (spec.scalarList && isScalar(node) && typeof node.value === 'string') {
+      const entries = node.value.split(/[\s,]+/).filter((e) => e !== '');
+      for (const e of entries) {
+        const problem = spec.check?.(e);
+        if (problem) fail(node, `"${name}": ${problem}`);
+      }
+      return entries;
+    }
     if (!isSeq(node)) fail(node, `"${name}" must be a list of text values, e.g. [${spec.default.join(', ')}]`);
     return (node as unknown as { items: Node[] }).items.map((item) => {
       const v = isScalar(item) ? item.value : undefined;
       if (typeof v !== 'string' || v.length === 0) fail(item, `"${name}" entries must be non-empty text`);
+      const problem = spec.check?.(v as string);
+      if (problem) fail(item, `"${name}": ${problem}`);
       return v as string;
     });
   }

@@ -4,13 +4,15 @@
  * so the table is the single source of truth.
  */
 
+import { addressEntryProblem } from './address-entry.js';
+
 export type KeySpec =
   | { type: 'int'; default: number; min: number; max: number; doc: string }
   | { type: 'string'; default: string; doc: string; pattern?: RegExp; patternHint?: string }
   | { type: 'bool'; default: boolean; doc: string }
   | { type: 'enum'; default: string; values: readonly string[]; doc: string }
   | { type: 'list'; default: string[]; values: readonly string[]; doc: string }
-  | { type: 'strings'; default: string[]; doc: string }
+  | { type: 'strings'; default: string[]; doc: string; check?: (entry: string) => string | null; scalarList?: boolean }
   | { type: 'map'; default: Record<string, string>; doc: string; keyPattern: RegExp; valuePattern: RegExp; hint: string };
 
 export const SCHEMA = {
@@ -214,6 +216,35 @@ export const SCHEMA = {
     },
     maxSessions: { type: 'int', default: 200, min: 1, max: 100000, doc: 'IVR calls at once; beyond it a call to an IVR number gets 486 Busy Here.' },
     timezone: { type: 'string', default: '', doc: 'Time zone of timecheck actions (an IANA name such as Europe/Paris); empty: the server\'s local time zone.' },
+  },
+  callback: {
+    port: {
+      type: 'int',
+      default: 5080,
+      min: 0,
+      max: 65535,
+      doc: 'UDP port of the call-back service, at the SIP bind address (docs/CALLBACK.md); 0: the service is off and nothing listens. A port held by another program is logged and the server runs without the service. Needs a restart.',
+    },
+    asAddress: {
+      type: 'strings',
+      default: ['127.0.0.1'],
+      check: addressEntryProblem,
+      scalarList: true,
+      doc: 'Addresses (IPs or CIDR ranges) the application server may send from; datagrams from others are dropped unanswered. An empty list ([] or "") accepts any source and is logged as a warning: never on a public network.',
+    },
+    defaultCaller: {
+      type: 'string',
+      default: '',
+      pattern: /^$|^[A-Za-z0-9*#+._-]{1,64}$/,
+      patternHint: 'a number (digits, *, #, +) or empty',
+      doc: 'Number user1 sees calling when a REQUEST has no caller1; empty: anonymous.',
+    },
+    maxActive: { type: 'int', default: 50, min: 1, max: 10000, doc: 'Call-backs in progress at once; beyond it a REQUEST is refused (result 3, limit-reached).' },
+    video: {
+      type: 'bool',
+      default: false,
+      doc: 'Offer user1 a video stream too (H.264, VP8), so that two video phones get video once bridged. Off by default: user1 is offered video before anyone knows whether user2 has it.',
+    },
   },
   data: {
     dir: { type: 'string', default: './data', doc: 'Data folder: the SQLite store, CDR files.' },

@@ -61,6 +61,7 @@ export class CallManager {
   /** The IVR service, once the server has one. */
   ivr: CallManagerDeps['ivr'];
   private accepting = true;
+  private readonly otherServices: Array<{ readonly activeCount: number }> = [];
   readonly stats: CallStats = { active: 0, started: 0, answered: 0 };
 
   constructor(private readonly deps: CallManagerDeps) {
@@ -297,7 +298,14 @@ export class CallManager {
   }
 
   private totalCalls(): number {
-    return this.calls.size + this.waitingForMedia.size + (this.ivr?.activeCount ?? 0);
+    let n = this.calls.size + this.waitingForMedia.size + (this.ivr?.activeCount ?? 0);
+    for (const s of this.otherServices) n += s.activeCount;
+    return n;
+  }
+
+  /** Calls a service places itself (call-backs) count against `calls.maxTotal` too. */
+  countAlso(service: { readonly activeCount: number }): void {
+    this.otherServices.push(service);
   }
 
   private count(number: string): number {

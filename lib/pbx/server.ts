@@ -26,6 +26,7 @@ import { Router } from './router.js';
 import type { MediaSession } from './media-path.js';
 import { MediaRelay } from '../media/relay.js';
 import { IvrService } from '../services/ivr/service.js';
+import { CallBackService } from '../services/callback/service.js';
 import { openFileCount, openFilesLimit } from '../platform/open-files.js';
 import { reusePortUdpFd } from '../platform/reuse-port.js';
 import { WorkerRouter } from '../sip/worker-router.js';
@@ -60,6 +61,7 @@ export class PbxServer {
   readonly router: WorkerRouter | null;
   private readonly recorder: CallRecorder | null;
   readonly ivr: IvrService;
+  readonly callback: CallBackService;
   private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
   private readonly tagPrefix: string;
@@ -170,6 +172,22 @@ export class PbxServer {
       { ...config.ivr, dir: config.ivr.dir || join(config.data.dir, 'ivr') },
     );
     this.calls.ivr = this.ivr;
+    this.callback = new CallBackService(
+      {
+        env: this.calls.env,
+        route: (number) => numbers.route(number),
+        newMedia: (label) => this.newMedia(label),
+        endpointBind: config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind,
+        record: (summary, answered) => this.recorder?.record(summary, answered),
+        bind: config.sip.bind || config.sip.bind6 || '0.0.0.0',
+        relayOn: config.media.relay !== 'never',
+        log: (level, event, fields) => logger[level](event, fields),
+        peerLog: (level, event, fields) => logger.peer(level, event, fields),
+      },
+      // With several processes on the SIP port, the first one alone runs the service.
+      { ...config.callback, port: worker && worker.index > 0 ? 0 : config.callback.port },
+    );
+    this.calls.countAlso(this.callback);
 
     this.stack = new SipStack(
       {
@@ -235,9 +253,11 @@ export class PbxServer {
       await this.stack.start();
     } catch (err) {
       await this.ivr.close();
+      await this.callback.close(0);
       await this.relay?.close();
       throw err;
     }
+    await this.callback.start();
     this.registrar.start();
     this.logger.info('server.started', {
       port: this.stack.port,
@@ -250,12 +270,14 @@ export class PbxServer {
   }
 
   async stop(): Promise<void> {
-    const released = this.calls.releaseAll() + this.ivr.releaseAll();
+    const released = this.calls.releaseAll() + this.ivr.releaseAll() + this.callback.releaseAll();
     if (released > 0) {
       this.logger.info('calls.released', { count: released, cause: 41 });
       // Let the BYEs and final responses leave before the sockets close (bounded wait).
       await this.drainClientTransactions(1000);
     }
+    // The RESPONSEs of call-backs just ended have gone out: their ACKs are waited for (at most 1 s).
+    await this.callback.close(1000);
     await this.stack.stop();
     await this.ivr.close();
     await this.relay?.close();
@@ -406,6 +428,13 @@ export class PbxServer {
     const applied: string[] = [];
     const needsRestart: string[] = [];
     for (const { key, to } of configChanges(this.config, next)) {
+      if (key.startsWith('callback.') && key !== 'callback.port') {
+        setConfigValue(this.config, key, to);
+        const { asAddress, defaultCaller, maxActive, video } = this.config.callback;
+        this.callback.setSettings({ asAddress, defaultCaller, maxActive, video });
+        applied.push(key);
+        continue;
+      }
       if (key === 'ivr.numbers' || key === 'ivr.maxSessions') {
         const numbers = key === 'ivr.numbers' ? (to as Record<string, string>) : this.config.ivr.numbers;
         const max = key === 'ivr.maxSessions' ? (to as number) : this.config.ivr.maxSessions;

@@ -106,3 +106,17 @@ test('ivr.numbers maps dialled numbers to IVR files; a bad number, file name or 
   assert.equal(zone.line, 2);
   assert.match(zone.problem, /not a time zone/);
 });
+
+test('callback.asAddress: a list of IPs and CIDR ranges, or one text value ("" = any source); a bad entry is named with its line', () => {
+  assert.deepEqual(defaultConfig().callback.asAddress, ['127.0.0.1']);
+  assert.deepEqual(parseConfigText('callback:\n  asAddress: [10.0.0.5, 192.0.2.0/28, "2001:db8::/32"]\n').callback.asAddress, ['10.0.0.5', '192.0.2.0/28', '2001:db8::/32']);
+  assert.deepEqual(parseConfigText('callback:\n  asAddress: 10.0.0.5\n').callback.asAddress, ['10.0.0.5']);
+  assert.deepEqual(parseConfigText('callback:\n  asAddress: ""\n').callback.asAddress, []);
+  assert.deepEqual(parseConfigText('callback:\n  asAddress: []\n').callback.asAddress, []);
+  const bad = problem('callback:\n  port: 5080\n  asAddress:\n    - 10.0.0.5\n    - crm.example.com\n');
+  assert.equal(bad.line, 5);
+  assert.match(bad.problem, /"crm\.example\.com" is not an IP address or a CIDR range/);
+  assert.match(problem('callback:\n  asAddress: 10.0.0.0/33\n').problem, /prefix length must be 0-32/);
+  assert.match(problem('callback:\n  port: 70000\n').problem, /between 0 and 65535/);
+  assert.match(problem('callback:\n  defaultCaller: "12 34"\n').problem, /number/);
+});

@@ -45,6 +45,8 @@ export async function startServe(dataDir: string, extra: string[] = [], opts: { 
     writeFileSync(file, String(doc));
     if (at < 0) extra = [...extra, '--config', file];
   }
+  // The call-back service's default port (5080) would be shared by servers started side by side.
+  if (!extra.includes('--callback-port')) extra = [...extra, '--callback-port', '0'];
   const child = spawn(process.execPath, [BIN, 'serve', '--bind', '127.0.0.1', '--sip-port', '0', '--data-dir', dataDir, '--log-format', 'json', ...extra], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -155,24 +157,43 @@ export async function runSippOnFreePort(args: (port: number) => string[], cwd: s
 
 /** True when process `pid` holds a UDP socket bound to 127.0.0.1:`port` (Linux: /proc). */
 function holdsUdpPort(pid: number, port: number): boolean {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const inodes = new Set(
-    readFileSync('/proc/net/udp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === local).map((f) => f[9]),
-  );
+  return udpSocketsOf(pid).some((s) => s.address === '127.0.0.1' && s.port === port);
+}
+
+/** The UDP sockets process `pid` holds (from the kernel's socket tables), IPv4 and IPv6; [] once it is gone. */
+export function udpSocketsOf(pid: number): Array<{ address: string; port: number }> {
+  const byInode = new Map<string, { address: string; port: number }>();
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const [hexAddress, hexPort] = (f[1] ?? '').split(':');
+      if (!hexAddress || !hexPort || f[9] === undefined) continue;
+      byInode.set(f[9], { address: hexAddress.length === 8 ? hexAddress.match(/../g)!.reverse().map((b) => parseInt(b, 16)).join('.') : hexAddress, port: parseInt(hexPort, 16) });
+    }
+  }
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
-    return false; // gone
+    return [];
   }
-  return fds.some((fd) => {
+  const out: Array<{ address: string; port: number }> = [];
+  for (const fd of fds) {
     try {
       const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-      return inode !== undefined && inodes.has(inode);
+      const s = inode === undefined ? undefined : byInode.get(inode);
+      if (s) out.push(s);
     } catch {
-      return false;
+      // the descriptor closed meanwhile
     }
-  });
+  }
+  return out;
 }
 
 export interface SippUas {

@@ -32,7 +32,9 @@ export async function startTestServer(
   config.media.bind = '127.0.0.1';
   const media = await claimPorts(1000);
   config.media.portMin = media.portMin;
-  config.media.portMax = media.portMax;
+  // The last port of the claim is the call-back service's (the relay keeps to whole pairs below).
+  config.media.portMax = media.portMax - 2;
+  config.callback.port = media.portMax;
   opts.configure?.(config);
   const logLines: string[] = [];
   const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });

@@ -114,6 +114,19 @@ test('failure matrix: busy, no answer, unknown number, unregistered, caller CANC
     assert.equal(cdrFor(call.dialog.callId)?.fci, 'callTag=3;cause=16');
   });
 
+  await t.test('caller CANCEL before the callee sent anything: the CANCEL owed goes with its first provisional response', async () => {
+    const call = await caller.invite('202', audioSdp(40135));
+    const inc = await callee.incoming();
+    call.cancel();
+    assert.equal((await call.final()).status, 487);
+    inc.ring(); // section 9.1: a CANCEL may only follow a provisional response
+    const cancel = await callee.waitRequest('CANCEL');
+    assert.match(cancel.headers.get('via') ?? '', /branch=z9hG4bK/, 'the CANCEL carries the INVITE\'s Via');
+    assert.equal(cancel.headers.get('call-id'), inc.dialog.callId);
+    callee.respond(cancel, 200, 'OK');
+    inc.reject(487, 'Request Terminated');
+  });
+
   await t.test('callee 603 with Reason: Q.850;cause=21', async () => {
     const call = await caller.invite('202', audioSdp(40140));
     const inc = await callee.incoming();

@@ -203,16 +203,17 @@ class ActivePlayback implements Playback {
 export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
   readonly localAddress: string;
   readonly localPort: number;
-  readonly codec: G711Codec;
-  readonly payloadType: number;
-  readonly telephoneEventPayloadType: number | null;
+  /** The payload format; changed only by setFormat(). */
+  codec: G711Codec;
+  payloadType: number;
+  telephoneEventPayloadType: number | null;
 
   private readonly latch: boolean;
   private readonly signalAddress: string;
   private readonly idle: 'silence' | 'none';
   private readonly inactivityMs: number;
   private readonly logger: RelayLogger | undefined;
-  private readonly silence: number;
+  private silence: number;
   private readonly slot: PacerSlot;
   private closing: Promise<void> | null = null;
 
@@ -372,6 +373,20 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
   play(prompts: Uint8Array | readonly Uint8Array[], opts: PlayOptions = {}): Playback {
     const list = prompts instanceof Uint8Array ? [prompts] : prompts;
     return this.start(new PromptSource(list, this.silence), opts);
+  }
+
+  /**
+   * Another payload format, for an endpoint whose offer was answered with a codec other than the
+   * one it was opened with (the server calls out offering both G.711 laws). Ends what plays.
+   */
+  setFormat(codec: G711Codec, payloadType?: number, telephoneEventPayloadType?: number | null): void {
+    checkOptions({ bind: this.localAddress, codec, ...(payloadType !== undefined ? { payloadType } : {}), telephoneEventPayloadType: telephoneEventPayloadType ?? null });
+    if (this.current) this.endPlayback(this.current, 'interrupted');
+    this.codec = codec;
+    this.payloadType = payloadType ?? STATIC_PAYLOAD_TYPE[codec];
+    this.telephoneEventPayloadType = telephoneEventPayloadType ?? null;
+    this.silence = SILENCE_BYTE[codec];
+    this.header.payloadType = this.payloadType;
   }
 
   /** Plays a tone cadence (default the ringback tone, tones.ts) until stopped. */

@@ -71,14 +71,15 @@ interface Fork {
 
 /**
  * What an ended leg keeps of the INVITE it sent on a fork: enough to ACK and end a dialog that a
- * late 2xx creates (forkDialog reads From, To and CSeq), without the body and the other headers.
+ * late 2xx creates (forkDialog reads From, To and CSeq), and to send the CANCEL still owed to a
+ * fork that had not answered at all when the leg was given up (section 9.1: the INVITE's Via,
+ * Call-ID, From, To, CSeq number and Route), without the body and the other headers.
  */
+const KEPT_INVITE_HEADERS = ['via', 'max-forwards', 'from', 'to', 'call-id', 'route', 'cseq'];
+
 function slimInvite(invite: SipRequest): SipRequest {
   const h = new Headers();
-  for (const name of ['from', 'to', 'cseq']) {
-    const v = invite.headers.get(name);
-    if (v !== undefined) h.append(name, v);
-  }
+  for (const name of KEPT_INVITE_HEADERS) for (const v of invite.headers.getAll(name)) h.append(name, v);
   return createRequest('INVITE', invite.uri, h);
 }
 

@@ -6,7 +6,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +16,7 @@ import { waitFor } from '../../helpers/keep-alive.js';
 import { toneWav } from '../../helpers/wav.js';
 import { cdrRows } from '../../helpers/cdr-files.js';
 import { hasSipp, SHARED, startSippUas, tempDir } from '../../e2e/harness.js';
-import { decodeRtp, encodeRtp, type RtpPacket } from '../../../lib/media/endpoint/rtp.js';
+import { RtpPeer } from '../../helpers/rtp-peer.js';
 import { dtmfPayload, silencePayload } from '../../../lib/media/endpoint/tones.js';
 import { sharedPacer } from '../../../lib/media/endpoint/pacer.js';
 
@@ -85,34 +84,7 @@ async function phone(user: string): Promise<Phone> {
 }
 
 /** The caller's media: an RTP socket that keeps what it receives, and sends to the server's address from the answer. */
-class CallerMedia {
-  readonly packets: Array<{ at: number; packet: RtpPacket }> = [];
-  private seq = 1000;
-  private ts = 5000;
-  private target: { address: string; port: number } | null = null;
-  private constructor(readonly socket: dgram.Socket) {
-    socket.on('message', (m) => {
-      const packet = decodeRtp(new Uint8Array(m));
-      if (packet) this.packets.push({ at: performance.now(), packet: { ...packet, payload: new Uint8Array(packet.payload) } });
-    });
-  }
-  static async open(): Promise<CallerMedia> {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    return new CallerMedia(s);
-  }
-  get port(): number {
-    return this.socket.address().port;
-  }
-  aim(answer: string): void {
-    const c = /c=IN IP4 (\S+)/.exec(answer)![1]!;
-    const port = Number(/m=audio (\d+)/.exec(answer)![1]);
-    this.target = { address: c, port };
-  }
-  send(payloadType: number, payload: Uint8Array, opts: { marker?: boolean; timestamp?: number } = {}): void {
-    const bytes = encodeRtp({ marker: opts.marker ?? false, payloadType, sequenceNumber: this.seq++ & 0xffff, timestamp: opts.timestamp ?? this.ts, ssrc: 0x1234, payload });
-    this.socket.send(bytes, this.target!.port, this.target!.address);
-  }
+class CallerMedia extends RtpPeer {
   /** One key as RFC 4733 events: start, updates, and the end packet three times (one event). */
   rfc4733(key: string, pt = 101): void {
     const code = '0123456789*#'.indexOf(key);
@@ -130,9 +102,6 @@ class CallerMedia {
         this.send(0, chunk.subarray(off, off + 160));
       }
     }
-  }
-  close(): void {
-    this.socket.close();
   }
 }
 
