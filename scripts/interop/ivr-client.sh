@@ -82,6 +82,9 @@ rx=$(ls "$work"/caller/rec/*-dec.wav 2>/dev/null | head -1)
 # The first 2 s the caller heard are the welcome prompt (PCM from the server's endpoint).
 rms=$(sox "$rx" -n trim 0 2 stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
 awk -v r="$rms" 'BEGIN { exit !(r > 0.01) }' || fail "the caller heard silence where the prompt should be (RMS $rms)"
+# The last 2 s are the callee's voice, after it took over the relay port from the IVR.
+rmsjoined=$(sox "$rx" -n trim -2 stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
+awk -v r="$rmsjoined" 'BEGIN { exit !(r > 0.01) }' || fail "the caller heard silence once joined to the callee (RMS $rmsjoined)"
 rxcallee=$(ls "$work"/callee/rec/*-dec.wav 2>/dev/null | head -1)
 rmscallee=$(sox "$rxcallee" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
 awk -v r="$rmscallee" 'BEGIN { exit !(r > 0.01) }' || fail "the callee heard silence from the caller (RMS $rmscallee)"
@@ -89,4 +92,4 @@ csv=$(ls "$data"/cdr/*.csv 2>/dev/null | head -1)
 grep -q 'ivr:auto_attendant.xml' "$csv" || fail "no record with route ivr:auto_attendant.xml"
 grep -qE ',100,[^,]*,101,101,local,' "$csv" || fail "no record of the onward call to 101"
 cleanup; pids=(); rm -rf "$work"
-echo "PASS baresip 100 -> IVR 800 (auto attendant) -> keys 101# (RFC 4733) -> baresip 101 answered; prompt RMS $rms at the caller, caller audio RMS $rmscallee at the callee; records: ivr:auto_attendant.xml and local 101"
+echo "PASS baresip 100 -> IVR 800 (auto attendant) -> keys 101# (RFC 4733) -> baresip 101 answered; prompt RMS $rms at the caller, then callee audio RMS $rmsjoined, caller audio RMS $rmscallee at the callee; records: ivr:auto_attendant.xml and local 101"

@@ -82,6 +82,15 @@ export interface MediaEndpointOptions {
   inactivityMs?: number;
   /** What is sent when nothing plays; default 'silence'. */
   idle?: 'silence' | 'none';
+  /**
+   * Start the RTP sequence numbers low (0-63) instead of anywhere in 0-65535 (RFC 3550 section
+   * 5.1 asks for a random start against known-plaintext attacks on encrypted media). For a stream
+   * another phone's stream replaces on the same relay port (ringback, IVR prompts): receivers that
+   * order packets by sequence number across a change of source drop the new phone's packets when
+   * its (random) start is below our last number; baresip then stays silent for the whole call.
+   * Starting low, the phone's start is above ours in nearly every call.
+   */
+  handedOver?: boolean;
   /** Default: the process-wide sharedPacer(). */
   pacer?: Pacer;
   logger?: RelayLogger;
@@ -285,7 +294,7 @@ export class MediaEndpoint extends EventEmitter<MediaEndpointEvents> {
     if (opts.remote) this.setRemote(opts.remote.address, opts.remote.port);
 
     const [seq, ts, ssrc] = randomFillSync(new Uint32Array(3)); // RFC 3550 §5.1, §8.1
-    this.header = { marker: false, payloadType: this.payloadType, sequenceNumber: seq! & 0xffff, timestamp: ts!, ssrc: ssrc! };
+    this.header = { marker: false, payloadType: this.payloadType, sequenceNumber: opts.handedOver ? seq! & 0x3f : seq! & 0xffff, timestamp: ts!, ssrc: ssrc! };
     const pacer = opts.pacer ?? sharedPacer();
     // More buffers than one wake-up can send for this stream: see nextPacketBuffer().
     this.ring = Array.from({ length: Math.max(8, pacer.maxBurst + 2) }, () => Buffer.alloc(PACKET_BYTES));

@@ -130,7 +130,7 @@ export class CallBackSession {
     this.media = new MediaPath(session, (peer, hint) => this.deps.env.mediaHost(peer, hint));
     this.media.onInactive = () => this.guarded(() => this.bridge?.release('both', CallTag.MediaTimeout));
     const bind = this.deps.endpointBind;
-    const endpoint = await MediaEndpoint.open({ bind, codec: 'pcmu', telephoneEventPayloadType: 101, inband: 'off', idle: 'silence' });
+    const endpoint = await MediaEndpoint.open({ bind, codec: 'pcmu', telephoneEventPayloadType: 101, inband: 'off', idle: 'silence', handedOver: true });
     if (this.phase !== 'starting') {
       void endpoint.close();
       return;

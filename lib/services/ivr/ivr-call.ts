@@ -151,6 +151,7 @@ export class IvrCall implements IncomingLegOwner {
       // offer them do not always send them. The endpoint counts one press once either way.
       inband: 'always',
       idle: 'silence',
+      handedOver: true,
       inactivityMs: this.deps.inactivityMs,
     });
     if (this.phase !== 'starting') {

@@ -158,7 +158,9 @@ test('after a gap (idle: none), the next prompt starts a talkspurt and the times
     assert.equal(first2.marker, true);
     assert.equal(first2.sequenceNumber, (last1.sequenceNumber + 1) & 0xffff, 'sequence numbers count packets');
     const gap = (first2.timestamp - last1.timestamp) >>> 0;
-    assert.ok(gap >= 160 * 10 && gap % 160 === 0, `the timestamp advanced with the clock over the gap (${gap})`);
+    // At least half the 200 ms gap: the pacer's slots, not the wall clock, set the timestamp, and
+    // on a loaded machine a slot late by less than a whole period is not counted as skipped.
+    assert.ok(gap >= 160 * 5 && gap % 160 === 0, `the timestamp advanced with the clock over the gap (${gap})`);
     assert.equal(next2.timestamp, (first2.timestamp + 160) >>> 0);
   });
 });
@@ -395,5 +397,15 @@ test('open() validates its options and reports bind errors', async () => {
     await assert.rejects(MediaEndpoint.open({ bind: LOOPBACK, port: taken.localPort, codec: 'pcmu' }), { code: 'EADDRINUSE' });
   } finally {
     await taken.close();
+  }
+});
+
+test('handedOver: the sequence numbers start below 64 (a phone taking over the relay port later is ahead of them)', async () => {
+  for (let i = 0; i < 3; i++) {
+    await withEndpoint({ handedOver: true }, async (ep, phone) => {
+      await keepAlive(ep.play(prompt(40)).result, 'a prompt');
+      await waitFor(() => phone.packets.length >= 2, 'two packets');
+      assert.ok(phone.packets[0]!.sequenceNumber < 64, `first sequence number ${phone.packets[0]!.sequenceNumber}`);
+    });
   }
 });
