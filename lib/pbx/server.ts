@@ -160,12 +160,14 @@ export class PbxServer {
     });
 
     const relayBind = config.media.bind || config.sip.bind;
+    // The server's own media (IVR prompts, ringback) is reached by the relay on loopback when the relay listens everywhere.
+    const endpointBind = config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind;
     this.ivr = new IvrService(
       {
         env: this.calls.env,
         route: (number) => numbers.route(number),
         newMedia: (label) => this.newMedia(label),
-        endpointBind: config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind,
+        endpointBind,
         record: (summary, answered) => this.recorder?.record(summary, answered),
         inactivityMs: config.media.inactivityTimeout * 1000,
       },
@@ -177,7 +179,7 @@ export class PbxServer {
         env: this.calls.env,
         route: (number) => numbers.route(number),
         newMedia: (label) => this.newMedia(label),
-        endpointBind: config.media.relay === 'never' ? relayBind : relayBind === '0.0.0.0' ? '127.0.0.1' : relayBind,
+        endpointBind,
         record: (summary, answered) => this.recorder?.record(summary, answered),
         bind: config.sip.bind || config.sip.bind6 || '0.0.0.0',
         relayOn: config.media.relay !== 'never',

@@ -29,40 +29,13 @@ pids+=($!)
 for _ in $(seq 1 50); do grep -q "listening on port" "$work/server.log" && break; sleep 0.2; done
 grep -q "listening on port" "$work/server.log" || fail "server did not start"
 
-espeak-ng -s 150 -w "$work/t.wav" "Hello, this is a test caller speaking for a while." && sox "$work/t.wav" -r 8000 -c 1 -b 16 "$work/tx.wav" repeat 10 || fail "cannot make wav"
-mk() { # name sip_port rtp user
-  local d="$work/$1"; mkdir -p "$d/rec"
-  cat > "$d/config" <<CFG
-poll_method		epoll
-sip_listen		127.0.0.1:$2
-net_interface		127.0.0.1
-module_path		$moddir
-module			stdio.so
-module			g711.so
-module			aufile.so
-module			alsa.so
-module			sndfile.so
-module_app		account.so
-module_app		menu.so
-audio_source		aufile,$work/tx.wav
-audio_player		alsa,null
-audio_alert		alsa,null
-ausrc_srate		8000
-auplay_srate		8000
-ausrc_channels		1
-auplay_channels		1
-rtp_ports		$3
-snd_path		$d/rec
-CFG
-  echo "<sip:$4@127.0.0.1:$port;transport=udp>;auth_pass=pass$4;answermode=auto;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=300" > "$d/accounts"
-  mkfifo "$d/in"
-}
-mk caller 15170 31000-31019 100
-mk callee 15174 31020-31039 101
+. "$here/scripts/interop/lib/baresip.sh"
+make_speech_wav
+mk_phone caller 15170 31000-31019 100
+mk_phone callee 15174 31020-31039 101
 exec 7<>"$work/callee/in" 8<>"$work/caller/in"
 baresip -4 -f "$work/callee" < "$work/callee/in" > "$work/callee.log" 2>&1 & pids+=($!)
 baresip -4 -f "$work/caller" < "$work/caller/in" > "$work/caller.log" 2>&1 & pids+=($!)
-wait_for() { for _ in $(seq 1 "$3"); do grep -qaE "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 wait_for "$work/callee.log" 'registered successfully|200 OK.*binding' 100 || fail "callee did not register"
 wait_for "$work/caller.log" 'registered successfully|200 OK.*binding' 100 || fail "caller did not register"
 

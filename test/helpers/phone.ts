@@ -368,17 +368,18 @@ function describe(m: SipMessage): string {
   return m.kind === 'request' ? m.method : `${m.status}(${m.headers.get('cseq')})`;
 }
 
-export function audioSdp(port: number, extra = ''): string {
+const RTPMAPS: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 101: 'telephone-event/8000' };
+
+/** An audio offer or answer at 127.0.0.1:`port` with `formats` (default PCMU, PCMA, telephone-event). */
+export function audioSdp(port: number, extra = '', formats: number[] = [0, 8, 101]): string {
   return [
     'v=0',
     `o=test ${port} 1 IN IP4 127.0.0.1`,
     's=-',
     'c=IN IP4 127.0.0.1',
     't=0 0',
-    `m=audio ${port} RTP/AVP 0 8 101`,
-    'a=rtpmap:0 PCMU/8000',
-    'a=rtpmap:8 PCMA/8000',
-    'a=rtpmap:101 telephone-event/8000',
+    `m=audio ${port} RTP/AVP ${formats.join(' ')}`,
+    ...formats.map((f) => `a=rtpmap:${f} ${RTPMAPS[f]}`),
     'a=sendrecv',
     extra,
   ]

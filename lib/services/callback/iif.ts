@@ -105,7 +105,7 @@ function scanParameters(body: string): Array<[string, string]> | string {
     while (i < n && isSep(body[i]!)) i++;
     if (i >= n) break;
     const nameStart = i;
-    while (i < n && /[A-Za-z0-9_]/.test(body[i]!)) i++;
+    while (i < n && isNameChar(body.charCodeAt(i))) i++;
     const name = body.slice(nameStart, i);
     while (i < n && (body[i] === ' ' || body[i] === '\t')) i++;
     if (name === '' || body[i] !== '=') return `expected name=value at character ${nameStart + 1} of the parameters`;
@@ -120,6 +120,11 @@ function scanParameters(body: string): Array<[string, string]> | string {
     out.push([name, value]);
   }
   return out;
+}
+
+/** A letter, digit or underscore. */
+function isNameChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 }
 
 function valueProblem(name: string, value: string): string | null {

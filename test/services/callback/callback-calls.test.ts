@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
-import { PhoneBook, type IncomingCall, type Phone } from '../../helpers/phone.js';
+import { audioSdp, PhoneBook, type IncomingCall, type Phone } from '../../helpers/phone.js';
 import { AsPeer } from '../../helpers/as-peer.js';
 import { RtpPeer } from '../../helpers/rtp-peer.js';
 import { waitFor } from '../../helpers/keep-alive.js';
@@ -51,20 +51,6 @@ async function media(): Promise<RtpPeer> {
   return p;
 }
 
-function sdp(port: number, formats: number[]): string {
-  const names: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 101: 'telephone-event/8000' };
-  return [
-    'v=0',
-    `o=phone ${port} 1 IN IP4 127.0.0.1`,
-    's=-',
-    'c=IN IP4 127.0.0.1',
-    't=0 0',
-    `m=audio ${port} RTP/AVP ${formats.join(' ')}`,
-    ...formats.map((f) => `a=rtpmap:${f} ${names[f]}`),
-    'a=sendrecv',
-  ].join('\r\n') + '\r\n';
-}
-
 function fromUser(inv: SipRequest): string {
   return /<sip:([^@]+)@/.exec(inv.headers.get('from') ?? '')?.[1] ?? '';
 }
@@ -74,9 +60,16 @@ async function ringAndAnswer(phone: Phone, formats = [0, 101]): Promise<{ inc: I
   const rtp = await media();
   inc.ring();
   rtp.aim(inc.sdp);
-  inc.answer(sdp(rtp.port, formats));
+  inc.answer(audioSdp(rtp.port, '', formats));
   await inc.waitAck();
   return { inc, rtp };
+}
+
+/** Both phones get the server's BYE (answered 200). */
+async function byeToBoth(a: Phone, b: Phone, ms = 3000): Promise<void> {
+  const [byeA, byeB] = await Promise.all([a.waitRequest('BYE', ms), b.waitRequest('BYE', ms)]);
+  a.respond(byeA, 200, 'OK');
+  b.respond(byeB, 200, 'OK');
 }
 
 function rowsOf(id: string): Array<Record<string, string>> {
@@ -95,7 +88,7 @@ test('a call-back rings user1, plays it a ringback, calls user2 with what user1 
   assert.match(first.sdp, /m=audio \d+ RTP\/AVP 0 8 101/, 'user1 is offered both G.711 laws and telephone-event');
   const rtp1 = await media();
   rtp1.aim(first.sdp);
-  first.answer(sdp(rtp1.port, [8, 101])); // user1 picks PCMA
+  first.answer(audioSdp(rtp1.port, '', [8, 101])); // user1 picks PCMA
   await first.waitAck();
   await waitFor(() => rtp1.packets.length >= 5, 'the ringback tone reaching user1', 3000);
   assert.ok(rtp1.packets.every((p) => p.packet.payloadType === 8), 'the ringback is in the codec user1 answered with');
@@ -106,7 +99,7 @@ test('a call-back rings user1, plays it a ringback, calls user2 with what user1 
   assert.match(second.sdp, /m=audio \d+ RTP\/AVP 8 101\r\n/, 'user2 is offered what user1 answered');
   const rtp2 = await media();
   rtp2.aim(second.sdp);
-  second.answer(sdp(rtp2.port, [8, 101]));
+  second.answer(audioSdp(rtp2.port, '', [8, 101]));
   await second.waitAck();
   const bridgedAt = Date.now();
 
@@ -210,9 +203,7 @@ test('RELEASE while talking: BYE to both, RESPONSE result 0 with the talk time, 
   await ringAndAnswer(p102);
   await waitFor(() => srv.logLines.some((l) => l.includes('callback.bridged') && l.includes(id)), 'the bridge');
   as.send(`RELEASE: id=${id}`);
-  const [bye1, bye2] = await Promise.all([p101.waitRequest('BYE'), p102.waitRequest('BYE')]);
-  p101.respond(bye1, 200, 'OK');
-  p102.respond(bye2, 200, 'OK');
+  await byeToBoth(p101, p102);
   const res = await as.next('RESPONSE', id);
   assert.equal(res.params.get('result'), '0');
   assert.equal(res.params.get('duration'), '0');
@@ -362,7 +353,7 @@ test('callback.video: user1 is offered video too, user2 gets what user1 accepted
   next.callback.video = true;
   srv.server.applyConfig(next);
   const withVideo = (audioPort: number, videoPort: number) =>
-    sdp(audioPort, [0, 101]) + [`m=video ${videoPort} RTP/AVP 97`, 'a=rtpmap:97 VP8/90000', 'a=sendrecv'].join('\r\n') + '\r\n';
+    audioSdp(audioPort, '', [0, 101]) + [`m=video ${videoPort} RTP/AVP 97`, 'a=rtpmap:97 VP8/90000', 'a=sendrecv'].join('\r\n') + '\r\n';
   try {
     const id = newId();
     as.send(`REQUEST: id=${id};user1=103;user2=104`);
@@ -389,9 +380,7 @@ test('callback.video: user1 is offered video too, user2 gets what user1 accepted
     assert.ok(v2.packets.some((p) => p.packet.payload[0] === 0x33), "user1's video reaches user2");
     assert.ok(v1.packets.some((p) => p.packet.payload[0] === 0x44), "user2's video reaches user1");
     as.send(`RELEASE: id=${id}`);
-    const [bye1, bye2] = await Promise.all([p103.waitRequest('BYE'), p104.waitRequest('BYE')]);
-    p103.respond(bye1, 200, 'OK');
-    p104.respond(bye2, 200, 'OK');
+    await byeToBoth(p103, p104);
     await as.next('RESPONSE', id);
     as.send(`ACK: id=${id}`);
     await waitFor(() => rowsOf(id).length === 2, 'both legs in the records');
@@ -412,9 +401,7 @@ test("the REQUEST's duration caps the talk time: released after it with duration
   assert.equal((await as.next('ACK', id)).params.get('result'), '0');
   await ringAndAnswer(p101);
   await ringAndAnswer(p102);
-  const [bye1, bye2] = await Promise.all([p101.waitRequest('BYE', 4000), p102.waitRequest('BYE', 4000)]);
-  p101.respond(bye1, 200, 'OK');
-  p102.respond(bye2, 200, 'OK');
+  await byeToBoth(p101, p102, 4000);
   const res = await as.next('RESPONSE', id);
   assert.equal(res.params.get('result'), '0');
   assert.equal(res.params.get('duration'), '1');
