@@ -33,10 +33,8 @@ make_speech_wav
 mk_phone user1 15270 31100-31119 100
 mk_phone user2 15274 31120-31139 101
 exec 7<>"$work/user2/in" 8<>"$work/user1/in"
-baresip -4 -f "$work/user1" < "$work/user1/in" > "$work/user1.log" 2>&1 & pids+=($!)
-baresip -4 -f "$work/user2" < "$work/user2/in" > "$work/user2.log" 2>&1 & pids+=($!)
-wait_for "$work/user1.log" 'registered successfully|200 OK.*binding' 100 || fail "user1 did not register"
-wait_for "$work/user2.log" 'registered successfully|200 OK.*binding' 100 || fail "user2 did not register"
+start_phone user1
+start_phone user2
 
 node "$here/bin/minisipserver" callback send --user1 100 --user2 101 --caller1 8005551000 --id interop-1 --server "127.0.0.1:$cbport" --wait --json > "$work/send.out" 2> "$work/send.err" &
 send=$!

@@ -34,10 +34,8 @@ make_speech_wav
 mk_phone caller 15170 31000-31019 100
 mk_phone callee 15174 31020-31039 101
 exec 7<>"$work/callee/in" 8<>"$work/caller/in"
-baresip -4 -f "$work/callee" < "$work/callee/in" > "$work/callee.log" 2>&1 & pids+=($!)
-baresip -4 -f "$work/caller" < "$work/caller/in" > "$work/caller.log" 2>&1 & pids+=($!)
-wait_for "$work/callee.log" 'registered successfully|200 OK.*binding' 100 || fail "callee did not register"
-wait_for "$work/caller.log" 'registered successfully|200 OK.*binding' 100 || fail "caller did not register"
+start_phone callee
+start_phone caller
 
 echo "/dial sip:800@127.0.0.1:$port" >&8
 wait_for "$work/caller.log" 'Call established' 100 || fail "the IVR did not answer"

@@ -38,3 +38,10 @@ CFG
 
 # wait_for FILE REGEX TENTHS: whether REGEX shows up in FILE within TENTHS tenths of a second.
 wait_for() { for _ in $(seq 1 "$3"); do grep -qaE "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+# start_phone NAME: runs the baresip of $work/NAME (commands from its fifo, log in $work/NAME.log;
+# its pid added to $pids) and waits until it has registered. Open the fifo for writing first.
+start_phone() {
+  baresip -4 -f "$work/$1" < "$work/$1/in" > "$work/$1.log" 2>&1 & pids+=($!)
+  wait_for "$work/$1.log" 'registered successfully|200 OK.*binding' 100 || fail "$1 did not register"
+}
