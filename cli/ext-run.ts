@@ -2,7 +2,7 @@
  * What `minisipserver ext` does once its arguments are parsed (cli/ext.ts parses them). Kept in
  * its own module so that the SQLite addon is loaded only when an ext command really runs.
  */
-import { Extensions, ExtensionsError } from '../lib/pbx/extensions.js';
+import { Extensions, ExtensionsError, type ExtensionSummary } from '../lib/pbx/extensions.js';
 import { openSqliteStore } from '../lib/store/sqlite.js';
 import { ExtensionExistsError, StoreOpenError, type Store } from '../lib/store/store.js';
 
@@ -12,7 +12,8 @@ export interface ExtIO {
 }
 
 export type ExtAction =
-  | { action: 'add'; number: string; password?: string; name?: string }
+  | { action: 'add'; number: string; password?: string; name?: string; allow?: string[] }
+  | { action: 'edit'; number: string; name?: string; allow?: string[] }
   | { action: 'list'; json: boolean }
   | { action: 'remove'; number: string }
   | { action: 'passwd'; number: string; password?: string }
@@ -53,21 +54,41 @@ export function executeExt(req: ExtRequest, io: ExtIO): number {
   }
 }
 
+/** Tab-separated number, display name, allowed classes; empty trailing columns left off. */
+function listLine(e: ExtensionSummary): string {
+  return [e.number, e.displayName, e.allow.join(',')].join('\t').replace(/\t+$/, '');
+}
+
+function describeExtension(e: ExtensionSummary): string {
+  const name = e.displayName === '' ? 'no display name' : `display name "${e.displayName}"`;
+  const allow = e.allow.length === 0 ? 'no restricted classes allowed' : `allowed classes ${e.allow.join(', ')}`;
+  return `${name}, ${allow}`;
+}
+
 function perform(req: ExtRequest, extensions: Extensions, io: ExtIO): number {
   switch (req.action) {
     case 'add': {
-      const opts: { password?: string; displayName?: string } = {};
+      const opts: { password?: string; displayName?: string; allow?: string[] } = {};
       if (req.password !== undefined) opts.password = req.password;
       if (req.name !== undefined) opts.displayName = req.name;
+      if (req.allow !== undefined) opts.allow = req.allow;
       const { number, password } = extensions.add(req.number, opts);
       io.out(`added extension ${number}`);
       if (req.password === undefined) io.out(`password: ${password}  (shown only now: write it down)`);
       return EXIT_OK;
     }
+    case 'edit': {
+      const changes: { displayName?: string; allow?: string[] } = {};
+      if (req.name !== undefined) changes.displayName = req.name;
+      if (req.allow !== undefined) changes.allow = req.allow;
+      const e = extensions.edit(req.number, changes);
+      io.out(`changed extension ${e.number}: ${describeExtension(e)}`);
+      return EXIT_OK;
+    }
     case 'list': {
       const all = extensions.list();
       if (req.json) io.out(JSON.stringify(all));
-      else for (const e of all) io.out(e.displayName === '' ? e.number : `${e.number}\t${e.displayName}`);
+      else for (const e of all) io.out(listLine(e));
       return EXIT_OK;
     }
     case 'remove': {

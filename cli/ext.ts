@@ -1,5 +1,5 @@
 /**
- * `minisipserver ext <add|list|remove|passwd|import>`: manage extensions in the data directory.
+ * `minisipserver ext <add|edit|list|remove|passwd|import>`: manage extensions in the data directory.
  * Thin: parsing and printing here, the logic in lib/pbx/extensions.ts.
  * Exit codes: 0 done, 1 failure (unknown or existing extension, unreadable file, bad import
  * lines, unusable database), 2 usage error.
@@ -20,6 +20,17 @@ interface CommonArgs {
   realm?: string;
 }
 
+const ALLOW_DESCRIPTION = 'restricted call classes it may dial, comma-separated or repeated';
+
+/** `--allow a,b --allow c` -> ['a', 'b', 'c']; `--allow ""` -> [] (no classes). */
+function splitClasses(value: string | string[]): string[] {
+  return [value]
+    .flat()
+    .flatMap((v) => String(v).split(','))
+    .map((c) => c.trim())
+    .filter((c) => c !== '');
+}
+
 /** Declares the subcommands on `y`; each handler hands its parsed request to `onRequest`. */
 function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void | Promise<void>): Argv {
   const common = (a: CommonArgs) => ({ dataDir: a['data-dir'], ...(a.realm !== undefined ? { realm: a.realm } : {}) });
@@ -33,8 +44,24 @@ function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void | Promise
         b
           .positional('number', { type: 'string', demandOption: true })
           .option('password', { type: 'string', describe: 'the password' })
-          .option('name', { type: 'string', describe: 'display name' }),
-      (a) => onRequest({ action: 'add', number: String(a.number), password: a.password, name: a.name, ...common(a) }),
+          .option('name', { type: 'string', describe: 'display name' })
+          .option('allow', { type: 'string', describe: ALLOW_DESCRIPTION, coerce: splitClasses }),
+      (a) =>
+        onRequest({ action: 'add', number: String(a.number), password: a.password, name: a.name, allow: a.allow, ...common(a) }),
+    )
+    .command(
+      'edit <number>',
+      'change the display name or the allowed classes (--allow replaces them; --allow "" removes them all)',
+      (b) =>
+        b
+          .positional('number', { type: 'string', demandOption: true })
+          .option('name', { type: 'string', describe: 'display name' })
+          .option('allow', { type: 'string', describe: ALLOW_DESCRIPTION, coerce: splitClasses })
+          .check((a) => {
+            if (a.name === undefined && a.allow === undefined) throw new Error('ext edit needs --name or --allow (or both)');
+            return true;
+          }),
+      (a) => onRequest({ action: 'edit', number: String(a.number), name: a.name, allow: a.allow, ...common(a) }),
     )
     .command(
       'list',
@@ -63,7 +90,7 @@ function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void | Promise
           .option('replace', { type: 'boolean', default: false, describe: 'overwrite existing extensions' }),
       (a) => onRequest({ action: 'import', file: String(a.file), replace: a.replace, ...common(a) }),
     )
-    .demandCommand(1, 'Name an ext command: add, list, remove, passwd, import')
+    .demandCommand(1, 'Name an ext command: add, edit, list, remove, passwd, import')
     .strict() as unknown as Argv;
 }
 
@@ -107,7 +134,7 @@ const consoleIO: ExtIO = {
 
 export const extCommand: CommandModule = {
   command: 'ext',
-  describe: 'manage extensions: add, list, remove, passwd, import',
+  describe: 'manage extensions: add, edit, list, remove, passwd, import',
   builder: (y) =>
     defineExtCommands(y, async (r) => {
       const { executeExt } = await import('./ext-run.js');

@@ -1,6 +1,6 @@
 import { ConfigError } from '../lib/config/load.js';
 import { configChanges } from '../lib/config/diff.js';
-import type { Config } from '../lib/config/schema.js';
+import { WHOLE_SECTIONS, type Config } from '../lib/config/schema.js';
 import type { Logger } from '../lib/log.js';
 
 export interface Reconfigurable {
@@ -31,9 +31,14 @@ export function reloadConfig(file: string | undefined, load: () => Config, serve
     return;
   }
   const { applied, needsRestart } = server.applyConfig(next);
-  const changed = changes.map((c) => ({ key: c.key, from: c.from, to: c.to }));
+  // Whole sections (trunks hold passwords) are named, not shown.
+  const changed = changes.map((c) => (isWholeSection(c.key) ? { key: c.key } : { key: c.key, from: c.from, to: c.to }));
   logger.info('config.reloaded', { file, changed, applied, needsRestart });
   if (needsRestart.length > 0) {
     logger.warn('config.restart_needed', { keys: needsRestart, hint: 'these keys keep their old values until the service restarts' });
   }
+}
+
+function isWholeSection(key: string): boolean {
+  return (WHOLE_SECTIONS as readonly string[]).includes(key);
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
-import { defaultConfig, SCHEMA, type Config, type KeySpec } from './schema.js';
+import { defaultConfig, SCHEMA, WHOLE_SECTIONS, type Config, type KeySpec, type WholeSection } from './schema.js';
+import { loadTrunkSections } from './trunks-load.js';
 
 /** A configuration problem, with where it is and what to do. */
 export class ConfigError extends Error {
@@ -30,6 +32,7 @@ export function loadConfigFile(file: string): Config {
   return parseConfigText(text, file);
 }
 
+/** `file` names the text in messages; a relative `passwordFile` is read from its folder. */
 export function parseConfigText(text: string, file = '<config>'): Config {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -53,11 +56,16 @@ export function parseConfigText(text: string, file = '<config>'): Config {
   if (root === null || (isScalar(root) && root.value === null)) return config as unknown as Config;
   if (!isMap(root)) fail(root as Node, 'the configuration must be a mapping of sections (sip:, registrar:, ...)');
 
+  const wholeSections: Partial<Record<WholeSection, Node | null>> = {};
   for (const sectionPair of (root as { items: Pair[] }).items) {
     const sectionName = scalarKey(sectionPair, fail);
+    if ((WHOLE_SECTIONS as readonly string[]).includes(sectionName)) {
+      wholeSections[sectionName as WholeSection] = sectionPair.value as Node | null;
+      continue;
+    }
     const sectionSpec = (SCHEMA as Record<string, Record<string, KeySpec>>)[sectionName];
     if (!sectionSpec) {
-      fail(sectionPair.key as Node, `unknown section "${sectionName}"; known sections: ${Object.keys(SCHEMA).join(', ')}`);
+      fail(sectionPair.key as Node, `unknown section "${sectionName}"; known sections: ${[...Object.keys(SCHEMA), ...WHOLE_SECTIONS].join(', ')}`);
     }
     const sectionNode = sectionPair.value as Node | null;
     if (sectionNode === null || (isScalar(sectionNode) && sectionNode.value === null)) continue;
@@ -72,6 +80,7 @@ export function parseConfigText(text: string, file = '<config>'): Config {
     }
   }
   const result = config as unknown as Config;
+  Object.assign(result, loadTrunkSections(wholeSections, { fail, lineOf: (node) => at(node)[0], baseDir: dirname(resolve(file)) }));
   crossCheck(result, doc, fail);
   return result;
 }

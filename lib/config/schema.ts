@@ -4,6 +4,7 @@
  * so the table is the single source of truth.
  */
 
+import type { DialClass, DialRule, TrunkConfig } from '../trunks/config.js';
 import { addressEntryProblem } from './address-entry.js';
 
 export type KeySpec =
@@ -278,17 +279,33 @@ type ValueOf<S extends KeySpec> = S extends { type: 'int' }
         ? Record<string, string>
         : string;
 
+/**
+ * Sections that are not key tables (checked by lib/config/trunks-load.ts): each is compared and
+ * replaced as a whole, under its own name (`dialplan`, not `dialplan.KEY`).
+ */
+export const WHOLE_SECTIONS = ['trunks', 'dialplan', 'classes'] as const;
+export type WholeSection = (typeof WHOLE_SECTIONS)[number];
+
 export type Config = {
   -readonly [Section in keyof Schema]: { -readonly [Key in keyof Schema[Section]]: ValueOf<Schema[Section][Key] & KeySpec> };
+} & {
+  trunks: TrunkConfig[];
+  /** In file order: the first matching rule wins. */
+  dialplan: DialRule[];
+  classes: Record<string, DialClass>;
 };
 
 export function defaultConfig(): Config {
-  const out: Record<string, Record<string, unknown>> = {};
+  const out: Record<string, unknown> = {};
   for (const [section, keys] of Object.entries(SCHEMA)) {
-    out[section] = {};
+    const values: Record<string, unknown> = {};
     for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) {
-      out[section]![key] = Array.isArray(spec.default) ? [...spec.default] : typeof spec.default === 'object' ? { ...spec.default } : spec.default;
+      values[key] = Array.isArray(spec.default) ? [...spec.default] : typeof spec.default === 'object' ? { ...spec.default } : spec.default;
     }
+    out[section] = values;
   }
+  out['trunks'] = [];
+  out['dialplan'] = [];
+  out['classes'] = {};
   return out as Config;
 }

@@ -28,6 +28,9 @@ export interface FailedAttempt {
   cause: number;
   callerAddress: string;
   userAgent: string;
+  /** `local` unless the attempt was for or from a trunk (`trunk:<name>`). */
+  route?: string;
+  partyKind?: 'local' | 'outside';
 }
 
 export class CallRecorder {
@@ -47,7 +50,8 @@ export class CallRecorder {
       callerName: call.caller.displayName,
       callee: call.callee.number,
       dialled: call.dialled,
-      route: 'local',
+      route: call.route,
+      partyKind: call.partyKind,
       startMs: call.startMs,
       endMs: call.endMs ?? Date.now(),
       status: answered ? 200 : outcome.status,
@@ -79,7 +83,8 @@ export class CallRecorder {
         callerName: a.callerName,
         callee: a.callee,
         dialled: a.dialled,
-        route: 'local',
+        route: a.route ?? 'local',
+        partyKind: a.partyKind ?? 'local',
         startMs: a.startMs,
         endMs: a.endMs,
         status: a.status,

@@ -9,14 +9,13 @@ import { createResponse, type SipRequest, type SipResponse } from '../sip/messag
 import type { ServerTransaction } from '../sip/transaction/layer.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, causeForFinalResponse, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
-import type { Binding } from './registrar.js';
-import { contactTarget } from './contact-target.js';
+import type { ForkTarget } from './legs/fork-target.js';
 import { SdpUnsupportedError } from '../media/sdp.js';
 import { isReliable, isSdp } from './call-messages.js';
 import { Bridge, type CallOutcome } from './bridge.js';
 import { MediaPath, type MediaSession, type Side } from './media-path.js';
 import { IncomingLeg, type IncomingLegOwner } from './legs/incoming-leg.js';
-import { OutgoingLeg, type OutgoingLegOwner } from './legs/outgoing-leg.js';
+import { OutgoingLeg, type OutgoingCall, type OutgoingLegOwner } from './legs/outgoing-leg.js';
 import type { LegEnv } from './legs/leg.js';
 
 export { reasonValue } from './call-messages.js';
@@ -29,6 +28,28 @@ export interface CallEnv extends LegEnv {
   noAnswerMs: number;
   maxDurationMs: number;
   ended(call: Call, outcome: CallOutcome): void;
+}
+
+/**
+ * Where the callee's leg goes: registered phones (the leg forks to each), or a trunk (one target,
+ * with its own From/To, an account for its challenges, its codec filter), possibly with a
+ * fallback to try when it fails.
+ */
+export interface Destination {
+  targets: ForkTarget[];
+  fromUri?: string;
+  toUri?: string;
+  credentials?: { username: string; password: string };
+  /** Headers the INVITE carries for this destination besides those passed from the caller. */
+  extra?: Array<[string, string]>;
+  /** The offer as this destination may see it; null when nothing in it is acceptable there. */
+  filterOffer?(sdp: string): string | null;
+  /** For the record: `local`, `trunk:<name>`. */
+  route: string;
+  /** This destination is no longer used by the call (a trunk's call count). */
+  release?(): void;
+  /** What to try when this destination failed (`best`: its final response, null for none); null: nothing. */
+  fallback?(best: SipResponse | null): Destination | null;
 }
 
 /** Headers of the caller's INVITE that go on to the callee (others are hop-by-hop or ours). */
@@ -52,6 +73,11 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
   /** The callee's 2xx waits for the caller's ACK to be ACKed (late offer: the ACK carries the answer). */
   private bAckWaitsForA = false;
   private bAckCseq = 1;
+  private destination: Destination | null = null;
+  /** The offer (pointing at the relay) kept while a fallback destination may still need it. */
+  private offerForB: Buffer = Buffer.alloc(0);
+  /** Whether the record's party is an extension or a line/trunk (docs/CDR.md). */
+  partyKind: 'local' | 'outside' = 'local';
 
   constructor(
     private readonly env: CallEnv,
@@ -89,16 +115,24 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     return this.b?.calleeAddress ?? '';
   }
 
+  /** The record's route: `local`, or the trunk the call went out on. */
+  get route(): string {
+    return this.routeLabel;
+  }
+
+  private routeLabel = 'local';
+
   // ---- set-up ---------------------------------------------------------------------------------
 
-  /** Sends the INVITE to every contact of the callee in parallel (first 2xx wins). */
-  start(contacts: Binding[]): void {
+  /** Sends the INVITE to every target of the destination in parallel (first 2xx wins). */
+  start(destination: Destination): void {
     const inv = this.a.invite;
     let offer = inv.body;
-    if (inv.body.length > 0) {
+    const first = destination.targets[0];
+    if (inv.body.length > 0 && first) {
       try {
-        // One rewrite for all forks: every fork is told the same relay ports.
-        offer = this.media.rewrite('a', inv.body, contactTarget(contacts[0]!), this.a.signalIp, contacts[0]!.localAddress);
+        // One rewrite for all forks (and fallbacks): every one is told the same relay ports.
+        offer = this.media.rewrite('a', inv.body, first.destination, this.a.signalIp, first.localAddress);
       } catch (err) {
         if (err instanceof SdpUnsupportedError) {
           // Valid SDP the relay cannot carry (IPv6 media): this call goes with direct media.
@@ -106,14 +140,39 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
           this.media.goDirect();
         } else {
           this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'a', error: (err as Error).message });
+          destination.release?.();
           this.failA(488, CallTag.CalleeRejected, 79, 'Not Acceptable Here (unusable SDP offer)');
           return;
         }
       }
     }
+    this.offerForB = offer;
+    this.dial(destination);
+  }
+
+  /** The callee's leg towards `destination` (the first one, or a fallback after a failure). */
+  private dial(destination: Destination): void {
+    this.destination = destination;
+    this.routeLabel = destination.route;
+    const inv = this.a.invite;
+    let offer = this.offerForB;
+    if (offer.length > 0 && destination.filterOffer) {
+      const filtered = destination.filterOffer(offer.toString('utf8'));
+      if (filtered === null) {
+        this.env.log('info', 'call.no_common_codec', { callId: this.callId, route: destination.route });
+        const next = destination.fallback?.(null) ?? null;
+        this.leave(destination);
+        if (next) this.dial(next);
+        else this.failA(488, CallTag.CalleeRejected, 65, 'Not Acceptable Here (no codec of the offer is allowed on the trunk)');
+        return;
+      }
+      offer = Buffer.from(filtered, 'utf8');
+    }
+    if (!destination.fallback) this.offerForB = Buffer.alloc(0);
     const extra: Array<[string, string]> = [];
     for (const name of PASSED_INVITE_HEADERS) for (const v of inv.headers.getAll(name)) extra.push([name, v]);
-    this.b = new OutgoingLeg(this.env, {
+    if (destination.extra) extra.push(...destination.extra);
+    const call: OutgoingCall = {
       caller: this.caller,
       callee: this.callee,
       offer,
@@ -123,8 +182,19 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
       reliableProvisionals: this.a.reliableProvisionals,
       ringTimeoutMs: this.env.noAnswerMs,
       callIdHost: this.env.localHost(this.a.source.address, this.a.hint),
-    }, this);
-    this.b.start(contacts);
+    };
+    if (destination.fromUri !== undefined) call.fromUri = destination.fromUri;
+    if (destination.toUri !== undefined) call.toUri = destination.toUri;
+    if (destination.credentials !== undefined) call.credentials = destination.credentials;
+    this.b = new OutgoingLeg(this.env, call, this);
+    this.b.start(destination.targets);
+  }
+
+  /** The call stops using `destination` (its trunk's count goes down), once. */
+  private leave(destination: Destination | null): void {
+    if (!destination) return;
+    if (this.destination === destination) this.destination = null;
+    destination.release?.();
   }
 
   onProvisional(res: SipResponse): void {
@@ -200,6 +270,16 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
   }
 
   onFailure(best: SipResponse | null): void {
+    const next = this.phase === 'ringing' ? (this.destination?.fallback?.(best) ?? null) : null;
+    if (next) {
+      this.env.log('info', 'call.fallback', { callId: this.callId, from: this.routeLabel, to: next.route, status: best?.status ?? 0 });
+      const failed = this.b!;
+      failed.end();
+      failed.forget();
+      this.leave(this.destination);
+      this.dial(next);
+      return;
+    }
     if (best === null) {
       this.failA(408, CallTag.NoResponse, DEFAULT_CAUSE[CallTag.NoResponse], 'Request Timeout (no answer from the phone)');
       return;
@@ -278,6 +358,8 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
   }
 
   private finish(outcome: CallOutcome, mediaSummary: string | undefined): void {
+    this.leave(this.destination);
+    this.offerForB = Buffer.alloc(0);
     this.phase = 'ended';
     this.outcome = outcome;
     this.endMs = Date.now();

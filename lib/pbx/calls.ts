@@ -11,10 +11,15 @@ import { toTag as toTagOf } from '../sip/transaction/message-keys.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { Authenticator } from './authenticator.js';
-import { Call, reasonValue, type CallEnv, type CallOutcome, type MediaSession } from './call.js';
+import { Call, reasonValue, type CallEnv, type CallOutcome, type Destination, type MediaSession } from './call.js';
+import { bindingTargets } from './legs/fork-target.js';
+import type { Trunk } from '../trunks/trunk.js';
+import type { DidTarget } from '../trunks/config.js';
+import { didTarget } from '../trunks/trunks.js';
+import { trunkDestination } from '../trunks/destination.js';
 import type { DialogUser } from './legs/leg.js';
 import type { CallRecorder } from './call-recorder.js';
-import { dialledNumber, type Router } from './router.js';
+import { dialledNumber, normaliseDialled, type Router } from './router.js';
 import type { Binding } from './registrar.js';
 
 export interface CallLimits {
@@ -34,10 +39,12 @@ export interface CallManagerDeps {
    */
   newMedia(label: string): MediaSession | null | undefined | Promise<MediaSession | null | undefined>;
   newTag(): string;
+  /** The trunks: incoming calls are recognised by their source, outgoing ones go by the dial plan. */
+  trunks?: { fromSource(source: Endpoint): Trunk | null };
   /** The IVR service: numbers bound to IVR files are checked before extensions. */
   ivr?: {
     handles(dialled: string): boolean;
-    offer(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: { number: string; displayName: string }, dialled: string, toTag: string): void;
+    offer(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: { number: string; displayName: string }, dialled: string, toTag: string, file?: string): void;
     readonly activeCount: number;
     /** A CANCEL for an INVITE the IVR has not answered yet. */
     cancelled(inviteTx: ServerTransaction, cancel: SipRequest): void;
@@ -98,6 +105,11 @@ export class CallManager {
       tx.respond(res);
       return;
     }
+    const trunk = this.deps.trunks?.fromSource(source) ?? null;
+    if (trunk) {
+      this.onTrunkInvite(trunk, req, tx, source, toTag);
+      return;
+    }
     const auth = this.deps.auth.authenticate(req, 'proxy', toTag);
     if (!auth.ok) {
       if (auth.response.status === 403) this.deps.env.log('warn', 'call.auth_failed', { from: `${source.address}:${source.port}` });
@@ -127,32 +139,117 @@ export class CallManager {
       ivr.offer(req, tx, source, caller, dialled, toTag);
       return;
     }
-    const route = this.deps.router.route(dialled);
-    const base = { req, source, caller: caller.number, callerName: caller.displayName, dialled, startMs };
-    if (route.kind === 'not-found') {
-      this.refuse(tx, base, route.number, 404, CallTag.UnknownNumber, toTag);
+    const route = this.deps.router.route(dialled, { grants: callerExt?.allow ?? [] });
+    const base: AttemptBase = { req, source, caller: caller.number, callerName: caller.displayName, dialled, startMs, route: 'local', partyKind: 'local' };
+    switch (route.kind) {
+      case 'not-found':
+        this.refuse(tx, base, route.number, 404, CallTag.UnknownNumber, toTag);
+        return;
+      case 'unregistered':
+        this.refuse(tx, base, route.number, 480, CallTag.Unregistered, toTag);
+        return;
+      case 'restricted':
+        // The toll-fraud guard: a valid password is not enough to dial a restricted class.
+        this.deps.env.log('warn', 'call.class_not_allowed', { caller: caller.number, dialled, class: route.rule.class, rule: route.rule.line });
+        this.refuse(tx, { ...base, route: `trunk:${route.rule.trunk}`, partyKind: 'outside' }, route.number, 403, CallTag.RoutingFailure, toTag, `Forbidden (calls of class ${route.rule.class} are not allowed for this extension)`, 21);
+        return;
+      case 'trunk': {
+        const trunks = route.trunks;
+        const number = route.number;
+        this.admit(tx, toTag, { ...base, route: `trunk:${trunks[0]!.name}`, partyKind: 'outside' }, { number, displayName: '' }, () => trunkDestination(trunks, number, caller));
+        return;
+      }
+      case 'extension': {
+        const destination: Destination = { targets: bindingTargets(route.contacts), route: 'local' };
+        this.admit(tx, toTag, base, { number: route.number, displayName: route.extension.displayName }, () => destination);
+        return;
+      }
+    }
+  }
+
+  /**
+   * An INVITE that came over a trunk (its address, or an address its `allow` lists): carriers do
+   * not answer challenges, so it is not challenged; its number goes through the trunk's DID map
+   * only, never the dial plan, so nothing that comes in over a trunk goes back out.
+   */
+  private onTrunkInvite(trunk: Trunk, req: SipRequest, tx: ServerTransaction, source: Endpoint, toTag: string): void {
+    const from = parseNameAddr(req.headers.get('from') ?? '');
+    const fromUser = from ? parseUri(from.uri)?.user : undefined;
+    const to = parseNameAddr(req.headers.get('to') ?? '');
+    const toUser = to ? parseUri(to.uri)?.user : undefined;
+    const { number, target } = didTarget(trunk.config, [dialledNumber(req.uri), toUser !== undefined ? unescapeUriPart(toUser) : '']);
+    const caller = { number: fromUser !== undefined ? normaliseDialled(unescapeUriPart(fromUser)) : 'anonymous', displayName: from?.displayName ?? '' };
+    const base: AttemptBase = { req, source, caller: caller.number, callerName: caller.displayName, dialled: number, startMs: Date.now(), route: `trunk:${trunk.name}`, partyKind: 'outside' };
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.from_trunk', { trunk: trunk.name, caller: caller.number, number, target: target ? describeTarget(target) : 'none' });
+    if (target === null) {
+      this.refuse(tx, base, number, 404, CallTag.UnknownNumber, toTag);
       return;
     }
-    if (route.kind === 'unregistered') {
-      this.refuse(tx, base, route.number, 480, CallTag.Unregistered, toTag);
+    if (trunk.full) {
+      this.refuse(tx, base, number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (trunk call limit reached)', 34);
       return;
     }
+    if (target.kind === 'ivr') {
+      if (!this.ivr || this.totalCalls() >= this.deps.limits.maxTotal) {
+        this.refuse(tx, base, number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
+        return;
+      }
+      this.ivr.offer(req, tx, source, caller, number, toTag, target.file);
+      return;
+    }
+    const contacts: Binding[] = [];
+    let known = 0;
+    let displayName = '';
+    for (const n of target.numbers) {
+      const r = this.deps.router.route(n);
+      if (r.kind !== 'extension' && r.kind !== 'unregistered') continue;
+      known++;
+      displayName ||= r.extension.displayName;
+      if (r.kind === 'extension') contacts.push(...r.contacts);
+    }
+    const callee = { number: target.numbers.join(','), displayName };
+    if (known === 0) {
+      this.deps.env.log('warn', 'trunk.did_unknown_extension', { trunk: trunk.name, number, extensions: callee.number, hint: 'the DID map names no existing extension' });
+      this.refuse(tx, base, callee.number, 404, CallTag.UnknownNumber, toTag);
+      return;
+    }
+    if (contacts.length === 0) {
+      this.refuse(tx, base, callee.number, 480, CallTag.Unregistered, toTag);
+      return;
+    }
+    this.admit(tx, toTag, base, callee, () => {
+      trunk.active++;
+      let released = false;
+      return {
+        targets: bindingTargets(contacts),
+        route: `trunk:${trunk.name}`,
+        release: () => {
+          if (released) return;
+          released = true;
+          trunk.active--;
+        },
+      };
+    });
+  }
+
+  /** Limits, then ports, then the Call. */
+  private admit(tx: ServerTransaction, toTag: string, base: AttemptBase, callee: { number: string; displayName: string }, destination: () => Destination | null): void {
     if (this.totalCalls() >= this.deps.limits.maxTotal) {
-      this.refuse(tx, base, route.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
+      this.refuse(tx, base, callee.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
       return;
     }
-    if (this.count(caller.number) >= this.deps.limits.maxPerExtension || this.count(route.number) >= this.deps.limits.maxPerExtension) {
-      this.refuse(tx, base, route.number, 486, CallTag.Busy, toTag);
+    if (this.count(base.caller) >= this.deps.limits.maxPerExtension || this.count(callee.number) >= this.deps.limits.maxPerExtension) {
+      this.refuse(tx, base, callee.number, 486, CallTag.Busy, toTag);
       return;
     }
     let media: ReturnType<CallManagerDeps['newMedia']>;
     try {
-      media = this.deps.newMedia(req.headers.get('call-id') ?? '');
+      media = this.deps.newMedia(base.req.headers.get('call-id') ?? '');
     } catch (err) {
       this.deps.env.log('warn', 'call.media_error', { error: (err as Error).message });
       media = undefined;
     }
-    const admit: Admission = { base, tx, toTag, callee: { number: route.number, displayName: route.extension.displayName }, contacts: route.contacts };
+    const admit: Admission = { base, tx, toTag, callee, destination };
     if (media instanceof Promise) this.admitWhenMediaReady(admit, media);
     else this.admitWithMedia(admit, media);
   }
@@ -203,18 +300,25 @@ export class CallManager {
       this.refuse(tx, base, callee.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (no media ports left)', 47);
       return;
     }
+    const destination = admit.destination();
+    if (destination === null) {
+      media?.close();
+      this.refuse(tx, base, callee.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (no trunk available)', 34);
+      return;
+    }
     // No 100 (Trying) of our own: the INVITE server transaction sends one if nothing else is
     // sent within 200 ms (RFC 3261 section 17.2.1), and the callee's 180 usually comes first.
     const caller = { number: base.caller, displayName: base.callerName };
     const call = new Call(this.env, base.req, tx, base.source, caller, callee, base.dialled, media);
+    call.partyKind = base.partyKind;
     this.calls.add(call);
     this.byInviteTx.set(tx, call);
     this.adjust(caller.number, 1);
     this.adjust(callee.number, 1);
     this.stats.started++;
     this.stats.active = this.calls.size;
-    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.callId, caller: caller.number, callee: callee.number, contacts: admit.contacts.length });
-    call.start(admit.contacts);
+    if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.callId, caller: caller.number, callee: callee.number, route: destination.route, targets: destination.targets.length });
+    call.start(destination);
   }
 
   /** A request with a To tag, or an ACK without a transaction. */
@@ -251,7 +355,7 @@ export class CallManager {
 
   private refuse(
     tx: ServerTransaction,
-    base: { req: SipRequest; source: Endpoint; caller: string; callerName: string; dialled: string; startMs: number },
+    base: AttemptBase,
     callee: string,
     status: number,
     tag: CallTag,
@@ -276,6 +380,8 @@ export class CallManager {
       cause,
       callerAddress: `${base.source.address}:${base.source.port}`,
       userAgent: base.req.headers.get('user-agent') ?? '',
+      route: base.route,
+      partyKind: base.partyKind,
     });
   }
 
@@ -319,13 +425,30 @@ export class CallManager {
   }
 }
 
+/** What the record of an attempt needs from its INVITE and its routing. */
+interface AttemptBase {
+  req: SipRequest;
+  source: Endpoint;
+  caller: string;
+  callerName: string;
+  dialled: string;
+  startMs: number;
+  route: string;
+  partyKind: 'local' | 'outside';
+}
+
 /** A new call that passed authentication, routing and limits, on its way to a Call. */
 interface Admission {
-  base: { req: SipRequest; source: Endpoint; caller: string; callerName: string; dialled: string; startMs: number };
+  base: AttemptBase;
   tx: ServerTransaction;
   toTag: string;
   callee: { number: string; displayName: string };
-  contacts: Binding[];
+  /** Where the callee's leg goes, chosen once the ports are there (a trunk's count starts then). */
+  destination: () => Destination | null;
+}
+
+function describeTarget(t: DidTarget): string {
+  return t.kind === 'ivr' ? `ivr:${t.file}` : t.numbers.join(',');
 }
 
 function dialogKey(callId: string, tag: string): string {

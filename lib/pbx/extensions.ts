@@ -18,6 +18,14 @@ export class ExtensionsError extends Error {
   }
 }
 
+/** What `list` and `edit` show of an extension (never its HA1). */
+export interface ExtensionSummary {
+  number: string;
+  displayName: string;
+  /** Restricted call classes it may dial, sorted. */
+  allow: string[];
+}
+
 export interface ImportResult {
   added: number;
   replaced: number;
@@ -33,6 +41,9 @@ const MAX_PASSWORD_LENGTH = 128;
 const MAX_DISPLAY_NAME_LENGTH = 128;
 const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
 const MAX_REPORTED_ERRORS = 1000;
+const CLASS_NAME_PATTERN = /^[a-z0-9_-]{1,32}$/;
+const MAX_CLASS_NAME_LENGTH = 32;
+const MAX_ALLOWED_CLASSES = 16;
 
 /** No 0/o/O, 1/l/I: a password read aloud or off paper is typed right the first time. */
 const PASSWORD_ALPHABET = '23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ';
@@ -63,6 +74,27 @@ function validateDisplayName(name: string): string | null {
   return null;
 }
 
+/** Error text, or null when `name` can name a call class. */
+export function validateClassName(name: string): string | null {
+  if (name.length === 0) return 'a class name is empty';
+  if (name.length > MAX_CLASS_NAME_LENGTH) return `class name "${printable(name)}" is longer than ${MAX_CLASS_NAME_LENGTH} characters`;
+  if (!CLASS_NAME_PATTERN.test(name)) return `"${printable(name)}" is not a class name: use lower-case letters, digits, - and _`;
+  return null;
+}
+
+/** The granted classes as stored: sorted and unique. Throws ExtensionsError('invalid'). */
+export function normalizeAllow(classes: readonly string[]): string[] {
+  for (const name of classes) {
+    const problem = validateClassName(name);
+    if (problem !== null) throw new ExtensionsError('invalid', problem);
+  }
+  const unique = [...new Set(classes)].sort();
+  if (unique.length > MAX_ALLOWED_CLASSES) {
+    throw new ExtensionsError('invalid', `${unique.length} classes given: an extension can be granted at most ${MAX_ALLOWED_CLASSES}`);
+  }
+  return unique;
+}
+
 function printable(text: string): string {
   return JSON.stringify(text.slice(0, 40)).slice(1, -1);
 }
@@ -87,13 +119,36 @@ export class Extensions {
   ) {}
 
   /** Throws ExtensionsError('invalid') on bad input, ExtensionExistsError if the number is taken. */
-  add(number: string, opts: { password?: string; displayName?: string }): { number: string; password: string } {
+  add(
+    number: string,
+    opts: { password?: string; displayName?: string; allow?: readonly string[] },
+  ): { number: string; password: string } {
     const password = opts.password ?? generatePassword();
     const displayName = opts.displayName ?? '';
     const problem = validateExtensionNumber(number) ?? validatePassword(password) ?? validateDisplayName(displayName);
     if (problem !== null) throw new ExtensionsError('invalid', problem);
-    this.store.addExtension(this.record(number, password, displayName, Date.now()));
+    const allow = normalizeAllow(opts.allow ?? []);
+    this.store.addExtension({ ...this.record(number, password, displayName, Date.now()), allow });
     return { number, password };
+  }
+
+  /**
+   * Changes the display name and/or the granted classes (`allow` replaces the list; [] clears it).
+   * Throws ExtensionsError('invalid') on bad input or nothing to change, ('not-found') for an
+   * unknown number.
+   */
+  edit(number: string, changes: { displayName?: string; allow?: readonly string[] }): ExtensionSummary {
+    const patch: Partial<ExtensionRecord> = {};
+    if (changes.displayName !== undefined) {
+      const problem = validateDisplayName(changes.displayName);
+      if (problem !== null) throw new ExtensionsError('invalid', problem);
+      patch.displayName = changes.displayName;
+    }
+    if (changes.allow !== undefined) patch.allow = normalizeAllow(changes.allow);
+    if (Object.keys(patch).length === 0) throw new ExtensionsError('invalid', 'nothing to change: give a display name or the classes to allow');
+    const rec = this.store.updateExtension(number, patch) ? this.store.getExtension(number) : undefined;
+    if (rec === undefined) throw new ExtensionsError('not-found', `no extension ${number}`);
+    return summary(rec);
   }
 
   remove(number: string): boolean {
@@ -114,12 +169,13 @@ export class Extensions {
     return chosen;
   }
 
-  list(): Array<{ number: string; displayName: string }> {
-    return this.store.listExtensions().map((e) => ({ number: e.number, displayName: e.displayName }));
+  list(): ExtensionSummary[] {
+    return this.store.listExtensions().map(summary);
   }
 
   /**
    * Imports "number:password[:Display Name]" lines (the users.txt of lab/sipp/gen-users.sh).
+   * Lines carry no granted classes: new extensions get none, replaced ones keep theirs.
    * Blank lines and # comments are ignored; a bad line is reported with its 1-based number and
    * skipped; the good ones are written in one transaction. A password cannot contain ':' here.
    * Throws ExtensionsError('file') when the file cannot be read.
@@ -192,8 +248,13 @@ export class Extensions {
       ha1Md5: computeHA1('MD5', number, this.realm, password),
       ha1Sha256: computeHA1('SHA-256', number, this.realm, password),
       createdAt,
+      allow: [],
     };
   }
+}
+
+function summary(e: ExtensionRecord): ExtensionSummary {
+  return { number: e.number, displayName: e.displayName, allow: e.allow };
 }
 
 function readImportFile(path: string): string {

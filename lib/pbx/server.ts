@@ -21,6 +21,8 @@ import { newTag, toTag } from '../sip/transaction/message-keys.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CallManager } from './calls.js';
+import type { CallEnv } from './call.js';
+import { Trunks } from '../trunks/trunks.js';
 import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './media-path.js';
@@ -62,6 +64,8 @@ export class PbxServer {
   private readonly recorder: CallRecorder | null;
   readonly ivr: IvrService;
   readonly callback: CallBackService;
+  readonly trunks: Trunks;
+  private readonly numbers: Router;
   private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
   private readonly tagPrefix: string;
@@ -72,6 +76,8 @@ export class PbxServer {
     private readonly logger: Logger,
     /** This process's place among `sip.workers` processes sharing the SIP port; absent: alone. */
     private readonly worker?: { index: number; count: number; token?: Buffer },
+    /** Test settings: the first retry delay of a failed trunk registration (30 s otherwise). */
+    tuning: { trunkRetryMs?: number } = {},
   ) {
     this.router = worker ? new WorkerRouter(worker.index, worker.token ?? randomBytes(16)) : null;
     const router = this.router;
@@ -123,9 +129,7 @@ export class PbxServer {
           });
     const sipAddress = new LocalAddress({ configured: config.sip.advertise, bind: config.sip.bind });
     const mediaAddress = new LocalAddress({ configured: config.media.advertise || config.sip.advertise, bind: config.media.bind || config.sip.bind });
-    const numbers = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) } });
-    this.calls = new CallManager({
-      env: {
+    const env: Omit<CallEnv, 'fileDialog' | 'ended'> = {
         sendRequest: (req, dest, user) => {
           try {
             return this.stack.transactions.sendRequest(req, dest, user);
@@ -150,9 +154,15 @@ export class PbxServer {
         userAgent: config.sip.userAgent,
         log: (level, event, fields) => logger[level](event, fields),
         logs: (level) => logger.enabled(level),
-      },
+    };
+    this.trunks = new Trunks(config.trunks, env, tuning.trunkRetryMs !== undefined ? { retryMinMs: tuning.trunkRetryMs } : {});
+    const numbers = (this.numbers = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) }, trunks: this.trunks }));
+    numbers.setDialPlan(config.dialplan, config.classes);
+    this.calls = new CallManager({
+      env,
       auth,
       router: numbers,
+      trunks: this.trunks,
       limits: { maxPerExtension: config.calls.maxPerExtension, maxTotal: config.calls.maxTotal },
       recorder: this.recorder,
       newMedia: (label) => this.newMedia(label),
@@ -177,7 +187,7 @@ export class PbxServer {
     this.callback = new CallBackService(
       {
         env: this.calls.env,
-        route: (number) => numbers.route(number),
+        route: (number) => numbers.route(number, { grants: [] }),
         newMedia: (label) => this.newMedia(label),
         endpointBind,
         record: (summary, answered) => this.recorder?.record(summary, answered),
@@ -260,6 +270,8 @@ export class PbxServer {
       throw err;
     }
     await this.callback.start();
+    // With several processes on the SIP port, the first one alone registers the trunks.
+    this.trunks.start({ register: !this.worker || this.worker.index === 0 });
     this.registrar.start();
     this.logger.info('server.started', {
       port: this.stack.port,
@@ -278,8 +290,9 @@ export class PbxServer {
       // Let the BYEs and final responses leave before the sockets close (bounded wait).
       await this.drainClientTransactions(1000);
     }
-    // The RESPONSEs of call-backs just ended have gone out: their ACKs are waited for (at most 1 s).
-    await this.callback.close(1000);
+    // The RESPONSEs of call-backs just ended have gone out: their ACKs are waited for (at most 1 s),
+    // while the trunks unregister.
+    await Promise.all([this.callback.close(1000), this.trunks.stop(1000)]);
     await this.stack.stop();
     await this.ivr.close();
     await this.relay?.close();
@@ -353,7 +366,8 @@ export class PbxServer {
     if (req.method === 'REGISTER' && !req.headers.has('authorization')) return this.answer(req, source);
     // A new INVITE without credentials: the challenge costs no transaction (the client's ACK
     // to it then matches nothing and is dropped, RFC 3261 section 17.2.3).
-    if (req.method === 'INVITE' && !req.headers.has('proxy-authorization') && !hasToTag(req)) {
+    // A trunk's INVITE is never challenged (carriers do not answer challenges): it goes on.
+    if (req.method === 'INVITE' && !req.headers.has('proxy-authorization') && !hasToTag(req) && (this.trunks.size === 0 || !this.trunks.fromSource(source))) {
       const toTag = this.newTag();
       return preCheckRequest(req, toTag) ?? this.auth.challenge(req, 'proxy', toTag, false, 'no credentials').response;
     }
@@ -430,6 +444,12 @@ export class PbxServer {
     const applied: string[] = [];
     const needsRestart: string[] = [];
     for (const { key, to } of configChanges(this.config, next)) {
+      if (key === 'dialplan' || key === 'classes') {
+        setConfigValue(this.config, key, to);
+        this.numbers.setDialPlan(this.config.dialplan, this.config.classes);
+        applied.push(key);
+        continue;
+      }
       if (key.startsWith('callback.') && key !== 'callback.port') {
         setConfigValue(this.config, key, to);
         const { asAddress, defaultCaller, maxActive, video } = this.config.callback;

@@ -38,6 +38,8 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (aor, contact)
    );
    CREATE INDEX bindings_expires_at ON bindings (expires_at);`,
+  // 2: the restricted call classes each extension is granted, comma-separated
+  `ALTER TABLE extensions ADD COLUMN allow TEXT NOT NULL DEFAULT ''`,
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;

@@ -25,6 +25,8 @@ interface ExtensionRow {
   ha1_md5: string;
   ha1_sha256: string;
   created_at: number;
+  /** Comma-separated class names; '' for none. */
+  allow: string;
 }
 
 interface BindingRow {
@@ -54,6 +56,7 @@ function toExtension(row: ExtensionRow): ExtensionRecord {
     ha1Md5: row.ha1_md5,
     ha1Sha256: row.ha1_sha256,
     createdAt: row.created_at,
+    allow: row.allow === '' ? [] : row.allow.split(','),
   };
 }
 
@@ -65,6 +68,7 @@ function extensionParams(rec: ExtensionRecord): ExtensionRow {
     ha1_md5: rec.ha1Md5,
     ha1_sha256: rec.ha1Sha256,
     created_at: rec.createdAt,
+    allow: rec.allow.join(','),
   };
 }
 
@@ -170,12 +174,12 @@ class SqliteStore implements Store {
       listExtensions: db.prepare<[], ExtensionRow>('SELECT * FROM extensions ORDER BY number'),
       countExtensions: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM extensions'),
       insertExtension: db.prepare<[ExtensionRow]>(
-        `INSERT INTO extensions (number, display_name, realm, ha1_md5, ha1_sha256, created_at)
-         VALUES (@number, @display_name, @realm, @ha1_md5, @ha1_sha256, @created_at) ON CONFLICT (number) DO NOTHING`,
+        `INSERT INTO extensions (number, display_name, realm, ha1_md5, ha1_sha256, created_at, allow)
+         VALUES (@number, @display_name, @realm, @ha1_md5, @ha1_sha256, @created_at, @allow) ON CONFLICT (number) DO NOTHING`,
       ),
       replaceExtension: db.prepare<[ExtensionRow]>(
         `UPDATE extensions SET display_name = @display_name, realm = @realm, ha1_md5 = @ha1_md5,
-           ha1_sha256 = @ha1_sha256, created_at = @created_at WHERE number = @number`,
+           ha1_sha256 = @ha1_sha256, created_at = @created_at, allow = @allow WHERE number = @number`,
       ),
       deleteExtension: db.prepare<[string]>('DELETE FROM extensions WHERE number = ?'),
       deleteBindingsOf: db.prepare<[string, string, string]>('DELETE FROM bindings WHERE aor = ? OR aor GLOB ? OR aor GLOB ?'),
@@ -209,7 +213,11 @@ class SqliteStore implements Store {
           counts.added++;
         } else if (mode === 'replace') {
           const existing = this.stmt.getExtension.get(rec.number);
-          this.stmt.replaceExtension.run({ ...params, created_at: existing?.created_at ?? rec.createdAt });
+          this.stmt.replaceExtension.run({
+            ...params,
+            created_at: existing?.created_at ?? params.created_at,
+            allow: existing?.allow ?? params.allow,
+          });
           counts.replaced++;
         } else {
           counts.skipped++;

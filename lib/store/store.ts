@@ -12,6 +12,8 @@ export interface ExtensionRecord {
   ha1Sha256: string;
   /** Epoch ms. */
   createdAt: number;
+  /** Restricted call classes this extension may dial: sorted, unique class names. */
+  allow: string[];
 }
 
 export interface BindingRecord {
@@ -53,7 +55,7 @@ export interface Store {
   updateExtension(number: string, patch: Partial<ExtensionRecord>): boolean;
   /** Also removes the extension's bindings (AOR equal to the number or sip(s):number@...). */
   removeExtension(number: string): boolean;
-  /** One transaction. 'replace' keeps an existing record's createdAt. */
+  /** One transaction. 'replace' keeps an existing record's createdAt and allow (import files carry no grants). */
   importExtensions(recs: ExtensionRecord[], mode: 'skip-existing' | 'replace'): ImportCounts;
   /** All bindings not expired at `now`. */
   loadBindings(now: number): BindingRecord[];

@@ -79,8 +79,8 @@ test('ext list (text and --json), remove, and failures with exit code 1', async 
   assert.deepEqual(list.out, ['200\tBob', '201']);
   const json = await ext('list', '--json', '--data-dir', data);
   assert.deepEqual(JSON.parse(json.out.join('')), [
-    { number: '200', displayName: 'Bob' },
-    { number: '201', displayName: '' },
+    { number: '200', displayName: 'Bob', allow: [] },
+    { number: '201', displayName: '', allow: [] },
   ]);
 
   assert.equal((await ext('remove', '200', '--data-dir', data)).code, 0);
@@ -88,6 +88,60 @@ test('ext list (text and --json), remove, and failures with exit code 1', async 
   assert.equal(again.code, 1);
   assert.match(again.err.join('\n'), /no extension 200/);
   assert.deepEqual((await ext('list', '--data-dir', data)).out, ['201']);
+});
+
+test('ext add --allow: comma-separated and repeated flags, stored sorted and unique', async (t) => {
+  const data = tempDataDir(t);
+  const r = await ext('add', '400', '--password', 'p', '--allow', 'mobile,international', '--allow', 'premium', '--allow', 'mobile', '--data-dir', data);
+  assert.equal(r.code, 0, r.err.join('\n'));
+  assert.deepEqual(storedRecord(data, '400')?.allow, ['international', 'mobile', 'premium']);
+  assert.equal((await ext('add', '401', '--password', 'p', '--allow', ' mobile , ', '--data-dir', data)).code, 0);
+  assert.deepEqual(storedRecord(data, '401')?.allow, ['mobile']);
+});
+
+test('ext edit --allow replaces the classes, --allow "" clears them, --name renames; list shows them', async (t) => {
+  const data = tempDataDir(t);
+  assert.equal((await ext('add', '500', '--password', 'p', '--name', 'Carol', '--allow', 'mobile', '--data-dir', data)).code, 0);
+  assert.equal((await ext('add', '501', '--password', 'p', '--data-dir', data)).code, 0);
+
+  const edit = await ext('edit', '501', '--allow', 'international,mobile', '--data-dir', data);
+  assert.equal(edit.code, 0, edit.err.join('\n'));
+  assert.deepEqual(edit.out, ['changed extension 501: no display name, allowed classes international, mobile']);
+  assert.deepEqual(storedRecord(data, '501')?.allow, ['international', 'mobile']);
+  assert.equal(storedRecord(data, '501')?.ha1Md5, computeHA1('MD5', '501', 'minisipserver', 'p'), 'the password is kept');
+
+  assert.deepEqual((await ext('list', '--data-dir', data)).out, ['500\tCarol\tmobile', '501\t\tinternational,mobile']);
+  const json = await ext('list', '--json', '--data-dir', data);
+  assert.deepEqual(JSON.parse(json.out.join('')), [
+    { number: '500', displayName: 'Carol', allow: ['mobile'] },
+    { number: '501', displayName: '', allow: ['international', 'mobile'] },
+  ]);
+
+  const cleared = await ext('edit', '500', '--allow', '', '--data-dir', data);
+  assert.equal(cleared.code, 0, cleared.err.join('\n'));
+  assert.deepEqual(cleared.out, ['changed extension 500: display name "Carol", no restricted classes allowed']);
+  assert.deepEqual(storedRecord(data, '500')?.allow, []);
+  assert.equal((await ext('edit', '500', '--name', 'Carol Jones', '--data-dir', data)).code, 0);
+  assert.equal(storedRecord(data, '500')?.displayName, 'Carol Jones');
+  assert.deepEqual((await ext('list', '--data-dir', data)).out, ['500\tCarol Jones', '501\t\tinternational,mobile']);
+});
+
+test('ext add/edit with a bad class name exit 2 and change nothing; edit of a missing extension exits 1', async (t) => {
+  const data = tempDataDir(t);
+  const bad = await ext('add', '600', '--password', 'p', '--allow', 'Intl', '--data-dir', data);
+  assert.equal(bad.code, 2);
+  assert.deepEqual(bad.err, ['"Intl" is not a class name: use lower-case letters, digits, - and _']);
+  assert.equal(storedRecord(data, '600'), undefined);
+
+  assert.equal((await ext('add', '600', '--password', 'p', '--allow', 'mobile', '--data-dir', data)).code, 0);
+  const badEdit = await ext('edit', '600', '--allow', 'mobile,Intl', '--data-dir', data);
+  assert.equal(badEdit.code, 2);
+  assert.match(badEdit.err.join('\n'), /"Intl" is not a class name/);
+  assert.deepEqual(storedRecord(data, '600')?.allow, ['mobile']);
+
+  const missing = await ext('edit', '999', '--allow', 'mobile', '--data-dir', data);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err.join('\n'), /no extension 999/);
 });
 
 test('ext passwd: given and generated passwords replace the HA1; unknown extension fails', async (t) => {
@@ -133,7 +187,11 @@ test('ext import reports bad lines with file:line, imports the rest, --replace o
 
 test('usage errors exit 2 with a message on stderr; --help exits 0', async (t) => {
   const data = tempDataDir(t);
-  for (const argv of [[], ['frobnicate'], ['add'], ['list', '--bogus'], ['add', 'a b', '--data-dir', data], ['add', '1', '--password', '', '--data-dir', data]]) {
+  const usageErrors = [
+    [], ['frobnicate'], ['add'], ['list', '--bogus'], ['add', 'a b', '--data-dir', data], ['add', '1', '--password', '', '--data-dir', data],
+    ['edit'], ['edit', '1', '--data-dir', data], ['edit', '1', '--bogus', 'x', '--data-dir', data],
+  ];
+  for (const argv of usageErrors) {
     const r = await ext(...argv);
     assert.equal(r.code, 2, `ext ${argv.join(' ')}`);
     assert.ok(r.err.join('').length > 0, `message for ext ${argv.join(' ')}`);
@@ -142,6 +200,11 @@ test('usage errors exit 2 with a message on stderr; --help exits 0', async (t) =
   const help = await ext('--help');
   assert.equal(help.code, 0);
   assert.match(help.out.join('\n'), /import <file>/);
+  assert.match(help.out.join('\n'), /edit <number>/);
+  const noCommand = await ext();
+  assert.match(noCommand.err.join('\n'), /add, edit, list, remove, passwd, import/);
+  const noChange = await ext('edit', '1', '--data-dir', data);
+  assert.match(noChange.err.join('\n'), /needs --name or --allow/);
 });
 
 test('a corrupt database is reported (exit 1) and not replaced', async (t) => {

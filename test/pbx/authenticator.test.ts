@@ -32,7 +32,7 @@ function answer(challenge: string, password: string): string {
 test('an answer to an expired nonce is challenged again with stale=TRUE; a fresh one passes', () => {
   let now = 1_800_000_000_000;
   const record: ExtensionRecord = {
-    number: '500', displayName: '', realm: REALM, createdAt: 0,
+    number: '500', displayName: '', realm: REALM, createdAt: 0, allow: [],
     ha1Md5: computeHA1('MD5', '500', REALM, 'pw'), ha1Sha256: computeHA1('SHA-256', '500', REALM, 'pw'),
   };
   const auth = new Authenticator({

@@ -55,7 +55,7 @@ test('dialled number: sip user part, tel number, escapes decoded', () => {
 });
 
 test('router: extension with contacts, unregistered, not found; visual separators ignored', () => {
-  const ext = { number: '200', displayName: 'Alice', realm: 'r', ha1Md5: '', ha1Sha256: '', createdAt: 0 };
+  const ext = { number: '200', displayName: 'Alice', realm: 'r', ha1Md5: '', ha1Sha256: '', createdAt: 0, allow: [] };
   const router = new Router({
     extensions: { get: (n) => (n === '200' || n === '201' ? { ...ext, number: n } : undefined) },
     registrar: { lookup: (aor) => (aor === '200' ? [binding('sip:200@127.0.0.1:5070', ['127.0.0.1', 5070])] : []) },

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../lib/store/sqlite.js';
 import { ExtensionExistsError, type Store } from '../../lib/store/store.js';
-import { Extensions, ExtensionsError, generatePassword, validateExtensionNumber } from '../../lib/pbx/extensions.js';
+import { Extensions, ExtensionsError, generatePassword, validateClassName, validateExtensionNumber } from '../../lib/pbx/extensions.js';
 import { computeHA1 } from '../../lib/sip/digest.js';
 
 function setup(t: { after(fn: () => void): void }): { store: Store; dir: string } {
@@ -32,6 +32,63 @@ test('validateExtensionNumber', () => {
   for (const bad of ['', 'x'.repeat(33), 'a b', 'a:b', 'a@b', '…', '..', '-', 'a\nb']) {
     assert.equal(typeof validateExtensionNumber(bad), 'string', JSON.stringify(bad));
   }
+});
+
+test('validateClassName: lower-case letters, digits, - and _, 1 to 32 characters', () => {
+  for (const ok of ['international', 'mobile', 'premium-rate', 'nat_2', '0', 'x'.repeat(32)]) assert.equal(validateClassName(ok), null, ok);
+  assert.equal(validateClassName('Intl'), '"Intl" is not a class name: use lower-case letters, digits, - and _');
+  for (const bad of ['', 'x'.repeat(33), 'a b', 'a,b', 'é', 'a\nb']) assert.equal(typeof validateClassName(bad), 'string', JSON.stringify(bad));
+});
+
+function isInvalid(pattern: RegExp): (e: unknown) => boolean {
+  return (e: unknown) => e instanceof ExtensionsError && e.kind === 'invalid' && pattern.test(e.message);
+}
+
+test('add with allow, edit of the name and the allowed classes, list: sorted and unique, [] clears', (t) => {
+  const { store } = setup(t);
+  const ext = new Extensions(store, 'r');
+  ext.add('100', { password: 'p', displayName: 'Alice', allow: ['mobile', 'international', 'mobile'] });
+  ext.add('101', { password: 'p' });
+  assert.deepEqual(store.getExtension('100')?.allow, ['international', 'mobile']);
+  assert.deepEqual(ext.list(), [
+    { number: '100', displayName: 'Alice', allow: ['international', 'mobile'] },
+    { number: '101', displayName: '', allow: [] },
+  ]);
+
+  assert.deepEqual(ext.edit('101', { allow: ['premium', 'international'] }), { number: '101', displayName: '', allow: ['international', 'premium'] });
+  assert.deepEqual(ext.edit('100', { displayName: 'Alice Smith' }), { number: '100', displayName: 'Alice Smith', allow: ['international', 'mobile'] });
+  assert.deepEqual(ext.edit('100', { allow: [] }), { number: '100', displayName: 'Alice Smith', allow: [] });
+  assert.deepEqual(ext.edit('101', { displayName: '', allow: ['mobile'] }), { number: '101', displayName: '', allow: ['mobile'] });
+  assertPasswordMatches(store, '101', 'r', 'p');
+  assert.deepEqual(ext.list().map((e) => e.allow), [[], ['mobile']]);
+});
+
+test('add and edit refuse bad class lists, unknown numbers and edits that change nothing', (t) => {
+  const { store } = setup(t);
+  const ext = new Extensions(store, 'r');
+  assert.throws(() => ext.add('100', { allow: ['Intl'] }), isInvalid(/^"Intl" is not a class name: use lower-case letters, digits, - and _$/));
+  assert.equal(store.getExtension('100'), undefined, 'nothing added');
+  ext.add('100', { password: 'p', allow: ['mobile'] });
+  const seventeen = Array.from({ length: 17 }, (_, i) => `c${i}`);
+  assert.throws(() => ext.edit('100', { allow: seventeen }), isInvalid(/at most 16/));
+  assert.deepEqual(ext.edit('100', { allow: [...seventeen.slice(0, 16), 'c0'] }).allow.length, 16, 'duplicates do not count');
+  assert.throws(() => ext.edit('100', { allow: ['ok', 'x'.repeat(33)] }), isInvalid(/longer than 32/));
+  assert.throws(() => ext.edit('100', { allow: [''] }), isInvalid(/empty/));
+  assert.throws(() => ext.edit('100', { displayName: 'a\u0007b' }), isInvalid(/control characters/));
+  assert.throws(() => ext.edit('100', {}), isInvalid(/nothing to change/));
+  assert.equal(store.getExtension('100')?.allow.length, 16, 'a refused edit changes nothing');
+  assert.throws(() => ext.edit('999', { allow: ['mobile'] }), (e: unknown) => e instanceof ExtensionsError && e.kind === 'not-found' && /no extension 999/.test(e.message));
+});
+
+test('importFile grants nothing: new extensions get no classes, replaced ones keep theirs', (t) => {
+  const { store, dir } = setup(t);
+  const ext = new Extensions(store, 'r');
+  ext.add('1000', { password: 'old', allow: ['international'] });
+  const file = join(dir, 'users.txt');
+  writeFileSync(file, '1000:new\n1001:pw\n');
+  assert.deepEqual(ext.importFile(file, { replace: true }), { added: 1, replaced: 1, skipped: 0, errors: [] });
+  assertPasswordMatches(store, '1000', 'r', 'new');
+  assert.deepEqual(ext.list().map((e) => e.allow), [['international'], []]);
 });
 
 test('generated passwords: 12 characters, unambiguous alphabet, not repeated', () => {
@@ -62,8 +119,8 @@ test('add stores only HA1 (both algorithms) for the realm; generated password ve
   assert.throws(() => ext.add('102', { password: '' }), (e: unknown) => e instanceof ExtensionsError && e.kind === 'invalid');
   assert.throws(() => ext.add('102', { password: 'a\u0000b' }), (e: unknown) => e instanceof ExtensionsError && e.kind === 'invalid');
   assert.deepEqual(ext.list(), [
-    { number: '100', displayName: 'Alice' },
-    { number: '101', displayName: '' },
+    { number: '100', displayName: 'Alice', allow: [] },
+    { number: '101', displayName: '', allow: [] },
   ]);
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStore, DATABASE_FILE_NAME } from '../../lib/store/sqlite.js';
+import { LATEST_SCHEMA_VERSION } from '../../lib/store/migrations.js';
 import { ExtensionExistsError, StoreOpenError, type BindingRecord, type ExtensionRecord } from '../../lib/store/store.js';
 
 function tempDir(): string {
@@ -12,7 +13,7 @@ function tempDir(): string {
 }
 
 function ext(number: string, extra: Partial<ExtensionRecord> = {}): ExtensionRecord {
-  return { number, displayName: `User ${number}`, realm: 'pbx', ha1Md5: 'a'.repeat(32), ha1Sha256: 'b'.repeat(64), createdAt: 1000, ...extra };
+  return { number, displayName: `User ${number}`, realm: 'pbx', ha1Md5: 'a'.repeat(32), ha1Sha256: 'b'.repeat(64), createdAt: 1000, allow: [], ...extra };
 }
 
 function binding(aor: string, contact: string, expiresAt: number, extra: Partial<BindingRecord> = {}): BindingRecord {
@@ -164,5 +165,82 @@ test('reopening an up-to-date database runs no migration and keeps data; WAL mod
   const db = new Database(join(dir, DATABASE_FILE_NAME), { readonly: true });
   t.after(() => db.close());
   assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-  assert.deepEqual(db.prepare('SELECT version FROM schema_version').all(), [{ version: 1 }]);
+  assert.deepEqual(db.prepare('SELECT version FROM schema_version').all(), [{ version: LATEST_SCHEMA_VERSION }]);
+});
+
+test('granted classes (allow) round-trip through add, update, get, list and import; replace keeps them', (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = openSqliteStore(dir);
+  t.after(() => store.close());
+  store.addExtension(ext('100', { allow: ['international', 'mobile'] }));
+  store.addExtension(ext('101'));
+  assert.deepEqual(store.getExtension('100')?.allow, ['international', 'mobile']);
+  assert.deepEqual(store.getExtension('101')?.allow, []);
+
+  assert.equal(store.updateExtension('101', { allow: ['premium'] }), true);
+  assert.equal(store.updateExtension('100', { allow: [] }), true);
+  assert.deepEqual(store.listExtensions().map((e) => [e.number, e.allow]), [['100', []], ['101', ['premium']]]);
+  assert.equal(store.updateExtension('101', { displayName: 'Renamed' }), true);
+  assert.deepEqual(store.getExtension('101')?.allow, ['premium'], 'a patch without allow keeps it');
+
+  const counts = store.importExtensions([ext('101', { displayName: 'Imported' }), ext('102', { allow: ['mobile'] })], 'replace');
+  assert.deepEqual(counts, { added: 1, replaced: 1, skipped: 0 });
+  assert.deepEqual(store.getExtension('101'), ext('101', { displayName: 'Imported', allow: ['premium'] }));
+  assert.deepEqual(store.getExtension('102')?.allow, ['mobile']);
+});
+
+/** Migration 1 exactly as released: the schema of a database written before migration 2. */
+const SCHEMA_V1 = `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  CREATE TABLE extensions (
+    number       TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL DEFAULT '',
+    realm        TEXT NOT NULL,
+    ha1_md5      TEXT NOT NULL,
+    ha1_sha256   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE bindings (
+    aor TEXT NOT NULL, contact TEXT NOT NULL, contact_header TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    call_id TEXT NOT NULL, cseq INTEGER NOT NULL, q REAL, instance_id TEXT, reg_id INTEGER, transport TEXT NOT NULL,
+    source_address TEXT NOT NULL, source_port INTEGER NOT NULL, local_address TEXT, local_port INTEGER,
+    user_agent TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY (aor, contact)
+  );
+  CREATE INDEX bindings_expires_at ON bindings (expires_at);
+  CREATE TABLE schema_version (version INTEGER NOT NULL);
+  INSERT INTO schema_version (version) VALUES (1);`;
+
+test('a version-1 database file is upgraded in place: rows kept, every extension allowed no classes', (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const old = new Database(join(dir, DATABASE_FILE_NAME));
+  old.exec(SCHEMA_V1);
+  const insert = old.prepare(
+    `INSERT INTO extensions (number, display_name, realm, ha1_md5, ha1_sha256, created_at) VALUES (?, ?, 'pbx', ?, ?, 1000)`,
+  );
+  insert.run('100', 'Alice', 'a'.repeat(32), 'b'.repeat(64));
+  insert.run('101', 'User 101', 'a'.repeat(32), 'b'.repeat(64));
+  old.prepare(`INSERT INTO meta (key, value) VALUES ('realm', 'pbx')`).run();
+  const kept = binding('100', 'sip:100@192.0.2.1', 50_000);
+  old
+    .prepare(
+      `INSERT INTO bindings (aor, contact, contact_header, expires_at, call_id, cseq, transport, source_address, source_port, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .run(kept.aor, kept.contact, kept.contactHeader, kept.expiresAt, kept.callId, kept.cseq, kept.transport, kept.sourceAddress, kept.sourcePort, kept.updatedAt);
+  old.close();
+
+  const store = openSqliteStore(dir);
+  assert.deepEqual(store.listExtensions(), [ext('100', { displayName: 'Alice' }), ext('101')]);
+  assert.equal(store.getMeta('realm'), 'pbx');
+  assert.deepEqual(store.loadBindings(0), [kept]);
+  assert.equal(store.updateExtension('100', { allow: ['international'] }), true);
+  store.close();
+
+  const reopened = openSqliteStore(dir);
+  t.after(() => reopened.close());
+  assert.deepEqual(reopened.getExtension('100')?.allow, ['international']);
+  const db = new Database(join(dir, DATABASE_FILE_NAME), { readonly: true });
+  t.after(() => db.close());
+  assert.deepEqual(db.prepare('SELECT version FROM schema_version').all(), [{ version: 2 }]);
 });

@@ -15,9 +15,9 @@ import { parseNameAddr } from '../../sip/headers/name-addr.js';
 import { parseCSeq } from '../../sip/headers/cseq.js';
 import { createResponse } from '../../sip/message.js';
 import type { ClientTransaction, ServerTransaction } from '../../sip/transaction/layer.js';
-import { toTag as toTagOf } from '../../sip/transaction/message-keys.js';
-import type { Binding } from '../registrar.js';
-import { contactTarget } from '../contact-target.js';
+import { newBranch, toTag as toTagOf } from '../../sip/transaction/message-keys.js';
+import { authorizationFor } from '../../sip/digest-client.js';
+import type { ForkTarget } from './fork-target.js';
 import { bestFinal, bracket, contactFor, hostPortText, isReliable, quoteName, reasonValue, SDP, structuredCancel } from '../call-messages.js';
 import { answerInDialog, ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
 
@@ -51,11 +51,17 @@ export interface OutgoingCall {
   ringTimeoutMs: number;
   /** Host part of our Call-ID. */
   callIdHost: string;
+  /** From without its tag; default: the caller's number at our address. */
+  fromUri?: string;
+  /** To of the INVITE; default: the callee's number at our address. */
+  toUri?: string;
+  /** An account that answers the target's 401/407 (a trunk's; never the caller's). */
+  credentials?: { username: string; password: string };
 }
 
-/** One branch of the leg: the INVITE to one registered contact. */
+/** One branch of the leg: the INVITE to one target. */
 interface Fork {
-  binding: Binding;
+  target: ForkTarget;
   tx: ClientTransaction | null;
   invite: SipRequest;
   /** 'calling' until a provisional response, then 'proceeding'; 'done' after a final one. */
@@ -67,6 +73,8 @@ interface Fork {
   lastRSeq: number;
   /** The early dialog PRACKs are sent in. */
   early?: Dialog;
+  /** The INVITE was sent again with credentials (one answer per challenge, unless it was stale). */
+  authAnswered: boolean;
 }
 
 /**
@@ -121,10 +129,10 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
     return false;
   }
 
-  /** Sends the INVITE to every contact in parallel. */
-  start(contacts: Binding[]): void {
+  /** Sends the INVITE to every target in parallel. */
+  start(targets: ForkTarget[]): void {
     this.env.fileDialog(this.callId, this.localTag, this);
-    for (const binding of contacts) this.startFork(binding);
+    for (const target of targets) this.startFork(target);
     // The forks hold the offer now; a body may be a slice that keeps a whole pooled slab alive.
     this.call.offer = NO_BODY;
     this.call.extra = [];
@@ -152,7 +160,32 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
   }
 
   sendRequest(out: SipRequest, user: { onResponse(res: SipResponse): void; onTimeout(): void }): boolean {
-    return this.env.sendRequest(out, this.dialog.destination, user) !== null;
+    return this.sendInDialog(this.dialog, out, user);
+  }
+
+  /**
+   * A request in a dialog; a challenge to it is answered once with the leg's account (a
+   * carrier may challenge a BYE or re-INVITE as well as the INVITE).
+   */
+  private sendInDialog(d: Dialog, out: SipRequest, user: { onResponse(res: SipResponse): void; onTimeout(): void }): boolean {
+    const credentials = this.call.credentials;
+    if (!credentials) return this.env.sendRequest(out, d.destination, user) !== null;
+    let answered = false;
+    const relay = {
+      onResponse: (res: SipResponse) => {
+        if ((res.status === 401 || res.status === 407) && !answered) {
+          const auth = authorizationFor(res, credentials, out.method, out.uri, out.body);
+          if (auth) {
+            answered = true;
+            const again = reissue(out, ++d.localSeq, d.via(), auth);
+            if (this.env.sendRequest(again, d.destination, relay) !== null) return;
+          }
+        }
+        user.onResponse(res);
+      },
+      onTimeout: () => user.onTimeout(),
+    };
+    return this.env.sendRequest(out, d.destination, relay) !== null;
   }
 
   /**
@@ -190,7 +223,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
   get calleeAddress(): string {
     const f = this.winner ?? this.forks[0];
     if (!f) return '';
-    const e = contactTarget(f.binding);
+    const e = f.target.destination;
     return hostPortText(e.address, e.port);
   }
 
@@ -222,19 +255,19 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
     };
   }
 
-  private startFork(binding: Binding): void {
+  private startFork(target: ForkTarget): void {
     const { caller, callee, offer } = this.call;
-    const dest = contactTarget(binding);
-    const host = this.env.localHost(dest.address, binding.localAddress);
+    const dest = target.destination;
+    const host = this.env.localHost(dest.address, target.localAddress);
     const dialog = new Dialog({
       callId: this.callId,
       localTag: this.localTag,
       remoteTag: '',
-      localUri: `${caller.displayName ? `${quoteName(caller.displayName)} ` : ''}<sip:${caller.number}@${bracket(host)}>`,
-      remoteUri: `<sip:${callee.number}@${bracket(host)}>`,
+      localUri: this.call.fromUri ?? `${caller.displayName ? `${quoteName(caller.displayName)} ` : ''}<sip:${caller.number}@${bracket(host)}>`,
+      remoteUri: this.call.toUri ?? `<sip:${callee.number}@${bracket(host)}>`,
       localSeq: 0,
       remoteSeq: -1,
-      remoteTarget: binding.contact,
+      remoteTarget: target.requestUri,
       routeSet: [],
       destination: dest,
       contact: contactFor(host, this.env.sipPort(), dest.transport, caller.number),
@@ -248,13 +281,40 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
     // Section 16.6 step 3 spirit: a B2BUA also decrements Max-Forwards, so loops through trunks end.
     const maxForwards = this.call.maxForwards;
     req.headers.set('max-forwards', String(Number.isFinite(maxForwards) && maxForwards > 0 ? Math.min(maxForwards - 1, 70) : 69));
-    const fork: Fork = { binding, tx: null, invite: req, state: 'calling', cancelWhenProceeding: false, lastRSeq: -1 };
+    const fork: Fork = { target, tx: null, invite: req, state: 'calling', cancelWhenProceeding: false, lastRSeq: -1, authAnswered: false };
     this.forks.push(fork);
-    fork.tx = this.env.sendRequest(req, dest, {
+    this.sendForkInvite(fork);
+  }
+
+  private sendForkInvite(fork: Fork): void {
+    fork.tx = this.env.sendRequest(fork.invite, fork.target.destination, {
       onResponse: this.guardResponse(fork),
       onTimeout: this.guard(() => this.onForkFinal(fork, null)),
     });
     if (!fork.tx) this.onForkFinal(fork, null);
+  }
+
+  /**
+   * A trunk's 401/407 to our INVITE: the INVITE again with the account's credentials, the same
+   * Call-ID and From tag, the next CSeq (RFC 3261 section 22.2). Once per fork, unless the new
+   * challenge only says the nonce was stale.
+   */
+  private answerChallenge(fork: Fork, res: SipResponse): boolean {
+    const credentials = this.call.credentials;
+    if (!credentials || this.state !== 'calling' || fork.cancelWhenProceeding) return false;
+    if (fork.authAnswered && !isStale(res)) return false;
+    const inv = fork.invite;
+    const auth = authorizationFor(res, credentials, 'INVITE', inv.uri, inv.body);
+    if (!auth) return false;
+    fork.authAnswered = true;
+    const seq = (parseCSeq(inv.headers.get('cseq') ?? '')?.seq ?? 1) + 1;
+    const via = inv.headers.get('via') ?? '';
+    fork.invite = reissue(inv, seq, via.replace(/;branch=[^;,\s]*/i, `;branch=${newBranch()}`), auth);
+    fork.state = 'calling';
+    fork.lastRSeq = -1;
+    fork.early = undefined;
+    this.sendForkInvite(fork);
+    return true;
   }
 
   private guardResponse(fork: Fork): (res: SipResponse) => void {
@@ -269,7 +329,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
 
   private onForkResponse(fork: Fork, res: SipResponse): void {
     const status = res.status;
-    if (status > 100 && (this.winner === null || this.winner === fork)) this.signalIp = fork.binding.sourceAddress;
+    if (status > 100 && (this.winner === null || this.winner === fork)) this.signalIp = fork.target.signalIp;
     if (status < 200) {
       if (fork.state === 'calling') fork.state = 'proceeding';
       if (fork.cancelWhenProceeding) {
@@ -286,6 +346,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
       this.onFork2xx(fork, res);
       return;
     }
+    if ((status === 401 || status === 407) && fork.state !== 'done' && this.answerChallenge(fork, res)) return;
     this.onForkFinal(fork, res);
   }
 
@@ -337,8 +398,8 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
   /** The dialog a fork's response creates (section 12.1.2). */
   private forkDialog(fork: Fork, res: SipResponse): Dialog {
     const contact = parseNameAddr(res.headers.get('contact') ?? '')?.uri;
-    const dest = contactTarget(fork.binding);
-    const host = this.env.localHost(dest.address, fork.binding.localAddress);
+    const dest = fork.target.destination;
+    const host = this.env.localHost(dest.address, fork.target.localAddress);
     return new Dialog({
       callId: this.callId,
       localTag: this.localTag,
@@ -347,7 +408,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
       remoteUri: withoutTag(fork.invite.headers.get('to') ?? ''),
       localSeq: parseCSeq(fork.invite.headers.get('cseq') ?? '')?.seq ?? 1,
       remoteSeq: -1,
-      remoteTarget: contact ?? fork.binding.contact,
+      remoteTarget: contact ?? fork.target.requestUri,
       // Section 12.1.2: the UAC's route set is the Record-Route list of the response, reversed.
       routeSet: res.headers.list('record-route').reverse(),
       destination: dest,
@@ -389,11 +450,35 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
 
   private sendBye(d: Dialog, reason: string): void {
     const bye = d.request('BYE', { extra: [['reason', reason]] });
-    this.env.sendRequest(bye, d.destination, { onResponse: () => undefined, onTimeout: () => undefined });
+    this.sendInDialog(d, bye, { onResponse: () => undefined, onTimeout: () => undefined });
   }
 
   private clearRingTimer(): void {
     if (this.ringTimer) clearTimeout(this.ringTimer);
     this.ringTimer = undefined;
   }
+}
+
+/** The request again with credentials: a new top Via (branch), the given CSeq number, the Authorization. */
+function reissue(req: SipRequest, seq: number, via: string, auth: { name: string; value: string }): SipRequest {
+  const h = new Headers();
+  let viaDone = false;
+  const names = req.headers.names;
+  const values = req.headers.values;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (name === 'authorization' || name === 'proxy-authorization') continue;
+    if (name === 'via' && !viaDone) {
+      viaDone = true;
+      h.append('via', via);
+    } else if (name === 'cseq') h.append('cseq', `${seq} ${req.method}`);
+    else h.append(name, values[i]!);
+  }
+  h.append(auth.name, auth.value);
+  return createRequest(req.method, req.uri, h, req.body);
+}
+
+function isStale(res: SipResponse): boolean {
+  const name = res.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
+  return res.headers.getAll(name).some((v) => /\bstale\s*=\s*"?true"?/i.test(v));
 }

@@ -7,6 +7,7 @@
  */
 import dgram from 'node:dgram';
 import { BlockList, isIP } from 'node:net';
+import { addressList } from '../../config/address-entry.js';
 import { hostPort } from '../../pbx/call-recorder.js';
 import { ACK_RESULTS, callBackRequest, formatIif, parseIif, RESPONSE_RESULTS, type AckReason, type CallBackRequest, type IifMessage } from './iif.js';
 import { CallBackSession, type CallBackOutcome, type CallBackSessionDeps } from './session.js';
@@ -68,7 +69,7 @@ export class CallBackService {
 
   constructor(private readonly deps: CallBackServiceDeps, settings: CallBackSettings) {
     this.settings = { ...settings };
-    this.allowList = buildAllowList(settings.asAddress);
+    this.allowList = addressList(settings.asAddress);
   }
 
   /** The port listened on, or 0 when the service is off. */
@@ -126,7 +127,7 @@ export class CallBackService {
   /** Limits and numbers for call-backs from now on (SIGHUP); the port needs a restart. */
   setSettings(next: Pick<CallBackSettings, 'asAddress' | 'defaultCaller' | 'maxActive' | 'video'>): void {
     this.settings = { ...this.settings, ...next };
-    this.allowList = buildAllowList(next.asAddress);
+    this.allowList = addressList(next.asAddress);
   }
 
   /** Shutdown: no new call-backs; each one in progress ends and sends its RESPONSE. */
@@ -223,7 +224,9 @@ export class CallBackService {
     }
     if (!this.accepting || !this.deps.relayOn || !this.socket) return this.refuse(msg, address, port, request.id, 'unavailable');
     for (const n of [request.user1, request.user2]) {
-      if (this.deps.route(n).kind === 'not-found') return this.refuse(msg, address, port, request.id, 'unknown-number', { number: n });
+      // A restricted class is no number for an application server: call-backs are granted none.
+      const kind = this.deps.route(n).kind;
+      if (kind === 'not-found' || kind === 'restricted') return this.refuse(msg, address, port, request.id, 'unknown-number', { number: n, ...(kind === 'restricted' ? { restricted: true } : {}) });
     }
     if (this.active >= this.settings.maxActive) return this.refuse(msg, address, port, request.id, 'limit-reached', { maxActive: this.settings.maxActive });
     this.accept(request, key, msg, address, port);
@@ -355,17 +358,4 @@ function requestKey(r: CallBackRequest): string {
 }
 
 /** The allowed sources, or null when any may send. Entries were checked by the config loader. */
-export function buildAllowList(entries: readonly string[]): BlockList | null {
-  if (entries.length === 0) return null;
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [ip, bits] = entry.split('/');
-    const family = isIP(ip ?? '');
-    if (family === 0) continue;
-    const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(ip!, type);
-    else list.addSubnet(ip!, Number(bits), type);
-  }
-  return list;
-}
 

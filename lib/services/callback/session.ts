@@ -13,12 +13,14 @@ import { createResponse } from '../../sip/message.js';
 import type { ServerTransaction } from '../../sip/transaction/layer.js';
 import { CallTag, causeForFinalResponse, DEFAULT_CAUSE, parseReasonCause, type CallSummary } from '../../cdr/record.js';
 import { MediaEndpoint, type Playback } from '../../media/endpoint/endpoint.js';
-import { OutgoingLeg, type OutgoingLegOwner } from '../../pbx/legs/outgoing-leg.js';
+import { bindingTargets, type ForkTarget } from '../../pbx/legs/fork-target.js';
+import { OutgoingLeg, type OutgoingCall, type OutgoingLegOwner } from '../../pbx/legs/outgoing-leg.js';
+import type { Destination } from '../../pbx/call.js';
+import { trunkDestination } from '../../trunks/destination.js';
 import type { LegEnv } from '../../pbx/legs/leg.js';
 import { Bridge } from '../../pbx/bridge.js';
 import { MediaPath, type MediaSession } from '../../pbx/media-path.js';
 import type { Route } from '../../pbx/router.js';
-import { contactTarget } from '../../pbx/contact-target.js';
 import { isSdp } from '../../pbx/call-messages.js';
 import { audioTarget, chooseAudio } from '../ivr/ivr-sdp.js';
 import { callBackOffer } from './offer-sdp.js';
@@ -58,6 +60,12 @@ type Phase = 'starting' | 'calling1' | 'calling2' | 'bridged' | 'ended';
 
 let sessionIds = Math.floor(Math.random() * 1e9);
 
+/** Where a leg goes: a phone's contacts, or a trunk (its From, To, account and codec filter). */
+interface LegPlan {
+  targets: ForkTarget[];
+  trunk: Destination | null;
+}
+
 /** One leg as the record sees it. */
 interface LegRecord {
   leg: OutgoingLeg | null;
@@ -66,6 +74,8 @@ interface LegRecord {
   dialled: string;
   startMs: number;
   answerMs?: number;
+  /** The leg went out on a trunk (the record's party is outside). */
+  outside?: boolean;
 }
 
 export class CallBackSession {
@@ -80,6 +90,8 @@ export class CallBackSession {
   private reported = false;
   /** Where user1's offer came back from: its dialog's peer, for advertising our media to it. */
   private user1Hint: string | undefined;
+  /** Trunks the legs use (each counts the call until the session ends). */
+  private readonly trunksUsed: Destination[] = [];
 
   constructor(
     private readonly deps: CallBackSessionDeps,
@@ -114,10 +126,8 @@ export class CallBackSession {
     const route = this.deps.route(this.request.user1);
     const caller = this.request.caller1 ?? (this.deps.defaultCaller || 'anonymous');
     this.one = { leg: null, caller, number: route.number, dialled: this.request.user1, startMs: Date.now() };
-    if (route.kind !== 'extension') {
-      this.failBeforeBridge('user1-failed', route.kind === 'not-found' ? CallTag.UnknownNumber : CallTag.Unregistered, route.kind === 'not-found' ? 404 : 480);
-      return;
-    }
+    const plan = this.planLeg(route, caller, 'user1-failed');
+    if (!plan) return;
     const session = await this.deps.newMedia(this.label);
     if (this.phase !== 'starting') {
       session?.close();
@@ -137,19 +147,55 @@ export class CallBackSession {
     }
     this.endpoint = endpoint;
     const local = bind === '0.0.0.0' ? '127.0.0.1' : bind;
-    const contact = route.contacts[0]!;
+    const first = plan.targets[0]!;
     const ours = callBackOffer(local, endpoint.localPort, ++sessionIds, this.deps.video);
-    const offer = this.media.rewrite('b', Buffer.from(ours), contactTarget(contact), local, contact.localAddress);
-    this.user1Hint = contact.localAddress;
+    const offer = this.media.rewrite('b', Buffer.from(ours), first.destination, local, first.localAddress);
+    this.user1Hint = first.localAddress;
+    const call = this.outgoing(caller, route.number, offer, plan, 'user1-failed');
+    if (!call) return;
     this.phase = 'calling1';
-    const leg = new OutgoingLeg(this.deps.env, this.outgoing(caller, route.number, offer, contact.localAddress, contactTarget(contact).address), new LegEvents(this, 1));
+    const leg = new OutgoingLeg(this.deps.env, call, new LegEvents(this, 1));
     this.one.leg = leg;
     this.one.startMs = Date.now();
-    leg.start(route.contacts);
+    leg.start(plan.targets);
   }
 
-  private outgoing(caller: string, callee: string, offer: Buffer, hint: string | undefined, peer: string) {
-    return {
+  /**
+   * Where a leg to `route` goes, or null once the call-back has been reported failed: an
+   * extension's phones, or the first trunk of a dial-plan rule that can take the call (a
+   * call-back is granted no restricted class, and tries no fallback trunk).
+   */
+  private planLeg(route: Route, caller: string, failure: 'user1-failed' | 'user2-failed'): LegPlan | null {
+    switch (route.kind) {
+      case 'extension':
+        return { targets: bindingTargets(route.contacts), trunk: null };
+      case 'trunk': {
+        const trunk = trunkDestination(route.trunks.slice(0, 1), route.number, { number: caller, displayName: '' });
+        if (!trunk) {
+          this.failBeforeBridge(failure, CallTag.RoutingFailure, 503, 34);
+          return null;
+        }
+        this.trunksUsed.push(trunk);
+        const rec = failure === 'user1-failed' ? this.one : this.two;
+        if (rec) rec.outside = true;
+        return { targets: trunk.targets, trunk };
+      }
+      case 'unregistered':
+        this.failBeforeBridge(failure, CallTag.Unregistered, 480);
+        return null;
+      case 'restricted':
+        this.failBeforeBridge(failure, CallTag.RoutingFailure, 403, 21);
+        return null;
+      case 'not-found':
+        this.failBeforeBridge(failure, CallTag.UnknownNumber, 404);
+        return null;
+    }
+  }
+
+  /** The INVITE of a leg; null (and the call-back reported failed) when a trunk allows no codec of the offer. */
+  private outgoing(caller: string, callee: string, offer: Buffer, plan: LegPlan, failure: 'user1-failed' | 'user2-failed'): OutgoingCall | null {
+    const first = plan.targets[0]!;
+    const call: OutgoingCall = {
       caller: { number: caller, displayName: '' },
       callee: { number: callee },
       offer,
@@ -158,8 +204,23 @@ export class CallBackSession {
       maxForwards: 70,
       reliableProvisionals: false,
       ringTimeoutMs: this.deps.env.noAnswerMs,
-      callIdHost: this.deps.env.localHost(peer, hint),
+      callIdHost: this.deps.env.localHost(first.destination.address, first.localAddress),
     };
+    const trunk = plan.trunk;
+    if (!trunk) return call;
+    if (trunk.filterOffer) {
+      const filtered = trunk.filterOffer(offer.toString('utf8'));
+      if (filtered === null) {
+        this.failBeforeBridge(failure, CallTag.CalleeRejected, 488, 65);
+        return null;
+      }
+      call.offer = Buffer.from(filtered, 'utf8');
+    }
+    if (trunk.fromUri !== undefined) call.fromUri = trunk.fromUri;
+    if (trunk.toUri !== undefined) call.toUri = trunk.toUri;
+    if (trunk.credentials) call.credentials = trunk.credentials;
+    if (trunk.extra) call.extra = [...trunk.extra];
+    return call;
   }
 
   /** @internal LegEvents: a leg's 2xx. */
@@ -203,16 +264,16 @@ export class CallBackSession {
     const route = this.deps.route(this.request.user2);
     const caller = this.request.caller2 ?? this.one!.number;
     this.two = { leg: null, caller, number: route.number, dialled: this.request.user2, startMs: Date.now() };
-    if (route.kind !== 'extension') {
-      this.failBeforeBridge('user2-failed', route.kind === 'not-found' ? CallTag.UnknownNumber : CallTag.Unregistered, route.kind === 'not-found' ? 404 : 480);
-      return;
-    }
-    const contact = route.contacts[0]!;
+    const plan = this.planLeg(route, caller, 'user2-failed');
+    if (!plan) return;
+    const first = plan.targets[0]!;
     // user2 is offered what user1 answered: whatever it accepts of that, user1 already sends.
-    const offer = media.rewrite('a', answer, contactTarget(contact), leg.signalIp, contact.localAddress);
-    const leg2 = new OutgoingLeg(this.deps.env, this.outgoing(caller, route.number, offer, contact.localAddress, contactTarget(contact).address), new LegEvents(this, 2));
+    const offer = media.rewrite('a', answer, first.destination, leg.signalIp, first.localAddress);
+    const call = this.outgoing(caller, route.number, offer, plan, 'user2-failed');
+    if (!call) return;
+    const leg2 = new OutgoingLeg(this.deps.env, call, new LegEvents(this, 2));
     this.two.leg = leg2;
-    leg2.start(route.contacts);
+    leg2.start(plan.targets);
   }
 
   private user2Answered(leg: OutgoingLeg, res: SipResponse): void {
@@ -356,6 +417,7 @@ export class CallBackSession {
       calleeAddress: rec.leg?.calleeAddress ?? '',
       codec: rec.answerMs !== undefined ? this.codec : '',
       media: rec.answerMs !== undefined ? media : '',
+      partyKind: rec.outside ? 'outside' : 'local',
     };
     if (rec.answerMs !== undefined) summary.answerMs = rec.answerMs;
     this.deps.record(summary, rec.answerMs !== undefined);
@@ -365,6 +427,7 @@ export class CallBackSession {
     if (this.reported) return;
     this.reported = true;
     this.phase = 'ended';
+    for (const t of this.trunksUsed) t.release?.();
     this.deps.finished(this, outcome);
   }
 }

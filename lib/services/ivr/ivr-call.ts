@@ -22,6 +22,7 @@ import { SdpError } from '../../media/sdp.js';
 import { MediaEndpoint, type Playback } from '../../media/endpoint/endpoint.js';
 import { parseDtmfInfo } from '../../media/endpoint/dtmf.js';
 import { IncomingLeg, type IncomingLegOwner } from '../../pbx/legs/incoming-leg.js';
+import { bindingTargets } from '../../pbx/legs/fork-target.js';
 import { OutgoingLeg, type OutgoingLegOwner } from '../../pbx/legs/outgoing-leg.js';
 import type { LegEnv } from '../../pbx/legs/leg.js';
 import { Bridge } from '../../pbx/bridge.js';
@@ -297,7 +298,7 @@ export class IvrCall implements IncomingLegOwner {
         callIdHost: this.deps.env.localHost(this.source.address, this.leg.hint),
       }, onward);
       onward.leg = leg;
-      leg.start(route.contacts);
+      leg.start(bindingTargets(route.contacts));
     });
   }
 

@@ -83,10 +83,11 @@ export class IvrService {
   /**
    * Runs the IVR bound to `dialled` for this INVITE (the caller is authenticated), or refuses it:
    * 404 when the number's file is missing or invalid (logged with why), 486 beyond maxSessions.
+   * `file`: run this IVR file instead (a trunk's DID bound to `ivr:FILE`).
    */
-  offer(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: { number: string; displayName: string }, dialled: string, toTag: string): void {
+  offer(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: { number: string; displayName: string }, dialled: string, toTag: string, file?: string): void {
     const number = normaliseDialled(dialled);
-    const fileName = this.numbers.get(number)!;
+    const fileName = file ?? this.numbers.get(number)!;
     const startMs = Date.now();
     const refuse = (status: number, tag: CallTag, reason?: string) => {
       const cause = DEFAULT_CAUSE[tag];
