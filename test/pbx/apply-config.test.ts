@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer } from '../helpers/server.js';
-import { audioSdp, registeredPair } from '../helpers/phone.js';
+import { audioSdp, Phone, registeredPair } from '../helpers/phone.js';
+import { dialRule, trunkConfig } from '../helpers/trunks.js';
 
 test('a reloaded configuration applies call limits live and names the keys that need a restart', async () => {
   const srv = await startTestServer({ users: [['951', 'pw951'], ['952', 'pw952']], configure: (c) => (c.auth.algorithms = ['MD5']) });
@@ -29,6 +30,38 @@ test('a reloaded configuration applies call limits live and names the keys that 
   } finally {
     a.close();
     b.close();
+    await srv.stop();
+  }
+});
+
+test('a reloaded dial plan and classes apply to the next call; a changed trunk list needs a restart', async () => {
+  const carrier = await Phone.open('carrier', '', 0);
+  const srv = await startTestServer({
+    users: [['961', 'pw961']],
+    configure: (c) => {
+      c.auth.algorithms = ['MD5'];
+      c.trunks = [trunkConfig({ name: 'out', kind: 'peer', port: carrier.port })];
+    },
+  });
+  const a = await Phone.open('961', 'pw961', srv.port);
+  await a.register();
+  try {
+    const before = await a.invite('95551234', audioSdp(45100));
+    assert.equal((await before.final()).status, 404, 'no rule yet: an unknown number');
+    const next = structuredClone(srv.config);
+    next.dialplan = [dialRule({ match: '9', strip: 1, trunk: 'out' })];
+    next.trunks = [{ ...next.trunks[0]!, maxCalls: 3 }];
+    const result = srv.server.applyConfig(next);
+    assert.deepEqual(result.applied, ['dialplan']);
+    assert.deepEqual(result.needsRestart, ['trunks']);
+    const after = await a.invite('95551234', audioSdp(45110));
+    const inc = await carrier.incoming();
+    assert.match(inc.invite.uri, /^sip:5551234@127\.0\.0\.1:/);
+    inc.reject(486, 'Busy Here');
+    assert.equal((await after.final()).status, 486);
+  } finally {
+    a.close();
+    carrier.close();
     await srv.stop();
   }
 });

@@ -295,3 +295,28 @@ test('a call-back reaches an outside number through the dial plan, but no restri
     as.close();
   }
 });
+
+test('a tel: Request-URI from the trunk is a number too: separators and the + are dropped before the DID map', async () => {
+  const a = await phone('100');
+  const callId = `tel-${branch()}`;
+  carrier.send(
+    [
+      'INVITE tel:+555-0100 SIP/2.0',
+      `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=${branch()}`,
+      'Max-Forwards: 70',
+      `From: <tel:+33123456789>;tag=${branch()}`,
+      'To: <tel:+555-0100>',
+      `Call-ID: ${callId}`,
+      'CSeq: 1 INVITE',
+      `Contact: <sip:carrier@127.0.0.1:${carrier.port}>`,
+      'Content-Type: application/sdp',
+    ],
+    audioSdp(41160),
+    srv.port,
+  );
+  const inc = await a.incoming();
+  inc.reject(486, 'Busy Here');
+  const res = await carrier.waitResponse((r) => r.headers.get('call-id') === callId && r.status >= 200);
+  assert.equal(res.status, 486);
+  assert.equal(cdrOf(srv.dataDir, callId)?.dialled, '5550100');
+});
