@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor, keepAlive } from '../helpers/keep-alive.js';
+import { trunkConfig } from '../helpers/trunks.js';
 import { TrunkRegistration, refreshDelayMs, type RegistrationEnv, type RegistrationState } from '../../lib/trunks/registration.js';
 import type { TrunkConfig } from '../../lib/trunks/config.js';
 import { challengeHeaderValues, parseCredentials } from '../../lib/sip/digest.js';
@@ -104,29 +105,7 @@ class Harness {
 }
 
 function trunkFor(port: number, over: Partial<TrunkConfig> = {}): TrunkConfig {
-  return {
-    name: 'carrier',
-    kind: 'register',
-    host: '127.0.0.1',
-    port,
-    transport: 'udp',
-    username: '5001',
-    password: PASSWORD,
-    authUsername: '',
-    fromUser: '',
-    fromDomain: '',
-    expires: 600,
-    allow: [],
-    maxCalls: 0,
-    codecs: [],
-    requestUriParams: '',
-    telUri: false,
-    callerId: 'extension',
-    options: 0,
-    stripPlus: false,
-    did: {},
-    ...over,
-  };
+  return trunkConfig({ name: 'carrier', kind: 'register', port, username: '5001', password: PASSWORD, requestUriParams: '', stripPlus: false, ...over });
 }
 
 const contactUri = () => `sip:5001@127.0.0.1:${pbx.server.stack.dialogPort}`;
