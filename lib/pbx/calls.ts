@@ -62,6 +62,8 @@ export class CallManager {
   private readonly byInviteTx = new Map<ServerTransaction, Call>();
   private readonly waitingForMedia = new Map<ServerTransaction, Admission>();
   private readonly perExtension = new Map<string, number>();
+  /** The extensions each call counts against `calls.maxPerExtension`. */
+  private readonly extensionsOf = new Map<Call, readonly string[]>();
   private readonly calls = new Set<Call>();
   /** What calls need from the server (also the IVR's legs: they file their dialogs here). */
   readonly env: CallEnv;
@@ -156,12 +158,12 @@ export class CallManager {
       case 'trunk': {
         const trunks = route.trunks;
         const number = route.number;
-        this.admit(tx, toTag, { ...base, route: `trunk:${trunks[0]!.name}`, partyKind: 'outside' }, { number, displayName: '' }, () => trunkDestination(trunks, number, caller));
+        this.admit(tx, toTag, { ...base, route: `trunk:${trunks[0]!.name}`, partyKind: 'outside' }, { number, displayName: '' }, [caller.number], () => trunkDestination(trunks, number, caller));
         return;
       }
       case 'extension': {
         const destination: Destination = { targets: bindingTargets(route.contacts), route: 'local' };
-        this.admit(tx, toTag, base, { number: route.number, displayName: route.extension.displayName }, () => destination);
+        this.admit(tx, toTag, base, { number: route.number, displayName: route.extension.displayName }, [caller.number, route.number], () => destination);
         return;
       }
     }
@@ -217,7 +219,9 @@ export class CallManager {
       this.refuse(tx, base, callee.number, 480, CallTag.Unregistered, toTag);
       return;
     }
-    this.admit(tx, toTag, base, callee, () => {
+    // A ring group is not counted per extension: one busy member must not stop the others ringing.
+    const counted = target.numbers.length === 1 ? target.numbers : [];
+    this.admit(tx, toTag, base, callee, counted, () => {
       trunk.active++;
       let released = false;
       return {
@@ -233,12 +237,20 @@ export class CallManager {
   }
 
   /** Limits, then ports, then the Call. */
-  private admit(tx: ServerTransaction, toTag: string, base: AttemptBase, callee: { number: string; displayName: string }, destination: () => Destination | null): void {
+  private admit(
+    tx: ServerTransaction,
+    toTag: string,
+    base: AttemptBase,
+    callee: { number: string; displayName: string },
+    /** The extensions taking part (an outside number is nobody's extension). */
+    extensions: readonly string[],
+    destination: () => Destination | null,
+  ): void {
     if (this.totalCalls() >= this.deps.limits.maxTotal) {
       this.refuse(tx, base, callee.number, 503, CallTag.RoutingFailure, toTag, 'Service Unavailable (call limit reached)', 34);
       return;
     }
-    if (this.count(base.caller) >= this.deps.limits.maxPerExtension || this.count(callee.number) >= this.deps.limits.maxPerExtension) {
+    if (extensions.some((n) => this.count(n) >= this.deps.limits.maxPerExtension)) {
       this.refuse(tx, base, callee.number, 486, CallTag.Busy, toTag);
       return;
     }
@@ -249,7 +261,7 @@ export class CallManager {
       this.deps.env.log('warn', 'call.media_error', { error: (err as Error).message });
       media = undefined;
     }
-    const admit: Admission = { base, tx, toTag, callee, destination };
+    const admit: Admission = { base, tx, toTag, callee, destination, extensions };
     if (media instanceof Promise) this.admitWhenMediaReady(admit, media);
     else this.admitWithMedia(admit, media);
   }
@@ -261,8 +273,7 @@ export class CallManager {
    */
   private admitWhenMediaReady(admit: Admission, pending: Promise<MediaSession | null | undefined>): void {
     this.waitingForMedia.set(admit.tx, admit);
-    this.adjust(admit.base.caller, 1);
-    this.adjust(admit.callee.number, 1);
+    for (const n of admit.extensions) this.adjust(n, 1);
     const settle = (media: MediaSession | null | undefined) => {
       if (!this.waitingForMedia.has(admit.tx)) {
         media?.close();
@@ -284,8 +295,7 @@ export class CallManager {
   /** The admission no longer waits for its ports: it is refused now, or goes on to a Call. */
   private stopWaiting(admit: Admission, refusal?: { status: 487; cancel: SipRequest } | { status: 503 }): void {
     this.waitingForMedia.delete(admit.tx);
-    this.adjust(admit.base.caller, -1);
-    this.adjust(admit.callee.number, -1);
+    for (const n of admit.extensions) this.adjust(n, -1);
     if (refusal?.status === 487) {
       const cause = parseReasonCause(refusal.cancel.headers.getAll('reason').join(', ')) ?? DEFAULT_CAUSE[CallTag.CallerCancel];
       this.refuse(admit.tx, admit.base, admit.callee.number, 487, CallTag.CallerCancel, admit.toTag, undefined, cause);
@@ -313,8 +323,8 @@ export class CallManager {
     call.partyKind = base.partyKind;
     this.calls.add(call);
     this.byInviteTx.set(tx, call);
-    this.adjust(caller.number, 1);
-    this.adjust(callee.number, 1);
+    for (const n of admit.extensions) this.adjust(n, 1);
+    this.extensionsOf.set(call, admit.extensions);
     this.stats.started++;
     this.stats.active = this.calls.size;
     if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.started', { callId: call.callId, caller: caller.number, callee: callee.number, route: destination.route, targets: destination.targets.length });
@@ -388,8 +398,8 @@ export class CallManager {
   private onEnded(call: Call, outcome: CallOutcome): void {
     if (!this.calls.delete(call)) return;
     this.byInviteTx.delete(call.inviteTx);
-    this.adjust(call.caller.number, -1);
-    this.adjust(call.callee.number, -1);
+    for (const n of this.extensionsOf.get(call) ?? []) this.adjust(n, -1);
+    this.extensionsOf.delete(call);
     this.stats.active = this.calls.size;
     if (call.answerMs !== undefined) this.stats.answered++;
     if (this.deps.env.logs('info')) this.deps.env.log('info', 'call.ended', {
@@ -445,7 +455,10 @@ interface Admission {
   callee: { number: string; displayName: string };
   /** Where the callee's leg goes, chosen once the ports are there (a trunk's count starts then). */
   destination: () => Destination | null;
+  /** The extensions taking part, counted against `calls.maxPerExtension`. */
+  extensions: readonly string[];
 }
+
 
 function describeTarget(t: DidTarget): string {
   return t.kind === 'ivr' ? `ivr:${t.file}` : t.numbers.join(',');

@@ -34,6 +34,8 @@ export interface Dialler {
   grants: readonly string[];
 }
 
+const DIAL_STRING = /^\+?[0-9*#]{1,64}$/;
+
 export class Router {
   private plan = new DialPlan([]);
   private classes: Record<string, DialClass> = {};
@@ -58,7 +60,8 @@ export class Router {
       if (contacts.length === 0) return { kind: 'unregistered', number, extension };
       return { kind: 'extension', number, extension, contacts };
     }
-    if (!dialler) return { kind: 'not-found', number };
+    // Only a dial string goes to a trunk: what a URI escape can smuggle in (a@b) never does.
+    if (!dialler || !DIAL_STRING.test(number)) return { kind: 'not-found', number };
     const hit = this.plan.match(number);
     if (!hit) return { kind: 'not-found', number };
     const { rule, analysed } = hit;

@@ -202,6 +202,9 @@ test('toll fraud: strangers are challenged whatever they claim, and never reach 
   assert.equal(r.status, 403);
   // An extension dialling the carrier's host directly only reaches what number analysis allows.
   const a = await phone('100');
+  // A URI escape cannot smuggle another host into the trunk's Request-URI: only dial strings go out.
+  const smuggled = await a.invite('9a%40evil.example', audioSdp(41105));
+  assert.equal((await smuggled.final()).status, 404);
   const direct = await a.invite('5550123', audioSdp(41110));
   assert.equal((await direct.final()).status, 404);
   assert.equal((await invitesAt(carrier, 300)).length, 0, 'the carrier saw no INVITE');
