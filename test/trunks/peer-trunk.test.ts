@@ -4,6 +4,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { audioSdp, Phone, PhoneBook } from '../helpers/phone.js';
 import { cdrOf, cdrRows } from '../helpers/cdr-files.js';
 import { AsPeer } from '../helpers/as-peer.js';
+import { waitFor } from '../helpers/keep-alive.js';
 import { branch } from '../helpers/sip-peer.js';
 import { dialRule, trunkConfig } from '../helpers/trunks.js';
 import type { SipRequest } from '../../lib/sip/message.js';
@@ -15,6 +16,7 @@ let srv: TestServer;
 let carrier: Phone; // peer trunk "carrier": answers what the test tells it
 let backup: Phone; // peer trunk "backup": the fallback of some rules
 let stranger: Phone; // no account anywhere
+let refusing: Phone; // a provider that refuses the PBX's registration: its trunk is down
 const book = new PhoneBook(() => srv.port);
 const phone = (user: string): Promise<Phone> => book.get(user);
 
@@ -22,6 +24,7 @@ before(async () => {
   carrier = await Phone.open('carrier', '', 0);
   backup = await Phone.open('backup', '', 0);
   stranger = await Phone.open('stranger', '', 0);
+  refusing = await Phone.open('refusing', '', 0);
   srv = await startTestServer({
     users: [['100', 'pw100'], ['101', 'pw101'], ['102', 'pw102'], ['103', 'pw103']],
     configure: (c) => {
@@ -30,6 +33,7 @@ before(async () => {
       c.trunks = [
         trunkConfig({ name: 'carrier', kind: 'peer', port: carrier.port, requestUriParams: 'user=phone', did: { '5550100': { kind: 'extensions', numbers: ['100'] }, '5550199': { kind: 'extensions', numbers: ['101', '100'] } } }),
         trunkConfig({ name: 'backup', kind: 'peer', port: backup.port, maxCalls: 1, codecs: ['PCMA'], callerId: 'anonymous', telUri: true }),
+        trunkConfig({ name: 'refusing', kind: 'register', port: refusing.port, username: 'acct', password: 'wrong' }),
       ];
       c.classes = { international: { restricted: true } };
       c.dialplan = [
@@ -37,6 +41,7 @@ before(async () => {
         dialRule({ match: '0[1-9]XXXXX', strip: 1, prepend: '44', trunk: 'carrier' }),
         dialRule({ match: '7', strip: 1, trunk: 'carrier', fallback: 'backup' }),
         dialRule({ match: '8', strip: 1, trunk: 'backup' }),
+        dialRule({ match: '6', strip: 1, trunk: 'refusing', fallback: 'backup' }),
         dialRule({ match: '9', strip: 1, trunk: 'carrier' }),
       ];
     },
@@ -47,7 +52,7 @@ before(async () => {
 
 after(async () => {
   book.closeAll();
-  for (const p of [carrier, backup, stranger]) p.close();
+  for (const p of [carrier, backup, stranger, refusing]) p.close();
   await srv.stop();
 });
 
@@ -143,6 +148,21 @@ test('fallback: the first trunk answers 503, the call goes out on the fallback, 
   const rec = cdrOf(srv.dataDir, call.dialog.callId);
   assert.equal(rec?.route, 'trunk:backup');
   assert.equal(rec?.fci, 'callTag=2;cause=16');
+});
+
+test('fallback: a trunk that is down (its registration refused) is skipped, the call goes out on the fallback at once', async () => {
+  const register = await refusing.waitRequest('REGISTER');
+  refusing.respond(register, 403, 'Forbidden');
+  const trunk = srv.server.trunks.get('refusing')!;
+  await waitFor(() => !trunk.up, 'the refused trunk marked down');
+  const a = await phone('100');
+  const call = await a.invite('6777', audioSdp(41165));
+  const inc = await backup.incoming();
+  assert.equal(inc.invite.uri, 'tel:777');
+  inc.reject(486, 'Busy Here');
+  assert.equal((await call.final()).status, 486);
+  assert.equal((await invitesAt(refusing, 200)).length, 0, 'nothing was sent to the trunk that is down');
+  assert.equal(cdrOf(srv.dataDir, call.dialog.callId)?.route, 'trunk:backup');
 });
 
 test('maxCalls: a trunk that carries its one call refuses the next with 503 and cause 34, the trunk sees nothing of it', async () => {
