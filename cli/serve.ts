@@ -11,6 +11,8 @@ interface ServeArgs {
   bind?: string;
   'sip-port'?: number;
   'callback-port'?: number;
+  'admin-listen'?: string;
+  'event-channel-port'?: number;
   'log-format'?: 'auto' | 'text' | 'json';
   'log-level'?: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -30,6 +32,8 @@ export function resolveServeConfig(args: ServeArgs): Config {
   }
   if (args['sip-port'] !== undefined) config.sip.port = args['sip-port'];
   if (args['callback-port'] !== undefined) config.callback.port = args['callback-port'];
+  if (args['admin-listen'] !== undefined) config.admin.listen = args['admin-listen'];
+  if (args['event-channel-port'] !== undefined) config.eventChannel.port = args['event-channel-port'];
   if (args['log-format'] !== undefined) config.log.format = args['log-format'];
   if (args['log-level'] !== undefined) config.log.level = args['log-level'];
   return config;
@@ -45,6 +49,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('bind', { type: 'string', describe: 'Listen only on this address (IPv4 or IPv6); default all of 0.0.0.0 and ::' })
       .option('sip-port', { type: 'number', describe: 'SIP port for UDP and TCP (0 picks a free one); default 5060' })
       .option('callback-port', { type: 'number', describe: 'UDP port of the call-back service (0 turns it off); default 5080' })
+      .option('admin-listen', { type: 'string', describe: 'host:port of the admin API and /metrics ("" turns it off, port 0 picks a free one); default 127.0.0.1:8080' })
+      .option('event-channel-port', { type: 'number', describe: 'TCP port of the WebSocket event channel (0 turns it off); default 5080' })
       .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'Log lines as text or JSON (auto: text on a terminal)' })
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'Lowest level logged' })
       .check((a) => {
@@ -52,6 +58,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         if (p !== undefined && (!Number.isInteger(p) || p < 0 || p > 65535)) return `--sip-port must be 0..65535, got ${String(p)}`;
         const c = a['callback-port'];
         if (c !== undefined && (!Number.isInteger(c) || c < 0 || c > 65535)) return `--callback-port must be 0..65535, got ${String(c)}`;
+        const e = a['event-channel-port'];
+        if (e !== undefined && (!Number.isInteger(e) || e < 0 || e > 65535)) return `--event-channel-port must be 0..65535, got ${String(e)}`;
+        const l = a['admin-listen'];
+        if (l !== undefined && l !== '' && !/^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/.test(l)) return `--admin-listen must be host:port (or "" for off), got ${l}`;
         return true;
       }) as unknown as Argv<ServeArgs>,
   handler: async (args) => {

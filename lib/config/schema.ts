@@ -247,6 +247,36 @@ export const SCHEMA = {
       doc: 'Offer user1 a video stream too (H.264, VP8), so that two video phones get video once bridged. Off by default: user1 is offered video before anyone knows whether user2 has it.',
     },
   },
+  admin: {
+    listen: {
+      type: 'string',
+      default: '127.0.0.1:8080',
+      pattern: /^$|^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/,
+      patternHint: 'host:port such as 127.0.0.1:8080 ([::1]:8080 for IPv6), or "" for off',
+      doc: 'HTTP address of the admin API, the event stream and /metrics (docs/ADMIN.md); "" turns it off. Every request needs the bearer token the server writes to <data dir>/admin.token. Needs a restart.',
+    },
+    metricsToken: {
+      type: 'bool',
+      default: true,
+      doc: 'GET /metrics needs the token too; false serves it without, for a Prometheus scraper on a trusted network.',
+    },
+  },
+  eventChannel: {
+    port: {
+      type: 'int',
+      default: 5080,
+      min: 0,
+      max: 65535,
+      doc: 'TCP port of the WebSocket event channel (miniSIPServer compatible, docs/ADMIN.md), at the SIP bind address; 0: off. TCP, so it does not collide with the call-back service on UDP 5080. Needs a restart.',
+    },
+    allow: {
+      type: 'strings',
+      default: ['127.0.0.1'],
+      check: addressEntryProblem,
+      scalarList: true,
+      doc: 'Addresses (IPs or CIDR ranges) allowed to connect to the event channel; others are refused at the handshake.',
+    },
+  },
   data: {
     dir: { type: 'string', default: './data', doc: 'Data folder: the SQLite store, CDR files.' },
   },

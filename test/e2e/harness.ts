@@ -47,6 +47,9 @@ export async function startServe(dataDir: string, extra: string[] = [], opts: { 
   }
   // The call-back service's default port (5080) would be shared by servers started side by side.
   if (!extra.includes('--callback-port')) extra = [...extra, '--callback-port', '0'];
+  // So would the admin listener's (8080) and the event channel's (TCP 5080).
+  if (!extra.includes('--admin-listen')) extra = [...extra, '--admin-listen', '127.0.0.1:0'];
+  if (!extra.includes('--event-channel-port')) extra = [...extra, '--event-channel-port', '0'];
   const child = spawn(process.execPath, [BIN, 'serve', '--bind', '127.0.0.1', '--sip-port', '0', '--data-dir', dataDir, '--log-format', 'json', ...extra], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],

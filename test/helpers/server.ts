@@ -35,6 +35,9 @@ export async function startTestServer(
   // The last port of the claim is the call-back service's (the relay keeps to whole pairs below).
   config.media.portMax = media.portMax - 2;
   config.callback.port = media.portMax;
+  // Off unless a test turns them on (then on port 0): test files run side by side.
+  config.admin.listen = '';
+  config.eventChannel.port = 0;
   opts.configure?.(config);
   const logLines: string[] = [];
   const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
