@@ -102,6 +102,12 @@ function writeFully(fd: number, data: Buffer): void {
 }
 
 export class CdrWriter {
+  /**
+   * `written`: records appended to every file of the format; `errors`: appends that failed, the
+   * record missing from that file (with format `both`, a record that reached only one of its two
+   * files counts one error and is not counted as written). Read by the metrics.
+   */
+  readonly counts = { written: 0, errors: 0 };
   private readonly files: DailyFile[];
   private readonly now: () => Date;
 
@@ -116,15 +122,19 @@ export class CdrWriter {
   write(rec: CdrRecord): void {
     const now = this.now();
     const stem = dailyFileStem(now);
+    let failed = false;
     for (const file of this.files) {
       try {
         file.append(stem, rec, now);
       } catch (err) {
+        failed = true;
+        this.counts.errors++;
         file.close(); // reopened (and the tail re-checked) on the next write
         if (!this.opts.onError) throw err;
         this.opts.onError(err as Error);
       }
     }
+    if (!failed) this.counts.written++;
   }
 
   close(): void {

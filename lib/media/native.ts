@@ -7,6 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { addonPath, loadAddon } from '../platform/native-addon.js';
 import type { RelayBackend } from './backend.js';
+import type { RelayTotals } from './relay.js';
 
 export const NATIVE_BUILD_COMMAND = 'node scripts/build-native.mjs';
 const ADDON_PATH = join('native', 'relay', 'build', 'Release', 'relay.node');
@@ -64,6 +65,14 @@ export class NativeBackend implements RelayBackend {
   private readonly handle: Handle;
   private readonly stats: Float64Array;
   private closed = false;
+  /** Slots open now: totals() adds up their counters. */
+  private readonly open = new Set<number>();
+  /**
+   * What slots counted before the addon zeroed their counters (reset) or they were closed. The
+   * addon keeps no running totals of its own: packets its thread counts on a slot between our
+   * read here and the reset are not in the totals (a call's last stray packets, if any).
+   */
+  private readonly retired: RelayTotals = { packets: 0, bytes: 0, dropped: 0 };
 
   constructor(
     private readonly addon: NativeAddon,
@@ -83,6 +92,7 @@ export class NativeBackend implements RelayBackend {
     if (this.closed) throw new Error('relay engine is closed');
     const slot = this.addon.openSocket(this.handle, this.bindAddress, port);
     if (slot < 0) throw errnoError(slot, port);
+    this.open.add(slot);
     return slot;
   }
 
@@ -110,11 +120,30 @@ export class NativeBackend implements RelayBackend {
     return this.addon.now(this.handle);
   }
 
+  /** Packets and bytes forwarded and packets dropped by every socket since the engine started. */
+  totals(): RelayTotals {
+    const t = { ...this.retired };
+    for (const slot of this.open) {
+      t.packets += this.forwarded(slot);
+      t.bytes += this.forwardedBytes(slot);
+      t.dropped += this.dropped(slot);
+    }
+    return t;
+  }
+
+  private retire(slot: number): void {
+    this.retired.packets += this.forwarded(slot);
+    this.retired.bytes += this.forwardedBytes(slot);
+    this.retired.dropped += this.dropped(slot);
+  }
+
   resetSocket(slot: number): void {
+    if (this.open.has(slot)) this.retire(slot);
     this.addon.resetSocket(this.handle, slot);
   }
 
   closeSocket(slot: number): void {
+    if (this.open.delete(slot)) this.retire(slot);
     if (!this.closed) this.addon.closeSocket(this.handle, slot);
   }
 

@@ -2,6 +2,7 @@
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { RELATCH_SILENCE_MS, type RelayBackend, type RelayLogger } from './backend.js';
+import type { RelayTotals } from './relay.js';
 
 const RECV_BUFFER_BYTES = 1 << 20;
 
@@ -32,6 +33,8 @@ export class NodeBackend implements RelayBackend {
   readonly kind = 'node' as const;
   private readonly sockets = new Map<number, SocketState>();
   private nextSlot = 0;
+  /** What sockets counted before their counters were zeroed (reset) or they were closed. */
+  private readonly retired: RelayTotals = { packets: 0, bytes: 0, dropped: 0 };
 
   constructor(
     private readonly bindAddress: string,
@@ -131,8 +134,26 @@ export class NodeBackend implements RelayBackend {
     return performance.now();
   }
 
+  /** Packets and bytes forwarded and packets dropped by every socket since the engine started. */
+  totals(): RelayTotals {
+    const t = { ...this.retired };
+    for (const s of this.sockets.values()) {
+      t.packets += s.forwarded;
+      t.bytes += s.bytes;
+      t.dropped += s.dropped;
+    }
+    return t;
+  }
+
+  private retire(s: SocketState): void {
+    this.retired.packets += s.forwarded;
+    this.retired.bytes += s.bytes;
+    this.retired.dropped += s.dropped;
+  }
+
   resetSocket(slot: number): void {
     const old = this.mustGet(slot);
+    this.retire(old);
     if (old.peer?.peer === old) old.peer.peer = null;
     old.peer = null;
     const fresh = new SocketState(old.socket);
@@ -144,6 +165,7 @@ export class NodeBackend implements RelayBackend {
   closeSocket(slot: number): void {
     const s = this.sockets.get(slot);
     if (!s) return;
+    this.retire(s);
     this.sockets.delete(slot);
     if (s.peer?.peer === s) s.peer.peer = null;
     s.peer = null;

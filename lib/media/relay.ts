@@ -44,6 +44,19 @@ export interface StreamStats {
   dropped: number;
 }
 
+/** What the relay did since it opened, over all its ports (MediaRelay.totals()). */
+export interface RelayTotals {
+  /** Packets (RTP and RTCP) that arrived and were forwarded. */
+  packets: number;
+  /** Their bytes (UDP payload). */
+  bytes: number;
+  /** Packets that arrived and were dropped: strangers after latching, no target yet, hold, send failures, late packets of ended calls. */
+  dropped: number;
+}
+
+/** Both engines keep running totals across their sockets' resets. */
+type CountingBackend = RelayBackend & { totals(): RelayTotals };
+
 /** m= lines relayed per session; lines beyond are answered with port 0. */
 export const MAX_STREAMS = 8;
 const DEFAULT_RESERVE_PAIRS = 64;
@@ -78,7 +91,7 @@ export class MediaRelay {
   private readonly limits: LimitReporter;
 
   private constructor(
-    private readonly backend: RelayBackend,
+    private readonly backend: CountingBackend,
     private readonly supply: PairSupply,
     private readonly maxSessions: number,
     private readonly inactivityMs: number,
@@ -120,6 +133,15 @@ export class MediaRelay {
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /**
+   * Packets and bytes forwarded and packets dropped since the relay opened, over every port
+   * (calls in progress, ended ones, idle pairs): monotonic, cheap enough for each scrape (it adds
+   * up the counters of the open sockets).
+   */
+  totals(): RelayTotals {
+    return this.backend.totals();
   }
 
   /** The most sessions at once (one per call with media). */
@@ -272,7 +294,7 @@ function checkOptions(opts: MediaRelayOptions): void {
   if (!['auto', 'native', 'node'].includes(opts.engine)) throw new RangeError(`media relay: unknown engine ${String(opts.engine)}`);
 }
 
-function chooseBackend(opts: MediaRelayOptions, maxSockets: number): RelayBackend {
+function chooseBackend(opts: MediaRelayOptions, maxSockets: number): CountingBackend {
   if (opts.engine === 'node') return new NodeBackend(opts.bind, opts.logger);
   const addon = loadNativeAddon();
   if (addon) return new NativeBackend(addon, opts.bind, maxSockets);

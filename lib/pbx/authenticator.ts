@@ -34,6 +34,11 @@ export interface AuthenticatorOptions {
  * answer gets the same 403 either way.
  */
 export class Authenticator {
+  /**
+   * Answers refused with 403 'wrong credentials' (a password guessed wrong, or an unknown user):
+   * a plain number on the failure path, read by the metrics when scraped.
+   */
+  wrongCredentials = 0;
   private readonly opaque: string;
   private readonly algorithms: readonly DigestAlgorithm[];
 
@@ -81,6 +86,7 @@ export class Authenticator {
           : ext.ha1Md5
         : decoyHA1(algorithm, creds.username, this.opts.realm, this.opts.secret);
     if (!verifyResponse(creds, req.method, ha1)) {
+      this.wrongCredentials++;
       return { ok: false, response: createResponse(req, 403, 'Forbidden', toTag), reason: 'wrong credentials' };
     }
     // RFC 7616 section 3.4: a nonce-count that does not increase is a replay; challenge afresh.

@@ -97,6 +97,11 @@ export class CallRecorder {
     );
   }
 
+  /** Records written to the CDR files and failed appends since start (CdrWriter.counts, live). */
+  get counts(): { readonly written: number; readonly errors: number } {
+    return this.writer.counts;
+  }
+
   close(): void {
     this.writer.close();
   }

@@ -28,6 +28,10 @@ export interface CallEnv extends LegEnv {
   noAnswerMs: number;
   maxDurationMs: number;
   ended(call: Call, outcome: CallOutcome): void;
+  /** The call is admitted and its route known; its callee's leg is about to be dialled. */
+  started?(call: Call): void;
+  /** The callee answered (the bridge is up); the caller's 200 goes next. */
+  answered?(call: Call): void;
 }
 
 /**
@@ -55,7 +59,8 @@ export interface Destination {
 /** Headers of the caller's INVITE that go on to the callee (others are hop-by-hop or ours). */
 const PASSED_INVITE_HEADERS = ['alert-info', 'call-info', 'priority', 'subject', 'organization', 'accept-language'];
 
-type Phase = 'ringing' | 'answered' | 'ended';
+export type CallPhase = 'ringing' | 'answered' | 'ended';
+type Phase = CallPhase;
 
 export class Call implements IncomingLegOwner, OutgoingLegOwner {
   private phase: Phase = 'ringing';
@@ -70,6 +75,8 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
   private b: OutgoingLeg | null = null;
   private bridge: Bridge | null = null;
   private readonly media: MediaPath;
+  /** The relay session, kept for its packet counts (after close it keeps the last figures). */
+  private readonly session: MediaSession | null;
   /** The callee's 2xx waits for the caller's ACK to be ACKed (late offer: the ACK carries the answer). */
   private bAckWaitsForA = false;
   private bAckCseq = 1;
@@ -90,12 +97,30 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     media: MediaSession | null,
   ) {
     this.a = new IncomingLeg(env, invite, inviteTx, source, this);
+    this.session = media;
     this.media = new MediaPath(media, (peer, hint) => env.mediaHost(peer, hint));
     this.media.onInactive = () => this.guarded(() => this.release('both', CallTag.MediaTimeout));
   }
 
   get callId(): string {
     return this.a.dialog.callId;
+  }
+
+  get state(): Phase {
+    return this.phase;
+  }
+
+  /** Packets the relay carried so far (RTP and RTCP of every stream), each way; zeros without the relay. */
+  mediaPackets(): { aToB: number; bToA: number } {
+    let aToB = 0;
+    let bToA = 0;
+    if (this.session) {
+      for (const s of this.session.stats()) {
+        aToB += s.aToB;
+        bToA += s.bToA;
+      }
+    }
+    return { aToB, bToA };
   }
 
   get invite(): SipRequest {
@@ -126,6 +151,8 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
 
   /** Sends the INVITE to every target of the destination in parallel (first 2xx wins). */
   start(destination: Destination): void {
+    this.routeLabel = destination.route;
+    this.env.started?.(this);
     const inv = this.a.invite;
     let offer = inv.body;
     const first = destination.targets[0];
@@ -247,6 +274,7 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
       },
       released: (outcome, mediaSummary) => this.finish(outcome, mediaSummary),
     });
+    this.env.answered?.(this);
     this.a.answer(res.reason, answer, (ack) => this.onInitialAck(ack));
     if (this.env.logs('info')) this.env.log('info', 'call.answered', { callId: this.callId, caller: this.caller.number, callee: this.callee.number, contact: b.dialog.remoteTarget });
   }

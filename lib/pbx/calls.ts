@@ -51,6 +51,17 @@ export interface CallManagerDeps {
   };
 }
 
+/**
+ * Told of each call between phones (or over a trunk) once it is admitted as a Call: created
+ * (its route known, the callee's leg about to be dialled), answered, ended (the outcome its record
+ * carries). Called synchronously inside the call's handling: keep it cheap, never throw.
+ */
+export interface CallObserver {
+  created(call: Call): void;
+  answered(call: Call): void;
+  ended(call: Call, outcome: CallOutcome): void;
+}
+
 export interface CallStats {
   active: number;
   started: number;
@@ -72,6 +83,8 @@ export class CallManager {
   private accepting = true;
   private readonly otherServices: Array<{ readonly activeCount: number }> = [];
   readonly stats: CallStats = { active: 0, started: 0, answered: 0 };
+  /** The live state (admin API, event channel); undefined: nobody listens. */
+  observer: CallObserver | undefined = undefined;
 
   constructor(private readonly deps: CallManagerDeps) {
     this.ivr = deps.ivr;
@@ -83,6 +96,8 @@ export class CallManager {
         else this.dialogs.delete(key);
       },
       ended: (call, outcome) => this.onEnded(call, outcome),
+      started: (call) => this.observer?.created(call),
+      answered: (call) => this.observer?.answered(call),
     };
   }
 
@@ -96,6 +111,25 @@ export class CallManager {
 
   get activeCount(): number {
     return this.calls.size;
+  }
+
+  /** The calls in progress (ringing or answered), oldest first. */
+  list(): Call[] {
+    return [...this.calls];
+  }
+
+  /**
+   * Releases the call whose caller's Call-ID is `callId` (the administrator, CDR callTag 8,
+   * cause 16): an answered one with BYE to both phones, a ringing one with CANCEL to the callee's
+   * phones and 480 to the caller. False when there is no such call.
+   */
+  release(callId: string): boolean {
+    for (const call of this.calls) {
+      if (call.callId !== callId) continue;
+      call.release('both', CallTag.AdminRelease, DEFAULT_CAUSE[CallTag.AdminRelease]);
+      return true;
+    }
+    return false;
   }
 
   /** A new INVITE (no To tag) in its server transaction. */
@@ -411,6 +445,7 @@ export class CallManager {
       cause: outcome.cause,
     });
     this.deps.recorder?.callEnded(call, outcome);
+    this.observer?.ended(call, outcome);
   }
 
   private totalCalls(): number {

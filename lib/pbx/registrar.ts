@@ -43,6 +43,17 @@ export interface Binding extends BindingRecord {
 
 export type RegisterResult = { response: SipResponse; event?: { aor: string; action: 'register' | 'refresh' | 'unregister' } };
 
+export type BindingChange = 'added' | 'refreshed' | 'removed' | 'expired';
+
+/**
+ * Told of every binding that comes, is refreshed, goes (unregistered, pushed out by a newer one,
+ * its extension removed) or expires, after the registrar's own state has changed (lookup() and
+ * bindingsOf() already show it). Called synchronously on the REGISTER path: keep it cheap, never throw.
+ */
+export interface RegistrarObserver {
+  binding(change: BindingChange, binding: Binding): void;
+}
+
 /**
  * The registrar (RFC 3261 section 10.3): authenticates REGISTER, keeps several contacts per
  * extension with their lifetimes, and persists them so that a restart forgets nobody.
@@ -51,6 +62,8 @@ export class Registrar {
   private readonly bindings = new Map<string, Binding[]>();
   private readonly now: () => number;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** The live state (admin API, event channel); undefined: nobody listens, nothing is collected. */
+  observer: RegistrarObserver | undefined = undefined;
 
   constructor(private readonly opts: RegistrarOptions) {
     this.now = opts.now ?? Date.now;
@@ -115,6 +128,14 @@ export class Registrar {
     return n;
   }
 
+  /**
+   * This process's bindings of an extension as kept in memory (no copy, not filtered: one may have
+   * expired since the last sweep), or undefined. Never reads the store.
+   */
+  bindingsOf(aor: string): readonly Binding[] | undefined {
+    return this.bindings.get(aor);
+  }
+
   allBindings(): Binding[] {
     const out: Binding[] = [];
     for (const list of this.bindings.values()) out.push(...list);
@@ -161,8 +182,11 @@ export class Registrar {
         if (b.callId === callId && cseq.seq <= b.cseq) return fail(500, 'Server Internal Error (out-of-order REGISTER)');
       }
       for (const b of this.opts.shared ? this.lookup(aor) : current) this.opts.writer.remove(aor, b.contact);
+      const before = this.bindings.get(aor);
       this.bindings.delete(aor);
       this.opts.logger.info('register.unregister_all', { aor, from: `${source.address}:${source.port}` });
+      const observer = this.observer;
+      if (observer && before) for (const b of before) observer.binding(b.expiresAt > now ? 'removed' : 'expired', b);
       return { response: this.ok(req, toTag, []), event: { aor, action: 'unregister' } };
     }
 
@@ -199,6 +223,11 @@ export class Registrar {
 
     const list = [...current];
     let action: 'register' | 'refresh' | 'unregister' = isNewClient ? 'register' : 'refresh';
+    // What the observer is told once the bindings are in place (nothing is collected without one).
+    const observer = this.observer;
+    const changed: Array<[BindingChange, Binding]> | undefined = observer ? [] : undefined;
+    // Bindings that expired since the last sweep go now (the list below is built from the live ones).
+    if (changed) for (const b of this.bindings.get(aor) ?? []) if (b.expiresAt <= now) changed.push(['expired', b]);
     for (const ch of changes) {
       let idx = list.findIndex((b) => b.contact === ch.contact.uri);
       if (idx < 0) idx = list.findIndex((b) => uriEquals(b.uri, ch.uri));
@@ -207,6 +236,7 @@ export class Registrar {
         if (existing) {
           list.splice(idx, 1);
           this.opts.writer.remove(aor, existing.contact);
+          changed?.push(['removed', existing]);
         } else if (this.opts.shared) {
           this.opts.writer.remove(aor, ch.contact.uri); // registered through another process
         }
@@ -235,6 +265,7 @@ export class Registrar {
       if (existing) list[idx] = binding;
       else list.push(binding);
       this.opts.writer.upsert(binding);
+      changed?.push([existing ? 'refreshed' : 'added', binding]);
     }
     // Beyond the per-extension limit the oldest binding gives way to the newest (a phone that
     // rebooted with a new Call-ID must not be locked out until its old binding expires).
@@ -242,6 +273,7 @@ export class Registrar {
     while (list.length > this.opts.maxContacts) {
       const dropped = list.pop()!;
       this.opts.writer.remove(aor, dropped.contact);
+      changed?.push(['removed', dropped]);
     }
     if (list.length === 0) {
       this.bindings.delete(aor);
@@ -249,6 +281,7 @@ export class Registrar {
     } else {
       this.bindings.set(aor, list);
     }
+    if (changed) for (const [change, b] of changed) observer!.binding(change, b);
     if (this.opts.logger.enabled('debug')) {
       this.opts.logger.debug('register.ok', { aor, action, contacts: list.length, from: `${source.address}:${source.port}` });
     }
@@ -293,6 +326,8 @@ export class Registrar {
         for (const b of list) this.opts.writer.remove(aor, b.contact);
         this.bindings.delete(aor);
         this.opts.logger.info('register.extension_removed', { aor, bindings: list.length });
+        const observer = this.observer;
+        if (observer) for (const b of list) observer.binding('removed', b);
       }
     }
     const shared = this.opts.shared === true;
@@ -304,6 +339,8 @@ export class Registrar {
       if (!shared) for (const b of list) if (b.expiresAt <= now) this.opts.writer.remove(aor, b.contact);
       if (live.length === 0) this.bindings.delete(aor);
       else this.bindings.set(aor, live);
+      const observer = this.observer;
+      if (observer) for (const b of list) if (b.expiresAt <= now) observer.binding('expired', b);
     }
     if (shared) {
       this.opts.store.purgeExpiredBindings(now);

@@ -23,6 +23,12 @@ import { join } from 'node:path';
 import { CallManager } from './calls.js';
 import type { CallEnv } from './call.js';
 import { Trunks } from '../trunks/trunks.js';
+import { LiveState } from '../admin/live-state.js';
+import { EventChannel } from '../admin/event-channel.js';
+import { ServerMetrics } from '../admin/metrics.js';
+import { AdminServer } from '../admin/http.js';
+import { loadOrCreateToken, removeAdminAddress, writeAdminAddress } from '../admin/token.js';
+import { packageVersion } from '../version.js';
 import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './media-path.js';
@@ -65,6 +71,14 @@ export class PbxServer {
   readonly ivr: IvrService;
   readonly callback: CallBackService;
   readonly trunks: Trunks;
+  /** What the admin API, the event channel, the metrics and `status` read. */
+  readonly live: LiveState;
+  readonly eventChannel: EventChannel;
+  /** Prometheus metrics (GET /metrics); null with the admin listener off. */
+  readonly metrics: ServerMetrics | null;
+  /** The admin HTTP API (docs/ADMIN.md); null when admin.listen is "" or in a worker (the primary serves it). */
+  readonly admin: AdminServer | null = null;
+  private adminUrl: string | null = null;
   private readonly numbers: Router;
   private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
@@ -200,6 +214,33 @@ export class PbxServer {
       { ...config.callback, port: worker && worker.index > 0 ? 0 : config.callback.port },
     );
     this.calls.countAlso(this.callback);
+    this.live = new LiveState({
+      store: this.store,
+      registrar: this.registrar,
+      calls: this.calls,
+      callback: this.callback,
+      ivr: this.ivr,
+      trunks: this.trunks,
+      version: packageVersion(),
+      node: hostname(),
+      logger,
+      // A refresh changes nothing anyone watches, and at thousands a second it would push every
+      // change out of the backlog.
+      refreshEvents: false,
+    }).attach();
+    this.eventChannel = new EventChannel(
+      {
+        live: this.live,
+        log: (level, event, fields) => logger[level](event, fields),
+        peerLog: (level, event, fields) => logger.peer(level, event, fields),
+      },
+      {
+        bind: config.sip.bind || config.sip.bind6 || '0.0.0.0',
+        // With several processes the primary runs the channel over all of them.
+        port: worker ? 0 : config.eventChannel.port,
+        allow: config.eventChannel.allow,
+      },
+    );
 
     this.stack = new SipStack(
       {
@@ -224,6 +265,37 @@ export class PbxServer {
       },
       (req, source) => this.statelessAnswer(req, source),
     );
+    // With several processes the primary serves the metrics, gathered from every worker.
+    this.metrics =
+      config.admin.listen === '' && !worker
+        ? null
+        : new ServerMetrics({
+            summary: () => this.live.summary(),
+            stack: this.stack,
+            auth: this.auth,
+            relay: () => this.relay,
+            cdr: this.recorder,
+          });
+    this.metrics?.watch(this.live);
+    if (config.admin.listen !== '' && !worker) {
+      try {
+        const token = loadOrCreateToken(config.data.dir, (level, event, fields) => logger[level](event, fields));
+        this.admin = new AdminServer(
+          {
+            live: this.live,
+            ...(this.metrics ? { metrics: this.metrics } : {}),
+            token,
+            metricsToken: config.admin.metricsToken,
+            log: (level, event, fields) => logger[level](event, fields),
+            peerLog: (level, event, fields) => logger.peer(level, event, fields),
+            version: packageVersion(),
+          },
+          { listen: config.admin.listen },
+        );
+      } catch (err) {
+        logger.error('admin.token_failed', { dir: config.data.dir, error: (err as Error).message, hint: 'the server runs without the admin API' });
+      }
+    }
   }
 
   /** The private port of this process (sip.workers), for its siblings. */
@@ -264,12 +336,23 @@ export class PbxServer {
     try {
       await this.stack.start();
     } catch (err) {
+      await this.admin?.close(0);
       await this.ivr.close();
       await this.callback.close(0);
       await this.relay?.close();
       throw err;
     }
     await this.callback.start();
+    await this.eventChannel.start();
+    const admin = await this.admin?.start();
+    if (admin) {
+      this.adminUrl = admin.url;
+      try {
+        writeAdminAddress(this.config.data.dir, admin.url);
+      } catch (err) {
+        this.logger.warn('admin.address_failed', { error: (err as Error).message, hint: '`status --data-dir` will not find the server; use --url' });
+      }
+    }
     // With several processes on the SIP port, the first one alone registers the trunks.
     this.trunks.start({ register: !this.worker || this.worker.index === 0 });
     this.registrar.start();
@@ -284,6 +367,7 @@ export class PbxServer {
   }
 
   async stop(): Promise<void> {
+    if (this.adminUrl) removeAdminAddress(this.config.data.dir, this.adminUrl);
     const released = this.calls.releaseAll() + this.ivr.releaseAll() + this.callback.releaseAll();
     if (released > 0) {
       this.logger.info('calls.released', { count: released, cause: 41 });
@@ -292,7 +376,10 @@ export class PbxServer {
     }
     // The RESPONSEs of call-backs just ended have gone out: their ACKs are waited for (at most 1 s),
     // while the trunks unregister.
-    await Promise.all([this.callback.close(1000), this.trunks.stop(1000)]);
+    // The streams see the releases' events before they end.
+    await Promise.all([this.callback.close(1000), this.trunks.stop(1000), this.eventChannel.close(), this.admin?.close(500)]);
+    this.live.detach();
+    this.metrics?.close();
     await this.stack.stop();
     await this.ivr.close();
     await this.relay?.close();
@@ -447,6 +534,12 @@ export class PbxServer {
       if (key === 'dialplan' || key === 'classes') {
         setConfigValue(this.config, key, to);
         this.numbers.setDialPlan(this.config.dialplan, this.config.classes);
+        applied.push(key);
+        continue;
+      }
+      if (key === 'eventChannel.allow') {
+        setConfigValue(this.config, key, to);
+        this.eventChannel.setAllow(this.config.eventChannel.allow);
         applied.push(key);
         continue;
       }

@@ -46,6 +46,33 @@ export interface StackCounters {
   sent: number;
 }
 
+/** Request methods counted by name in MessageCounts.requests; any other counts as 'other'. */
+export const COUNTED_METHODS = [
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'REGISTER', 'OPTIONS', 'INFO', 'UPDATE', 'PRACK',
+  'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'PUBLISH',
+] as const;
+/** Index of 'other' in MessageCounts.requests. */
+export const OTHER_METHOD = COUNTED_METHODS.length;
+const METHOD_INDEX = new Map<string, number>(COUNTED_METHODS.map((m, i) => [m, i]));
+
+/**
+ * Messages by kind, kept only once someone asks for them (countMessages(): the metrics): plain
+ * numbers bumped on the receive and send paths, read when scraped.
+ */
+export interface MessageCounts {
+  /**
+   * Requests received, retransmissions included, by index in COUNTED_METHODS (OTHER_METHOD for
+   * the rest). A request handed over to a sibling process (sip.workers) is counted there.
+   */
+  requests: number[];
+  /**
+   * Responses sent, by class: index 1 = 1xx ... 6 = 6xx (0 unused). Each response sent counts,
+   * a UAS's 2xx retransmissions included; the transaction layer sending a response's stored
+   * bytes again (an absorbed retransmission) does not.
+   */
+  responses: number[];
+}
+
 /**
  * Wires transports, the parser and the transaction layer: bytes in, requests handed to the
  * transaction user (the PBX core); messages out, serialized and sent to the right socket.
@@ -53,6 +80,8 @@ export interface StackCounters {
 export class SipStack {
   readonly transactions: TransactionLayer;
   readonly counters: StackCounters = { received: 0, parseErrors: 0, droppedResponses: 0, sent: 0 };
+  /** Null until countMessages() is called: nothing is counted by method or class before. */
+  private messageCounts: MessageCounts | null = null;
   private readonly udp: Array<UdpTransport | NativeUdpTransport> = [];
   private udpEngineUsed: 'native' | 'node' = 'node';
   private readonly tcp: TcpTransport[] = [];
@@ -92,6 +121,12 @@ export class SipStack {
   /** The port to write in Via and Contact: the private one when the SIP port is shared. */
   get dialogPort(): number {
     return this.privatePort || this.boundPort;
+  }
+
+  /** Starts counting requests by method and responses by class (idempotent); the live counts. */
+  countMessages(): MessageCounts {
+    this.messageCounts ??= { requests: Array.from({ length: OTHER_METHOD + 1 }, () => 0), responses: [0, 0, 0, 0, 0, 0, 0] };
+    return this.messageCounts;
   }
 
   /** The UDP engine in use (decided at start). */
@@ -237,6 +272,11 @@ export class SipStack {
         return;
       }
     }
+    const counts = this.messageCounts;
+    if (counts !== null && msg.kind === 'request') {
+      const i = METHOD_INDEX.get(msg.method) ?? OTHER_METHOD;
+      counts.requests[i] = counts.requests[i]! + 1;
+    }
     try {
       if (msg.kind === 'request') {
         this.stampVia(msg, source);
@@ -285,7 +325,14 @@ export class SipStack {
 
   /** Serializes and sends; returns the bytes, which a transaction keeps for retransmissions. */
   send(msg: SipMessage, dest: Endpoint): Buffer {
-    if (msg.kind === 'response' && !msg.headers.has('server')) msg.headers.append('Server', this.opts.serverHeader);
+    if (msg.kind === 'response') {
+      if (!msg.headers.has('server')) msg.headers.append('Server', this.opts.serverHeader);
+      const counts = this.messageCounts;
+      if (counts !== null) {
+        const c = (msg.status / 100) | 0;
+        if (c >= 1 && c <= 6) counts.responses[c] = counts.responses[c]! + 1;
+      }
+    }
     const data = serialize(msg);
     this.sendData(data, dest);
     return data;

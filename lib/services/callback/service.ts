@@ -23,7 +23,18 @@ export interface CallBackSettings {
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
-export interface CallBackServiceDeps extends Omit<CallBackSessionDeps, 'finished' | 'defaultCaller' | 'video'> {
+/**
+ * Told of each call-back accepted: started (nothing called yet), changed (calling1, calling2,
+ * bridged: see session.state), ended (the RESPONSE's result and cause). Called synchronously:
+ * keep it cheap, never throw.
+ */
+export interface CallBackObserver {
+  started(session: CallBackSession): void;
+  changed(session: CallBackSession): void;
+  ended(session: CallBackSession, result: number, cause: number): void;
+}
+
+export interface CallBackServiceDeps extends Omit<CallBackSessionDeps, 'finished' | 'defaultCaller' | 'video' | 'changed'> {
   /** Address the socket binds to (the SIP bind address). */
   bind: string;
   /** Calls need the media relay (the ringback and the join); false: every REQUEST is refused. */
@@ -66,6 +77,8 @@ export class CallBackService {
   private settings: CallBackSettings;
   /** Settles when every RESPONSE sent at shutdown was acknowledged. */
   private drained: (() => void) | null = null;
+  /** The live state (admin API, event channel); undefined: nobody listens. */
+  observer: CallBackObserver | undefined = undefined;
 
   constructor(private readonly deps: CallBackServiceDeps, settings: CallBackSettings) {
     this.settings = { ...settings };
@@ -79,6 +92,13 @@ export class CallBackService {
 
   get activeCount(): number {
     return this.active;
+  }
+
+  /** The call-backs in progress, oldest first. */
+  list(): CallBackSession[] {
+    const out: CallBackSession[] = [];
+    for (const e of this.entries.values()) if (e.session) out.push(e.session);
+    return out;
   }
 
   /** Opens the socket (nothing with port 0). A port in use is logged, and the server runs on without the service. */
@@ -241,6 +261,7 @@ export class CallBackService {
         defaultCaller: this.settings.defaultCaller,
         video: this.settings.video,
         finished: (_s, outcome) => this.finished(entry, outcome),
+        changed: (s) => this.observer?.changed(s),
       },
       request,
       hostPort(address, port),
@@ -250,6 +271,7 @@ export class CallBackService {
     this.active++;
     this.answer(msg, address, port, entry.ack, entry.ack);
     this.deps.log('info', 'callback.accepted', { id: request.id, user1: request.user1, user2: request.user2, from: hostPort(address, port) });
+    this.observer?.started(session);
     void session.start();
   }
 
@@ -287,7 +309,8 @@ export class CallBackService {
   }
 
   private finished(entry: Entry, outcome: CallBackOutcome): void {
-    if (!entry.session) return;
+    const session = entry.session;
+    if (!session) return;
     entry.session = null;
     this.active--;
     entry.finishedAtMs = Date.now();
@@ -295,6 +318,7 @@ export class CallBackService {
     entry.response = formatIif('RESPONSE', [['id', entry.id], ['result', result], ['duration', outcome.durationS], ['cause', outcome.cause]]);
     this.deps.log('info', 'callback.finished', { id: entry.id, outcome: outcome.outcome, duration: outcome.durationS, cause: outcome.cause });
     this.sendResponse(entry, 0);
+    this.observer?.ended(session, result, outcome.cause);
   }
 
   private sendResponse(entry: Entry, attempt: number): void {

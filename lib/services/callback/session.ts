@@ -46,6 +46,8 @@ export interface CallBackSessionDeps {
   record(summary: CallSummary, answered: boolean): void;
   /** Called once: the call-back is over (nothing of it is left but the report). */
   finished(session: CallBackSession, outcome: CallBackOutcome): void;
+  /** The session moved to calling1, calling2 or bridged (state shows which). */
+  changed?(session: CallBackSession): void;
 }
 
 export interface CallBackOutcome {
@@ -56,7 +58,8 @@ export interface CallBackOutcome {
   cause: number;
 }
 
-type Phase = 'starting' | 'calling1' | 'calling2' | 'bridged' | 'ended';
+export type CallBackPhase = 'starting' | 'calling1' | 'calling2' | 'bridged' | 'ended';
+type Phase = CallBackPhase;
 
 let sessionIds = Math.floor(Math.random() * 1e9);
 
@@ -92,6 +95,7 @@ export class CallBackSession {
   private user1Hint: string | undefined;
   /** Trunks the legs use (each counts the call until the session ends). */
   private readonly trunksUsed: Destination[] = [];
+  readonly startMs = Date.now();
 
   constructor(
     private readonly deps: CallBackSessionDeps,
@@ -102,6 +106,21 @@ export class CallBackSession {
 
   get state(): Phase {
     return this.phase;
+  }
+
+  /** The number user1's leg calls (an extension's number, or the number dialled on a trunk), once known. */
+  get user1Number(): string | undefined {
+    return this.one?.number;
+  }
+
+  /** The number user2's leg calls, once user1 has answered. */
+  get user2Number(): string | undefined {
+    return this.two?.number;
+  }
+
+  /** When user2 answered (the bridge), or undefined. */
+  get answerMs(): number | undefined {
+    return this.two?.answerMs;
   }
 
   /** Talk seconds so far (0 before the bridge). */
@@ -154,6 +173,7 @@ export class CallBackSession {
     const call = this.outgoing(caller, route.number, offer, plan, 'user1-failed');
     if (!call) return;
     this.phase = 'calling1';
+    this.deps.changed?.(this);
     const leg = new OutgoingLeg(this.deps.env, call, new LegEvents(this, 1));
     this.one.leg = leg;
     this.one.startMs = Date.now();
@@ -260,10 +280,11 @@ export class CallBackSession {
       if (target) this.endpoint!.setRemote(target.address === '0.0.0.0' ? local : target.address, target.port);
       this.ringback = this.endpoint!.playTone('ringback');
     }
-    this.phase = 'calling2';
     const route = this.deps.route(this.request.user2);
     const caller = this.request.caller2 ?? this.one!.number;
     this.two = { leg: null, caller, number: route.number, dialled: this.request.user2, startMs: Date.now() };
+    this.phase = 'calling2';
+    this.deps.changed?.(this);
     const plan = this.planLeg(route, caller, 'user2-failed');
     if (!plan) return;
     const first = plan.targets[0]!;
@@ -302,6 +323,7 @@ export class CallBackSession {
         this.report({ outcome: 'bridged', durationS: this.talkSeconds(endMs), cause: outcome.cause });
       },
     });
+    this.deps.changed?.(this);
     if (this.deps.env.logs('info')) this.deps.env.log('info', 'callback.bridged', { id: this.request.id, user1: this.one!.number, user2: this.two!.number });
   }
 

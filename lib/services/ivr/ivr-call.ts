@@ -59,9 +59,12 @@ export interface IvrCallDeps {
   left(call: IvrCall): void;
   /** Nothing of the call is left. */
   ended(call: IvrCall): void;
+  /** The call moved: answered by the IVR, a `callto` started or failed, joined to its destination. */
+  changed?(call: IvrCall): void;
 }
 
-type Phase = 'starting' | 'ivr' | 'bridged' | 'ended';
+export type IvrCallPhase = 'starting' | 'ivr' | 'bridged' | 'ended';
+type Phase = IvrCallPhase;
 
 let sessionIds = Math.floor(Math.random() * 1e9);
 
@@ -83,16 +86,18 @@ export class IvrCall implements IncomingLegOwner {
   private keysPressed = 0;
   private readonly earlyKeys: string[] = [];
   private readonly offer: string;
+  /** The number a `callto` joined the caller to (phase bridged). */
+  private joinedTo: string | null = null;
 
   constructor(
     private readonly deps: IvrCallDeps,
     private readonly doc: IvrDocument,
-    private readonly fileName: string,
+    readonly fileName: string,
     invite: SipRequest,
     tx: ServerTransaction,
     private readonly source: Endpoint,
-    private readonly caller: { number: string; displayName: string },
-    private readonly dialled: string,
+    readonly caller: { number: string; displayName: string },
+    readonly dialled: string,
   ) {
     this.leg = new IncomingLeg(deps.env, invite, tx, source, this);
     this.offer = invite.body.toString('utf8');
@@ -104,6 +109,16 @@ export class IvrCall implements IncomingLegOwner {
 
   get inviteTx(): ServerTransaction {
     return this.leg.inviteTx;
+  }
+
+  get state(): Phase {
+    return this.phase;
+  }
+
+  /** The number a `callto` rings now (in the IVR), or the one the caller was joined to (bridged); null otherwise. */
+  get onwardNumber(): string | null {
+    if (this.phase === 'bridged') return this.joinedTo;
+    return this.phase === 'ivr' ? (this.onward?.number ?? null) : null;
   }
 
   /** CANCEL before the IVR answered (it answers within milliseconds, once its media is ready). */
@@ -185,6 +200,7 @@ export class IvrCall implements IncomingLegOwner {
     this.callerSdp = Buffer.from(sdp);
     this.phase = 'ivr';
     this.answerMs = Date.now();
+    this.deps.changed?.(this);
     this.leg.answer('OK', this.callerSdp, () => this.startFlow());
   }
 
@@ -286,6 +302,7 @@ export class IvrCall implements IncomingLegOwner {
     return new Promise<CallToOutcome>((resolve) => {
       const onward = new Onward(this, route.number, destination, ringback, resolve);
       this.onward = onward;
+      this.deps.changed?.(this);
       const leg = new OutgoingLeg(this.deps.env, {
         caller: this.caller,
         callee: { number: route.number },
@@ -327,6 +344,7 @@ export class IvrCall implements IncomingLegOwner {
     void this.endpoint?.close();
     this.endpoint = null;
     this.phase = 'bridged';
+    this.joinedTo = onward.number;
     // The IVR part ends here: its record, then the session slot.
     this.recordIvr(CallTag.CalleeBye, 16);
     this.deps.left(this);
@@ -352,6 +370,7 @@ export class IvrCall implements IncomingLegOwner {
         this.deps.ended(this);
       },
     });
+    this.deps.changed?.(this);
     onward.finish('connected');
   }
 
@@ -359,7 +378,10 @@ export class IvrCall implements IncomingLegOwner {
   onwardFailed(onward: Onward, outcome: CallToOutcome, status: number, tag: CallTag, cause: number): void {
     onward.ringback.stop();
     this.recordOnward(onward.dialled, onward.number, onward.leg, tag, status, cause);
-    if (this.onward === onward) this.onward = null;
+    if (this.onward === onward) {
+      this.onward = null;
+      this.deps.changed?.(this);
+    }
     onward.finish(outcome);
   }
 

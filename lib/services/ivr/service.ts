@@ -25,7 +25,18 @@ export interface IvrSettings {
   timezone: string;
 }
 
-export interface IvrServiceDeps extends Omit<IvrCallDeps, 'prompts' | 'timeZone' | 'left' | 'ended' | 'record'> {
+/**
+ * Told of each IVR call: started (its INVITE taken, before the answer), changed (answered, a
+ * `callto` ringing or over, joined to its destination: see IvrCall.state and onwardNumber), ended
+ * (nothing of it is left). Called synchronously: keep it cheap, never throw.
+ */
+export interface IvrObserver {
+  started(call: IvrCall): void;
+  changed(call: IvrCall): void;
+  ended(call: IvrCall): void;
+}
+
+export interface IvrServiceDeps extends Omit<IvrCallDeps, 'prompts' | 'timeZone' | 'left' | 'ended' | 'record' | 'changed'> {
   /** Writes a record of an answered call, or of an attempt (the recorder decides about those). */
   record(summary: CallSummary, answered: boolean): void;
 }
@@ -38,6 +49,8 @@ export class IvrService {
   private numbers: Map<string, string>;
   private maxSessions: number;
   private accepting = true;
+  /** The live state (admin API, event channel); undefined: nobody listens. */
+  observer: IvrObserver | undefined = undefined;
 
   constructor(private readonly deps: IvrServiceDeps, private settings: IvrSettings) {
     const dir = resolve(settings.dir);
@@ -66,6 +79,11 @@ export class IvrService {
   /** IVR calls in progress (in the IVR, or sent on from it and still up). */
   get activeCount(): number {
     return this.calls.size;
+  }
+
+  /** The IVR calls in progress (in the IVR, or sent on from it and still up), oldest first. */
+  list(): IvrCall[] {
+    return [...this.calls];
   }
 
   /** New bindings and limits (SIGHUP); calls in progress keep their file. */
@@ -136,8 +154,9 @@ export class IvrService {
         left: (c) => this.inIvr.delete(c),
         ended: (c) => {
           this.inIvr.delete(c);
-          this.calls.delete(c);
+          if (this.calls.delete(c)) this.observer?.ended(c);
         },
+        changed: (c) => this.observer?.changed(c),
       },
       doc,
       fileName,
@@ -150,6 +169,7 @@ export class IvrService {
     this.inIvr.add(call);
     this.calls.add(call);
     if (this.deps.env.logs('info')) this.deps.env.log('info', 'ivr.call', { callId: call.callId, caller: caller.number, number, file: fileName });
+    this.observer?.started(call);
     void call.begin();
   }
 
