@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfigFile, ConfigError } from '../lib/config/load.js';
@@ -157,6 +158,7 @@ async function runPrimary(config: Config, logger: ReloadableLogger, workers: typ
     process.exit(1);
   }
   const pool = new workers.WorkerPool(config.sip.workers, logger);
+  let adminHandle: { close(): Promise<void> } | null = null;
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -165,7 +167,10 @@ async function runPrimary(config: Config, logger: ReloadableLogger, workers: typ
     pool.signal(signal);
     const force = setTimeout(() => process.exit(1), 6000);
     force.unref();
-    pool.stopped().then((code) => process.exit(code));
+    pool.stopped().then(async (code) => {
+      await adminHandle?.close().catch(() => undefined);
+      process.exit(code);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -178,6 +183,13 @@ async function runPrimary(config: Config, logger: ReloadableLogger, workers: typ
     pool.signal('SIGTERM');
     await pool.stopped();
     process.exit(1);
+  }
+  // The admin API, the event channel and /metrics cover every worker: the primary serves them.
+  const { startPrimaryAdmin } = await import('../lib/admin/primary.js');
+  try {
+    adminHandle = await startPrimaryAdmin(config, logger, pool, hostname());
+  } catch (err) {
+    logger.error('admin.start_failed', { error: (err as Error).message, hint: 'the server runs without the admin API' });
   }
   if (createdDefaults) {
     process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');

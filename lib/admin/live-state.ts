@@ -26,6 +26,7 @@ import type { Binding, BindingChange, RegistrarObserver } from '../pbx/registrar
 import type { CallOutcome } from '../pbx/call.js';
 import type { CallStats } from '../pbx/calls.js';
 import type { ExtensionRecord, Store } from '../store/store.js';
+import { EventLog } from './event-log.js';
 import type {
   CallBackView,
   CallView,
@@ -173,17 +174,10 @@ const NOBODY: Involvement = { ringing: [], talking: [] };
 export class LiveState implements LiveSource {
   private readonly now: () => number;
   readonly startTime: number;
-  private readonly capacity: number;
   private readonly refreshEvents: boolean;
   private readonly checkMs: number;
 
-  // Events: ids 1..newestId; the last `capacity` of them in a ring (slot (id - 1) % capacity).
-  private readonly ring: SequencedEvent[] = [];
-  private newestId = 0;
-  private listeners: ReadonlyArray<(e: SequencedEvent) => void> = [];
-  /** Events waiting for delivery while a listener runs (a listener that causes an event). */
-  private readonly queue: SequencedEvent[] = [];
-  private delivering = false;
+  private readonly log: EventLog;
 
   // Extension state.
   private readonly involved = new Map<object, Involvement>();
@@ -211,7 +205,9 @@ export class LiveState implements LiveSource {
   constructor(private readonly deps: LiveStateDeps) {
     this.now = deps.now ?? Date.now;
     this.startTime = deps.startTime ?? this.now();
-    this.capacity = Math.max(1, Math.floor(deps.backlog ?? DEFAULT_BACKLOG));
+    this.log = new EventLog(deps.backlog ?? DEFAULT_BACKLOG, this.now, (err) =>
+      this.deps.logger?.warn('live.listener_removed', { error: (err as Error)?.message ?? String(err) }),
+    );
     this.refreshEvents = deps.refreshEvents ?? true;
     this.checkMs = deps.extensionsCheckMs ?? 1000;
     this.registrarObserver = { binding: (change, b) => this.guard('registration', () => this.onBinding(change, b)) };
@@ -278,50 +274,20 @@ export class LiveState implements LiveSource {
 
   /** Numbers the event, keeps it in the backlog and hands it to every listener, in order. */
   emit(event: LiveEvent): SequencedEvent {
-    const e: SequencedEvent = { id: ++this.newestId, time: this.now(), event };
-    this.ring[(e.id - 1) % this.capacity] = e;
-    if (this.listeners.length === 0) return e;
-    this.queue.push(e);
-    if (this.delivering) return e;
-    this.delivering = true;
-    try {
-      for (let i = 0; i < this.queue.length; i++) {
-        const next = this.queue[i]!;
-        for (const listener of this.listeners) {
-          try {
-            listener(next);
-          } catch (err) {
-            this.listeners = this.listeners.filter((l) => l !== listener);
-            this.deps.logger?.warn('live.listener_removed', { error: (err as Error)?.message ?? String(err) });
-          }
-        }
-      }
-    } finally {
-      this.queue.length = 0;
-      this.delivering = false;
-    }
-    return e;
+    return this.log.emit(event);
   }
 
   subscribe(listener: (e: SequencedEvent) => void): () => void {
-    this.listeners = [...this.listeners, listener];
-    return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
-    };
+    return this.log.subscribe(listener);
   }
 
   /** The id of the newest event (0 before the first). */
   get lastId(): number {
-    return this.newestId;
+    return this.log.lastId;
   }
 
   since(lastId: number): SequencedEvent[] | null {
-    if (!Number.isInteger(lastId) || lastId > this.newestId) return null;
-    const oldest = Math.max(1, this.newestId - this.capacity + 1);
-    if (lastId < oldest - 1) return null;
-    const out: SequencedEvent[] = [];
-    for (let id = lastId + 1; id <= this.newestId; id++) out.push(this.ring[(id - 1) % this.capacity]!);
-    return out;
+    return this.log.since(lastId);
   }
 
   // ---- snapshots ------------------------------------------------------------------------------

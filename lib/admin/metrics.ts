@@ -65,12 +65,14 @@ export class ServerMetrics {
     for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
 
     // ---- extensions and registrations (the live state's counts) ----
-    const gauge = (name: string, help: string, read: (s: Snapshot) => number): Gauge => {
-      const g: Gauge = new Gauge({ name, help, registers, collect: () => g.set(read(this.snapshot())) });
+    // `aggregator` says how the primary of several sip.workers processes merges the workers'
+    // values: a count read from the shared store is the same in every worker (max), the rest add up.
+    const gauge = (name: string, help: string, read: (s: Snapshot) => number, aggregator: 'sum' | 'max' = 'sum'): Gauge => {
+      const g: Gauge = new Gauge({ name, help, registers, aggregator, collect: () => g.set(read(this.snapshot())) });
       return g;
     };
-    gauge('minisipserver_extensions', 'Extensions configured.', (s) => s.summary.extensions.total);
-    gauge('minisipserver_extensions_registered', 'Extensions with at least one registered contact.', (s) => s.summary.extensions.registered);
+    gauge('minisipserver_extensions', 'Extensions configured.', (s) => s.summary.extensions.total, 'max');
+    gauge('minisipserver_extensions_registered', 'Extensions with at least one registered contact.', (s) => s.summary.extensions.registered, 'max');
     gauge('minisipserver_contacts_registered', 'Registered contacts (bindings) of all extensions.', (s) => s.summary.contacts);
 
     // ---- calls ----

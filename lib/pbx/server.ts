@@ -29,6 +29,8 @@ import { ServerMetrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/http.js';
 import { loadOrCreateToken, removeAdminAddress, writeAdminAddress } from '../admin/token.js';
 import { packageVersion } from '../version.js';
+import { FEED_MS, type PrimaryCommand, type WorkerFeed } from '../admin/workers-live.js';
+import type { ExtensionState } from '../admin/types.js';
 import { CallRecorder } from './call-recorder.js';
 import { Router } from './router.js';
 import type { MediaSession } from './media-path.js';
@@ -265,9 +267,9 @@ export class PbxServer {
       },
       (req, source) => this.statelessAnswer(req, source),
     );
-    // With several processes the primary serves the metrics, gathered from every worker.
+    // With several processes the primary serves the metrics, gathered from every worker (feedPrimary).
     this.metrics =
-      config.admin.listen === '' && !worker
+      config.admin.listen === ''
         ? null
         : new ServerMetrics({
             summary: () => this.live.summary(),
@@ -297,6 +299,44 @@ export class PbxServer {
       }
     }
   }
+
+  /**
+   * One of several sip.workers processes: the primary serves the admin API, the event channel and
+   * /metrics for all of them, from what each sends it here (lib/admin/workers-live.ts).
+   */
+  private feedPrimary(): void {
+    const send = (msg: WorkerFeed) => {
+      if (process.connected) process.send!(msg);
+    };
+    const snapshot = () => {
+      const states: Array<[string, ExtensionState]> = [];
+      for (const e of this.live.extensions()) if (e.state !== 'offline') states.push([e.number, e.state]);
+      send({ type: 'live-snapshot', summary: this.live.summary(), calls: this.live.calls(), callbacks: this.live.callbacks(), ivr: this.live.ivr(), states });
+    };
+    this.stopFeed = this.live.subscribe((e) => send({ type: 'live-event', event: e.event }));
+    snapshot();
+    const timer = setInterval(snapshot, FEED_MS);
+    timer.unref();
+    const onCommand = (msg: PrimaryCommand) => {
+      if (msg?.type === 'live-hello') snapshot();
+      else if (msg?.type === 'live-release' && typeof msg.id === 'string') this.live.releaseCall(msg.id);
+      else if (msg?.type === 'metrics-request' && this.metrics) {
+        this.metrics.registry.getMetricsAsJSON().then(
+          (metrics) => send({ type: 'metrics', reqId: msg.reqId, metrics }),
+          () => send({ type: 'metrics', reqId: msg.reqId, metrics: [] }),
+        );
+      }
+    };
+    process.on('message', onCommand);
+    const previous = this.stopFeed;
+    this.stopFeed = () => {
+      previous();
+      clearInterval(timer);
+      process.off('message', onCommand);
+    };
+  }
+
+  private stopFeed: () => void = () => undefined;
 
   /** The private port of this process (sip.workers), for its siblings. */
   get dialogPort(): number {
@@ -344,6 +384,7 @@ export class PbxServer {
     }
     await this.callback.start();
     await this.eventChannel.start();
+    if (this.worker && process.send) this.feedPrimary();
     const admin = await this.admin?.start();
     if (admin) {
       this.adminUrl = admin.url;
@@ -378,6 +419,7 @@ export class PbxServer {
     // while the trunks unregister.
     // The streams see the releases' events before they end.
     await Promise.all([this.callback.close(1000), this.trunks.stop(1000), this.eventChannel.close(), this.admin?.close(500)]);
+    this.stopFeed();
     this.live.detach();
     this.metrics?.close();
     await this.stack.stop();

@@ -59,6 +59,10 @@ export class WorkerPool {
   private restarts: number[] = [];
   private readonly privatePorts: number[] = [];
   private readonly token = randomBytes(16).toString('hex');
+  /** Every other message a worker sends (its live state for the admin API), with its index. */
+  onMessage: (index: number, msg: unknown) => void = () => undefined;
+  /** A worker was started again after it died. */
+  onRestart: (index: number) => void = () => undefined;
 
   constructor(
     private readonly count: number,
@@ -102,7 +106,10 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
       child.on('message', (msg: WorkerMessage) => {
-        if (msg?.type !== 'listening') return;
+        if (msg?.type !== 'listening') {
+          this.onMessage(index, msg);
+          return;
+        }
         clearTimeout(timer);
         this.privatePorts[index] = msg.privatePort;
         resolve(msg.port);
@@ -114,6 +121,16 @@ export class WorkerPool {
         if (!this.stopping) this.onUnexpectedExit(index, code, signal);
       });
     });
+  }
+
+  /** Sends `msg` to worker `index` (dropped when it is not running). */
+  send(index: number, msg: unknown): void {
+    const child = this.children.get(index);
+    if (child?.connected) child.send(msg as object);
+  }
+
+  get workerCount(): number {
+    return this.count;
   }
 
   private tellPeers(): void {
@@ -135,6 +152,7 @@ export class WorkerPool {
     this.startWorker(index).then(
       () => {
         this.tellPeers();
+        this.onRestart(index);
         this.logger.info('worker.restarted', { worker: index });
       },
       (err: Error) => this.logger.error('worker.restart_failed', { worker: index, error: err.message }),

@@ -6,51 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { cli, hasSipp, runSippOnFreePort, SHARED, startServe, tempDir } from './harness.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
-import { waitFor } from '../helpers/keep-alive.js';
 import { cdrOf } from '../helpers/cdr-files.js';
-import type { CallView, ExtensionView, SequencedEvent, Summary } from '../../lib/admin/types.js';
+import type { CallView, ExtensionView, Summary } from '../../lib/admin/types.js';
+import { EventStream } from '../helpers/event-stream.js';
 
 const sipp = hasSipp();
-
-/** An event stream read line by line: every event parsed, kept in order. */
-class EventStream {
-  readonly events: SequencedEvent[] = [];
-  private req: http.ClientRequest;
-  private buffer = '';
-
-  constructor(url: string, token: string, lastEventId?: number) {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
-    this.req = http.get(`${url}/api/v1/events`, { headers }, (res) => {
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        this.buffer += chunk;
-        let end: number;
-        while ((end = this.buffer.indexOf('\n\n')) >= 0) {
-          const block = this.buffer.slice(0, end);
-          this.buffer = this.buffer.slice(end + 2);
-          const data = block.split('\n').find((l) => l.startsWith('data:'));
-          const type = block.split('\n').find((l) => l.startsWith('event:'));
-          if (data && type && !type.includes('reset')) this.events.push(JSON.parse(data.slice(5)) as SequencedEvent);
-        }
-      });
-    });
-    this.req.on('error', () => undefined);
-  }
-
-  async until(pred: (e: SequencedEvent) => boolean, what: string): Promise<SequencedEvent> {
-    await waitFor(() => this.events.some(pred), what);
-    return this.events.find(pred)!;
-  }
-
-  close(): void {
-    this.req.destroy();
-  }
-}
 
 test('admin API on a real server: SIPp registrations, a call seen and released through it, the stream replayed, metrics', { skip: !sipp && 'sipp is not installed (apt-get install sip-tester)' }, async (t) => {
   const work = tempDir('mss-e2e-admin-');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cdrRows } from '../helpers/cdr-files.js';
 import { waitFor } from '../helpers/keep-alive.js';
@@ -9,6 +9,8 @@ import { audioSdp, Phone } from '../helpers/phone.js';
 import { cli, hasSipp, runSippOnFreePort, SHARED, startServe, startSippUas, tempDir } from './harness.js';
 import { addonPath } from '../../lib/platform/native-addon.js';
 import { openSqliteStore } from '../../lib/store/sqlite.js';
+import { EventStream } from '../helpers/event-stream.js';
+import type { CallView, ExtensionView, Summary } from '../../lib/admin/types.js';
 
 const noAddon = addonPath('relay') === null && 'the native addon is not built (node scripts/build-native.mjs)';
 
@@ -120,4 +122,71 @@ test('sip.workers above 1 with TCP in the transports is refused with the reason'
   const r = cli(['serve', '--config', config, '--data-dir', join(work, 'data'), '--sip-port', '0']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /config\.yaml:2:\d+: sip\.workers above 1 serves UDP only/);
+});
+
+test('sip.workers 2: the admin API, its event stream and /metrics cover both processes', { skip: noAddon }, async () => {
+  const work = tempDir('mss-e2e-workers-admin-');
+  const dataDir = join(work, 'data');
+  const users = Array.from({ length: 8 }, (_, i) => String(1300 + i));
+  writeFileSync(join(work, 'users.txt'), users.map((u) => `${u}:pw${u}`).join('\n') + '\n');
+  assert.equal(cli(['ext', 'import', join(work, 'users.txt'), '--data-dir', dataDir]).code, 0);
+  const config = join(work, 'config.yaml');
+  writeFileSync(config, 'sip:\n  workers: 2\n  transports: [udp]\nauth:\n  algorithms: [MD5]\n');
+  const server = await startServe(dataDir, ['--config', config], { relayPorts: 2000 });
+  const phones: Phone[] = [];
+  let stream: EventStream | null = null;
+  try {
+    await waitFor(() => existsSync(join(dataDir, 'admin.address')), 'the primary serves the admin API');
+    const url = readFileSync(join(dataDir, 'admin.address'), 'utf8').trim();
+    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    const get = async <T>(path: string): Promise<T> => {
+      const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200, path);
+      return (await res.json()) as T;
+    };
+    stream = new EventStream(url, token);
+    for (const u of users) {
+      const p = await Phone.open(u, `pw${u}`, server.port);
+      phones.push(p);
+      await p.register();
+    }
+    await bindingsShared(dataDir, users.length);
+    const exts = await get<ExtensionView[]>('/api/v1/extensions');
+    assert.deepEqual(exts.map((e) => e.state), users.map(() => 'online'));
+    for (const u of users) await stream.until((e) => e.event.type === 'extension' && e.event.number === u && e.event.state === 'online', `${u} online on the stream`);
+
+    // A call from every phone of the first half to one of the second: whichever worker has each, the API sees them all.
+    const calls = [];
+    for (let i = 0; i < 4; i++) {
+      const call = await phones[i]!.invite(users[i + 4]!, audioSdp(46200 + i * 10));
+      const inc = await phones[i + 4]!.incoming();
+      inc.ring();
+      await call.provisional(180);
+      calls.push({ call, inc });
+    }
+    await waitFor(() => stream!.events.filter((e) => e.event.type === 'call' && e.event.action === 'created').length >= 4, 'four calls on the stream');
+    const listed = await get<CallView[]>('/api/v1/calls');
+    assert.deepEqual(listed.map((c) => c.id).sort(), calls.map((c) => c.call.dialog.callId).sort());
+    const summary = await get<Summary>('/api/v1/summary');
+    assert.equal(summary.calls.active, 4);
+    assert.equal(summary.extensions.registered, users.length);
+
+    // Released through the API, whichever worker holds it.
+    for (const { call, inc } of calls) {
+      const del = await fetch(`${url}/api/v1/calls/${encodeURIComponent(call.dialog.callId)}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(del.status, 204);
+      assert.equal((await call.final()).status, 480);
+      await inc.phone.waitRequest('CANCEL');
+    }
+    await waitFor(() => stream!.events.filter((e) => e.event.type === 'call' && e.event.action === 'ended').length >= 4, 'four calls ended on the stream');
+
+    const metrics = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    const registers = Number(/^minisipserver_sip_requests_received_total\{method="REGISTER"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.equal(registers, users.length * 2, 'REGISTERs of both workers added up');
+    assert.match(metrics, new RegExp(`^minisipserver_extensions_registered ${users.length}$`, 'm'), 'a count from the shared store is not doubled');
+  } finally {
+    stream?.close();
+    for (const p of phones) p.close();
+    assert.equal(await server.stop(), 0);
+  }
 });
