@@ -23,13 +23,14 @@ if (args[0] === 'cdr') {
 } else if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(`${packageVersion()}\n`);
 } else {
-  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }] = await Promise.all([
+  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }] = await Promise.all([
     import('yargs'),
     import('./serve.js'),
     import('./ext.js'),
     import('./cdr.js'),
     import('./ivr.js'),
     import('./callback.js'),
+    import('./status.js'), // ink loads only when the live screen starts (cli/status/live.tsx)
   ]);
   await yargs(args)
     .scriptName('minisipserver')
@@ -39,7 +40,8 @@ if (args[0] === 'cdr') {
     .command(cdrCommand)
     .command(ivrCommand)
     .command(callbackCommand)
-    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback (see --help)')
+    .command(statusCommand)
+    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status (see --help)')
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(packageVersion())

@@ -9,10 +9,9 @@
 // blob is injected into a copy of this node executable with postject.
 //
 // Commands load their modules with dynamic import(), which the bundle keeps lazy: a module runs
-// only when its command does. A terminal UI on ink (for `status`) fits the same way, imported
-// inside its handler; its yoga-layout dependency awaits at top level, which needs one more
-// plugin below rewriting that await for the pinned version (and failing when the pattern is
-// not found).
+// only when its command does. The terminal UI of `status` (ink) is imported inside its handler
+// the same way; ink and its yoga-layout dependency await at top level, which the inkForCommonJs
+// plugin below rewrites for the pinned versions (failing when a pattern is not found).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -71,6 +70,115 @@ const topLevelAwaitEntry = {
   },
 };
 
+/**
+ * ink (the `status` screen) and its layout engine yoga-layout await at their top level, which a
+ * CommonJS bundle cannot do. The rewrites below were written for these exact versions; another
+ * version fails the build here rather than making an executable whose `status` breaks.
+ */
+const INK_PINS = { ink: '6.8.0', 'yoga-layout': '3.2.1' };
+
+/** Fails unless `file` belongs to package `name` at its pinned version. */
+function checkPin(name, file) {
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    let pkg;
+    try {
+      pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (pkg.name !== name) continue;
+    if (pkg.version !== INK_PINS[name]) {
+      fail(
+        `${name} is ${pkg.version} (${dir}), but the top-level-await rewrite for ink (inkForCommonJs in ` +
+          `scripts/build-binary.mjs) was written for ${name} ${INK_PINS[name]}: check that its patterns still hold, then update INK_PINS`,
+      );
+    }
+    return;
+  }
+  fail(`${file}: no package.json of ${name} above it`);
+}
+
+/**
+ * Three rewrites, each failing the build when its pattern is not found exactly once:
+ * - yoga-layout's wasm loader (Emscripten, the wasm embedded as base64): the base64 is exported
+ *   from the module so that the entry can compile it itself;
+ * - yoga-layout's entry, `wrapAssembly(await loadYoga())`: the loader is given an
+ *   `instantiateWasm` that compiles synchronously (WebAssembly.Module/Instance), which makes
+ *   Emscripten fill in the module object before loadYoga() returns; no await is needed;
+ * - ink's reconciler: its two top-level awaits only serve React DevTools when DEV=true (a
+ *   dynamic import of react-devtools-core, not installed); dropped.
+ */
+function inkForCommonJs() {
+  const applied = new Set();
+  const replaceOnce = (file, source, pattern, replacement, what) => {
+    const hits = source.split(pattern).length - 1;
+    if (hits !== 1) fail(`${file}: ${what}: expected the pattern ${JSON.stringify(pattern.slice(0, 80))} once, found it ${hits} times (another version of ink or yoga-layout? see INK_PINS)`);
+    return source.replace(pattern, () => replacement);
+  };
+  return {
+    name: 'ink-for-commonjs',
+    setup(build) {
+      build.onStart(() => {
+        applied.clear();
+      });
+      build.onLoad({ filter: /[\\/]yoga-layout[\\/]dist[\\/]binaries[\\/]yoga-wasm-base64-esm\.js$/ }, (args) => {
+        checkPin('yoga-layout', args.path);
+        const source = readFileSync(args.path, 'utf8');
+        const m = /H="data:application\/octet-stream;base64,([A-Za-z0-9+/=]+)"/.exec(source);
+        if (!m) fail(`${args.path}: the embedded wasm (H="data:application/octet-stream;base64,...") was not found`);
+        let contents = replaceOnce(args.path, source, m[0], 'H="data:application/octet-stream;base64,"+YOGA_WASM_BASE64', 'the embedded wasm');
+        contents = `export const YOGA_WASM_BASE64 = ${JSON.stringify(m[1])};\n${contents}`;
+        applied.add('yoga-wasm');
+        return { contents, loader: 'js' };
+      });
+      build.onLoad({ filter: /[\\/]yoga-layout[\\/]dist[\\/]src[\\/]index\.js$/ }, (args) => {
+        checkPin('yoga-layout', args.path);
+        const source = readFileSync(args.path, 'utf8');
+        let contents = replaceOnce(
+          args.path,
+          source,
+          "import loadYoga from '../binaries/yoga-wasm-base64-esm.js';",
+          "import loadYoga, { YOGA_WASM_BASE64 } from '../binaries/yoga-wasm-base64-esm.js';",
+          'the import of the loader',
+        );
+        contents = replaceOnce(
+          args.path,
+          contents,
+          'const Yoga = wrapAssembly(await loadYoga());',
+          [
+            'const yogaModule = {',
+            '  instantiateWasm(imports, receive) {',
+            "    const instance = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(YOGA_WASM_BASE64, 'base64')), imports);",
+            '    receive(instance);',
+            '    return instance.exports;',
+            '  },',
+            '};',
+            'loadYoga(yogaModule).catch(() => {});',
+            "if (!yogaModule.calledRun) throw new Error('yoga-layout did not initialise synchronously (scripts/build-binary.mjs inkForCommonJs)');",
+            'const Yoga = wrapAssembly(yogaModule);',
+          ].join('\n'),
+          'the top-level await of loadYoga()',
+        );
+        applied.add('yoga-entry');
+        return { contents, loader: 'js' };
+      });
+      build.onLoad({ filter: /[\\/]ink[\\/]build[\\/]reconciler\.js$/ }, (args) => {
+        checkPin('ink', args.path);
+        const source = readFileSync(args.path, 'utf8');
+        let contents = replaceOnce(args.path, source, "await import('./devtools.js');", "throw Object.assign(new Error('React DevTools are not in the single executable'), { code: 'ERR_MODULE_NOT_FOUND' });", 'the DevTools import');
+        contents = replaceOnce(args.path, contents, '? await loadPackageJson()', '? { name: undefined, version: undefined }', 'the package.json read for DevTools');
+        applied.add('ink-reconciler');
+        return { contents, loader: 'js' };
+      });
+      build.onEnd((result) => {
+        if (result.errors.length > 0) return;
+        const missing = ['yoga-wasm', 'yoga-entry', 'ink-reconciler'].filter((k) => !applied.has(k));
+        if (missing.length > 0) fail(`the ink rewrites ${missing.join(', ')} were not applied: are ink and yoga-layout still bundled from the paths the filters expect?`);
+      });
+    },
+  };
+}
+
 async function bundle(outFile, version) {
   const esbuild = await import('esbuild');
   // yargs and yargs-parser call createRequire(import.meta.url): give them the executable's URL.
@@ -88,8 +196,12 @@ async function bundle(outFile, version) {
     define: {
       'import.meta.url': '__import_meta_url',
       MINISIPSERVER_BUNDLED_VERSION: JSON.stringify(version),
+      // ws tries its optional native helpers with require(); in a single executable that require
+      // of a non-built-in module prints a warning at every start. Node's own code is used instead.
+      'process.env.WS_NO_BUFFER_UTIL': '"1"',
+      'process.env.WS_NO_UTF_8_VALIDATE': '"1"',
     },
-    plugins: [topLevelAwaitEntry],
+    plugins: [topLevelAwaitEntry, inkForCommonJs()],
     logLevel: 'warning',
   });
 }

@@ -27,6 +27,7 @@ import type { CallOutcome } from '../pbx/call.js';
 import type { CallStats } from '../pbx/calls.js';
 import type { ExtensionRecord, Store } from '../store/store.js';
 import { EventLog } from './event-log.js';
+import { ProcessUsage } from './process-usage.js';
 import type {
   CallBackView,
   CallView,
@@ -178,6 +179,7 @@ export class LiveState implements LiveSource {
   private readonly checkMs: number;
 
   private readonly log: EventLog;
+  private readonly usage = new ProcessUsage();
 
   // Extension state.
   private readonly involved = new Map<object, Involvement>();
@@ -306,6 +308,7 @@ export class LiveState implements LiveSource {
       callbacks: callback?.activeCount ?? 0,
       ivr: ivr?.activeCount ?? 0,
       trunks: (trunks?.all() ?? []).map(trunkView),
+      process: this.usage.read(),
     };
   }
 
@@ -354,12 +357,18 @@ export class LiveState implements LiveSource {
   }
 
   private onBinding(change: BindingChange, b: Binding): void {
-    if (change === 'refreshed') {
-      if (this.refreshEvents) this.emit({ type: 'registration', action: change, number: b.aor, contact: b.contact, address: hostPort(b.sourceAddress, b.sourcePort) });
-      return;
-    }
-    this.emit({ type: 'registration', action: change, number: b.aor, contact: b.contact, address: hostPort(b.sourceAddress, b.sourcePort) });
-    this.settle(b.aor, true);
+    if (change === 'refreshed' && !this.refreshEvents) return;
+    this.emit({
+      type: 'registration',
+      action: change,
+      number: b.aor,
+      contact: b.contact,
+      address: hostPort(b.sourceAddress, b.sourcePort),
+      transport: b.transport,
+      userAgent: b.userAgent ?? '',
+      expiresAt: b.expiresAt,
+    });
+    if (change !== 'refreshed') this.settle(b.aor, true);
   }
 
   private onCall(action: 'created' | 'answered', call: LiveCall): void {

@@ -88,11 +88,23 @@ export interface Summary {
   callbacks: number;
   ivr: number;
   trunks: TrunkView[];
+  /** The server's processes (all workers with sip.workers): CPU since the previous summary, resident memory. */
+  process: { cpuPercent: number; rssBytes: number };
 }
 
 /** Something that changed. */
 export type LiveEvent =
-  | { type: 'registration'; action: 'added' | 'refreshed' | 'removed' | 'expired'; number: string; contact: string; address: string }
+  | {
+      type: 'registration';
+      action: 'added' | 'refreshed' | 'removed' | 'expired';
+      number: string;
+      contact: string;
+      address: string;
+      transport: 'udp' | 'tcp';
+      userAgent: string;
+      /** Epoch ms (in the past for removed and expired). */
+      expiresAt: number;
+    }
   | { type: 'extension'; number: string; state: ExtensionState }
   | { type: 'call'; action: 'created' | 'answered'; call: CallView }
   | { type: 'call'; action: 'ended'; call: CallView; status: number; callTag: number; cause: number }

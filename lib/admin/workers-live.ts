@@ -8,6 +8,7 @@
 import type { Store } from '../store/store.js';
 import { hostPort } from '../pbx/call-recorder.js';
 import { EventLog } from './event-log.js';
+import { ProcessUsage } from './process-usage.js';
 import type {
   CallBackView,
   CallView,
@@ -56,6 +57,7 @@ export interface WorkersLiveDeps {
 
 export class WorkersLive implements LiveSource {
   private readonly log: EventLog;
+  private readonly usage = new ProcessUsage();
   private readonly views: WorkerView[] = [];
   /** The merged state last told (absent: offline). */
   private readonly merged = new Map<string, ExtensionState>();
@@ -178,6 +180,7 @@ export class WorkersLive implements LiveSource {
       calls,
       callbacks,
       ivr,
+      process: this.processUsage(),
       // The first worker alone registers the trunks: its view of them is the server's.
       trunks: this.views[0]?.summary?.trunks ?? first?.trunks ?? [],
     };
@@ -195,6 +198,18 @@ export class WorkersLive implements LiveSource {
       const state = this.merged.get(rec.number) ?? (contacts.length > 0 ? 'online' : 'offline');
       return { number: rec.number, name: rec.displayName, state, contacts };
     });
+  }
+
+  /** The workers' CPU and memory added up, with the primary's own. */
+  private processUsage(): Summary['process'] {
+    const own = this.usage.read();
+    let cpuPercent = own.cpuPercent;
+    let rssBytes = own.rssBytes;
+    for (const v of this.views) {
+      cpuPercent += v.summary?.process?.cpuPercent ?? 0;
+      rssBytes += v.summary?.process?.rssBytes ?? 0;
+    }
+    return { cpuPercent: Math.round(cpuPercent * 10) / 10, rssBytes };
   }
 
   calls(): CallView[] {

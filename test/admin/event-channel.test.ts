@@ -237,7 +237,7 @@ test('events: userStatus, callStatus, callbackStatus and ivrStatus in order, wit
     const p = await connect(url);
     const a = await connect(url);
     const c = call('a84b4c76e66710@pc33.example.com', '100', '101');
-    live.emit({ type: 'registration', action: 'added', number: '100', contact: 'sip:100@192.0.2.7:5062', address: '192.0.2.7:5062' });
+    live.emit({ type: 'registration', action: 'added', number: '100', contact: 'sip:100@192.0.2.7:5062', address: '192.0.2.7:5062', transport: 'udp', userAgent: '', expiresAt: 0 });
     live.emit({ type: 'extension', number: '100', state: 'online' });
     live.emit({ type: 'call', action: 'created', call: c });
     live.emit({ type: 'extension', number: '101', state: 'ringing' });

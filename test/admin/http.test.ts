@@ -183,7 +183,7 @@ class SseReader {
 
 // ---- contract field names (written out here so that a rename in the code fails a test) ----
 
-const SUMMARY_KEYS = ['version', 'node', 'startTime', 'uptimeSeconds', 'extensions', 'contacts', 'calls', 'callbacks', 'ivr', 'trunks'];
+const SUMMARY_KEYS = ['version', 'node', 'startTime', 'uptimeSeconds', 'extensions', 'contacts', 'calls', 'callbacks', 'ivr', 'trunks', 'process'];
 const TRUNK_KEYS = ['name', 'kind', 'up', 'registration', 'lastStatus', 'activeCalls'];
 const EXTENSION_KEYS = ['number', 'name', 'state', 'contacts'];
 const CONTACT_KEYS = ['contact', 'address', 'transport', 'userAgent', 'expiresAt'];
@@ -522,7 +522,7 @@ test('events: ids, event names, data the SequencedEvent; Last-Event-ID replays e
   assert.equal(first.status, 200);
   assert.equal(first.res.headers['content-type'], 'text/event-stream; charset=utf-8');
   assert.equal(first.res.headers['cache-control'], 'no-store');
-  const sent = [h.live.emit(extensionEvent('104', 'online')), h.live.emit({ type: 'registration', action: 'added', number: '104', contact: 'sip:104@192.168.1.24:5060', address: '192.168.1.24:5060' }), h.live.emit(extensionEvent('104', 'ringing'))];
+  const sent = [h.live.emit(extensionEvent('104', 'online')), h.live.emit({ type: 'registration', action: 'added', number: '104', contact: 'sip:104@192.168.1.24:5060', address: '192.168.1.24:5060', transport: 'udp', userAgent: '', expiresAt: 0 }), h.live.emit(extensionEvent('104', 'ringing'))];
   await waitFor(() => first.messages.length === 3, () => `3 events, got ${first.messages.length}`);
   assert.deepEqual(first.ids, [1, 2, 3]);
   assert.deepEqual(

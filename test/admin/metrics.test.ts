@@ -296,7 +296,7 @@ test('call events from the live state: started, answered with its set-up time, e
   emit({ type: 'call', action: 'created', call: call(5000, null) });
   emit({ type: 'call', action: 'ended', call: call(5000, null), status: 486, callTag: CallTag.Busy, cause: 17 });
   emit({ type: 'call', action: 'ended', call: call(5000, null), status: 500, callTag: 99, cause: 0 });
-  emit({ type: 'registration', action: 'added', number: '501', contact: 'sip:x', address: '127.0.0.1:5' });
+  emit({ type: 'registration', action: 'added', number: '501', contact: 'sip:x', address: '127.0.0.1:5', transport: 'udp', userAgent: '', expiresAt: 0 });
   const e = await scrapeOwn();
   assert.equal(d(e, 'minisipserver_calls_started_total'), 2);
   assert.equal(d(e, 'minisipserver_calls_answered_total'), 1);

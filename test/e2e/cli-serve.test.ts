@@ -5,15 +5,14 @@ import { join } from 'node:path';
 import { cli, startServe, tempDir } from './harness.js';
 import { UdpPeer } from '../helpers/sip-peer.js';
 
-test('--version prints the package version and --help lists only working commands', () => {
+test('--version prints the package version and --help lists every command', () => {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
   const v = cli(['--version']);
   assert.equal(v.code, 0);
   assert.equal(v.stdout.trim(), pkg.version);
   const h = cli(['--help']);
   assert.equal(h.code, 0);
-  for (const c of ['serve', 'ext', 'cdr', 'ivr', 'callback']) assert.match(h.stdout, new RegExp(`minisipserver ${c}`));
-  for (const c of ['status']) assert.doesNotMatch(h.stdout, new RegExp(`minisipserver ${c}\\b`));
+  for (const c of ['serve', 'ext', 'cdr', 'ivr', 'callback', 'status']) assert.match(h.stdout, new RegExp(`minisipserver ${c}`));
 });
 
 test('`cdr` runs through the real executable, with its own usage errors (exit 2)', () => {

@@ -66,6 +66,7 @@ export class FakeLive implements LiveSource {
       callbacks: this.callbackList.length,
       ivr: this.ivrList.length,
       trunks: this.trunkList,
+      process: { cpuPercent: 2.5, rssBytes: 74_000_000 },
     };
   }
 

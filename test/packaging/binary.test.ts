@@ -8,7 +8,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { tempDir } from '../e2e/harness.js';
+import { hasSipp, runSippOnFreePort, SHARED, tempDir } from '../e2e/harness.js';
+import { Phone } from '../helpers/phone.js';
 import { UdpPeer } from '../helpers/sip-peer.js';
 import { parseConfigText } from '../../lib/config/load.js';
 
@@ -149,6 +150,106 @@ test('serve with sip.workers 2: the executable starts its workers, answers OPTIO
   const err = await serveAnswersOptions(['--config', 'workers.yaml'], 'workers-data');
   const started = err.trim().split('\n').filter((l) => l.includes('"server.started"'));
   assert.equal(started.length, 2, err);
+});
+
+function runBinaryAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { cwd: emptyCwd, env: bareEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${args.join(' ')}: no exit within 20 s`));
+    }, 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const hasTmux = spawnSync('tmux', ['-V']).error === undefined;
+
+test('status from the executable: --help, --once, and the ink screen under tmux while phones register', { skip: skip || (hasTmux ? false : 'tmux is not installed') }, async () => {
+  const help = runBinary(['status', '--help']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /--once/);
+  const down = await runBinaryAsync(['status', '--data-dir', 'no-server-here']);
+  assert.equal(down.code, 2);
+  assert.match(down.stderr, /^minisipserver status: the server is not running: [^\n]+\n$/);
+
+  // A server from the executable with 12 extensions and its admin API on a free port.
+  const users = join(root, 'status-users');
+  assert.equal(spawnSync('bash', [join(SHARED, 'lab/sipp/gen-users.sh'), users, '12', '1000']).status, 0);
+  const imported = runBinary(['ext', 'import', join(users, 'users.txt'), '--data-dir', 'status-data']);
+  assert.equal(imported.code, 0, imported.stderr);
+  writeFileSync(join(emptyCwd, 'status.yaml'), 'auth:\n  algorithms: [MD5, SHA-256]\n');
+  const serve = spawn(
+    binary,
+    ['serve', '--bind', '127.0.0.1', '--sip-port', '0', '--data-dir', 'status-data', '--log-format', 'json', '--config', 'status.yaml', '--admin-listen', '127.0.0.1:0', '--event-channel-port', '0', '--callback-port', '0'],
+    { cwd: emptyCwd, env: bareEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  serve.stdout.on('data', (d) => (out += d));
+  serve.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((res) => serve.on('exit', (code) => res(code)));
+  const socket = `mss-binary-${process.pid}`;
+  const tmux = (...a: string[]) => spawnSync('tmux', ['-L', socket, ...a], { encoding: 'utf8' });
+  const phones: Phone[] = [];
+  try {
+    const until = async (ok: () => boolean, what: string, detail: () => string) => {
+      const end = Date.now() + 20_000;
+      while (!ok()) {
+        if (Date.now() > end) assert.fail(`timed out waiting for ${what}:\n${detail()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await until(() => /listening on port \d+ /.test(out) && existsSync(join(emptyCwd, 'status-data', 'admin.address')), 'serve', () => out);
+    const sipPort = Number(/listening on port (\d+) /.exec(out)![1]);
+
+    const once = await runBinaryAsync(['status', '--data-dir', 'status-data', '--once']);
+    assert.equal(once.code, 0, once.stderr);
+    assert.match(once.stdout, /extensions 0\/12 registered, calls 0 active/);
+    assert.match(once.stdout, /^1011 +offline +0$/m);
+
+    const screen = () => tmux('capture-pane', '-p', '-t', 'status').stdout;
+    const env = Object.entries({ ...bareEnv, TERM: 'xterm-256color' }).map(([k, v]) => `${k}=${v}`);
+    const command = ['/usr/bin/env', '-i', ...env, binary, 'status', '--data-dir', 'status-data'].map((w) => `'${w}'`).join(' ');
+    const started = tmux('new-session', '-d', '-s', 'status', '-x', '80', '-y', '24', '-c', emptyCwd, `${command}; echo EXIT=$?; sleep 30`);
+    assert.equal(started.status, 0, started.stderr);
+    await until(() => /● live/.test(screen()) && /extensions 0\/12 registered/.test(screen()), 'the first screen', screen);
+
+    // Ten phones register (SIPp when installed) while the screen is up.
+    if (hasSipp()) {
+      const reg = await runSippOnFreePort(
+        (port) => ['-sf', join(SHARED, 'lab/sipp/reg_auth.xml'), '-key', 'contact_host', '127.0.0.1', '-key', 'contact_port', String(port), '-key', 'expires', '3600', '-m', '10', '-r', '10', '-timeout', '60', '-inf', join(users, 'users.csv'), `127.0.0.1:${sipPort}`],
+        root,
+      );
+      assert.equal(reg.successful, 10, reg.out.slice(-1500));
+    } else {
+      for (let i = 0; i < 10; i++) {
+        const p = await Phone.open(String(1000 + i), `pw${1000 + i}`, sipPort);
+        phones.push(p);
+        await p.register(3600);
+      }
+    }
+    await until(() => /extensions 10\/12 registered/.test(screen()), 'the registrations on screen', screen);
+    assert.match(screen(), /^1009 +online +1 .*127\.0\.0\.1:\d+ /m);
+    assert.match(screen(), /^1011 +offline +0/m);
+    tmux('send-keys', '-t', 'status', 'Tab');
+    await until(() => /CALLER -> CALLEE/.test(screen()) && /no calls/.test(screen()), 'the Calls pane', screen);
+    tmux('send-keys', '-t', 'status', 'q');
+    await until(() => /^EXIT=0$/m.test(screen()), 'q to quit', screen);
+  } finally {
+    tmux('kill-server');
+    for (const p of phones) p.close();
+    serve.kill('SIGTERM');
+    const kill = setTimeout(() => serve.kill('SIGKILL'), 8000);
+    await exited;
+    clearTimeout(kill);
+  }
 });
 
 const hasDpkg = spawnSync('dpkg-deb', ['--version']).error === undefined;
