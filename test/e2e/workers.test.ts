@@ -180,10 +180,16 @@ test('sip.workers 2: the admin API, its event stream and /metrics cover both pro
     }
     await waitFor(() => stream!.events.filter((e) => e.event.type === 'call' && e.event.action === 'ended').length >= 4, 'four calls ended on the stream');
 
-    const metrics = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    // A worker reads the store's registration count once a second: wait for it (bounded).
+    const registeredLine = new RegExp(`^minisipserver_extensions_registered ${users.length}$`, 'm');
+    let metrics = '';
+    for (let i = 0; i < 50 && !registeredLine.test(metrics); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      metrics = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    }
+    assert.match(metrics, registeredLine, 'a count from the shared store is not doubled');
     const registers = Number(/^minisipserver_sip_requests_received_total\{method="REGISTER"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
     assert.equal(registers, users.length * 2, 'REGISTERs of both workers added up');
-    assert.match(metrics, new RegExp(`^minisipserver_extensions_registered ${users.length}$`, 'm'), 'a count from the shared store is not doubled');
   } finally {
     stream?.close();
     for (const p of phones) p.close();
