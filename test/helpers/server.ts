@@ -22,7 +22,13 @@ export interface TestServer {
  * own (test files run side by side), in this process.
  */
 export async function startTestServer(
-  opts: { configure?: (c: Config) => void; dataDir?: string; users?: Array<[string, string]> } = {},
+  opts: {
+    configure?: (c: Config) => void;
+    dataDir?: string;
+    users?: Array<[string, string]>;
+    /** The first retry of a failed trunk registration after this many ms (30 s otherwise). */
+    trunkRetryMs?: number;
+  } = {},
 ): Promise<TestServer> {
   const config = defaultConfig();
   config.sip.bind = '127.0.0.1';
@@ -41,7 +47,7 @@ export async function startTestServer(
   opts.configure?.(config);
   const logLines: string[] = [];
   const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
-  const server = new PbxServer(config, logger);
+  const server = new PbxServer(config, logger, undefined, opts.trunkRetryMs !== undefined ? { trunkRetryMs: opts.trunkRetryMs } : {});
   if (opts.users) {
     const ext = new Extensions(server.store, config.sip.realm);
     for (const [n, p] of opts.users) if (!server.store.getExtension(n)) ext.add(n, { password: p });

@@ -11,21 +11,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { audioSdp, Phone, PhoneBook } from '../helpers/phone.js';
 import { RtpPeer } from '../helpers/rtp-peer.js';
 import { cdrOf, cdrRows } from '../helpers/cdr-files.js';
 import { waitFor } from '../helpers/keep-alive.js';
 import { branch } from '../helpers/sip-peer.js';
-import { claimPorts } from '../helpers/ports.js';
 import { dialRule, trunkConfig } from '../helpers/trunks.js';
-import { defaultConfig, type Config } from '../../lib/config/schema.js';
-import { Logger } from '../../lib/log.js';
-import { PbxServer } from '../../lib/pbx/server.js';
-import { Extensions } from '../../lib/pbx/extensions.js';
+import type { Config } from '../../lib/config/schema.js';
 import { parseMessage } from '../../lib/sip/parser.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../lib/sip/message.js';
 
@@ -50,41 +43,6 @@ function startCarrier(opts: { port?: number; password?: string } = {}): Promise<
   });
 }
 
-/**
- * startTestServer with the PbxServer's test tuning (the first retry of a failed trunk
- * registration after `trunkRetryMs` instead of 30 s).
- */
-async function startPbx(opts: { configure: (c: Config) => void; users: Array<[string, string]>; trunkRetryMs: number }): Promise<TestServer> {
-  const config = defaultConfig();
-  config.sip.bind = '127.0.0.1';
-  config.sip.bind6 = '';
-  config.sip.port = 0;
-  config.data.dir = mkdtempSync(join(tmpdir(), 'mss-test-'));
-  config.media.bind = '127.0.0.1';
-  const media = await claimPorts(1000);
-  config.media.portMin = media.portMin;
-  config.media.portMax = media.portMax - 2;
-  config.callback.port = media.portMax;
-  opts.configure(config);
-  const logLines: string[] = [];
-  const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
-  const server = new PbxServer(config, logger, undefined, { trunkRetryMs: opts.trunkRetryMs });
-  const ext = new Extensions(server.store, config.sip.realm);
-  for (const [n, p] of opts.users) if (!server.store.getExtension(n)) ext.add(n, { password: p });
-  let info;
-  try {
-    info = await server.start();
-  } catch (err) {
-    media.release();
-    throw err;
-  }
-  const stop = async () => {
-    await server.stop();
-    media.release();
-  };
-  return { server, port: info.port, dataDir: config.data.dir, config, logLines, createdDefaults: info.createdDefaults, stop };
-}
-
 /** The PBX's side of the provider account: a `register` trunk named "carrier" and its dial plan. */
 function configureTrunk(c: Config, carrierPort: number, password = ACCOUNT_PW): void {
   c.auth.algorithms = ['MD5', 'SHA-256'];
@@ -107,7 +65,7 @@ function configureTrunk(c: Config, carrierPort: number, password = ACCOUNT_PW): 
 
 before(async () => {
   carrier = await startCarrier();
-  pbx = await startPbx({ users: [['100', 'pw100'], ['101', 'pw101']], trunkRetryMs: 200, configure: (c) => configureTrunk(c, carrier.port) });
+  pbx = await startTestServer({ users: [['100', 'pw100'], ['101', 'pw101']], trunkRetryMs: 200, configure: (c) => configureTrunk(c, carrier.port) });
 });
 
 after(async () => {
@@ -422,7 +380,7 @@ test('toll fraud: a stranger, a Via claiming the carrier, a Request-URI naming t
 test('a carrier that refuses the password (403): retried with a doubling back-off, logged, the trunk is down and no call reaches it', async () => {
   const strict = await startCarrier({ password: 'the-right-one' });
   closers.push(() => strict.stop());
-  const pbx2 = await startPbx({ users: [['100', 'pw100']], trunkRetryMs: 200, configure: (c) => configureTrunk(c, strict.port, 'a-wrong-one') });
+  const pbx2 = await startTestServer({ users: [['100', 'pw100']], trunkRetryMs: 200, configure: (c) => configureTrunk(c, strict.port, 'a-wrong-one') });
   closers.push(() => pbx2.stop());
   const failures = () => logEntries(pbx2).filter((e) => e.event === 'trunk.register_failed');
   await waitFor(() => failures().length >= 3, () => `3 failed registrations (${failures().length})`, 8000);
