@@ -176,6 +176,11 @@ export const SCHEMA = {
       values: ['auto', 'native', 'node'],
       doc: 'auto: the native relay when it was built (npm ci builds it when a C compiler is present), else the Node.js relay; native or node force one.',
     },
+    requireSrtpOverTls: {
+      type: 'bool',
+      default: false,
+      doc: 'Refuse (488) an offer carrying SDES keys (a=crypto, RTP/SAVP) that did not arrive over TLS: the keys would cross the network readable. Off: such offers are relayed, with a warning in the log.',
+    },
     inactivityTimeout: {
       type: 'int',
       default: 60,
