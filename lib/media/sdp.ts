@@ -151,3 +151,110 @@ export function writeForOtherSide(desc: ParsedSdp, relayPorts: readonly number[]
   for (const line of out) if (line !== '' && !ICE_ATTRIBUTE.test(line)) text += line + '\r\n';
   return text;
 }
+
+// ---- SRTP (RFC 3711) as the relay sees it ------------------------------------------------------
+//
+// The relay forwards packets without reading them, so SRTP needs nothing of it: the proto of the
+// m= line, the `a=crypto` lines (SDES keys, RFC 4568) and the DTLS-SRTP attributes
+// (`a=fingerprint`, `a=setup`, RFC 5763/5764: the DTLS handshake is UDP on the media port, which
+// the relay forwards like RTP) pass through writeForOtherSide untouched. What the call engine
+// must check is whether the two phones agree on it; these helpers say what each m= line uses.
+
+/** How a stream is protected, read from its m= proto: plain RTP, SRTP keyed by SDES, DTLS-SRTP, or something else (T.38 udptl...). */
+export type MediaSecurity = 'rtp' | 'sdes' | 'dtls' | 'other';
+
+/** SDES keys offered as a potential configuration (RFC 5939 `a=acap:N crypto:...`): keys in the clear too. */
+const SDES_CAPABILITY = /^a=acap:\d+ crypto:/;
+
+/** One m= line as the SRTP checks see it. */
+export interface StreamSecurity {
+  media: string;
+  /** 0: the line is refused (or disabled). */
+  port: number;
+  proto: string;
+  security: MediaSecurity;
+  /** `a=crypto` (and `a=acap:N crypto:`) lines in the section: SDES keys in the clear in this SDP (also on RTP/AVP best-effort offers). */
+  crypto: number;
+  /** An `a=acfg` line (RFC 5939): an answer that took one of the offer's potential configurations (its a=tcap transports). */
+  acfg: boolean;
+}
+
+/** The kind of protection an m= proto names (RFC 3551, 4585, 3711, 5124, 5764). */
+export function securityOfProto(proto: string): MediaSecurity {
+  switch (proto.toUpperCase()) {
+    case 'RTP/AVP':
+    case 'RTP/AVPF':
+      return 'rtp';
+    case 'RTP/SAVP':
+    case 'RTP/SAVPF':
+      return 'sdes';
+    case 'UDP/TLS/RTP/SAVP':
+    case 'UDP/TLS/RTP/SAVPF':
+      return 'dtls';
+    default:
+      return 'other';
+  }
+}
+
+/** Whether a stream of this kind is SRTP (keyed by SDES or by DTLS). */
+export function isSecure(security: MediaSecurity): boolean {
+  return security === 'sdes' || security === 'dtls';
+}
+
+/** Per m= line: its proto, what it protects media with, and how many a=crypto lines it carries. */
+export function streamSecurity(desc: ParsedSdp): StreamSecurity[] {
+  return desc.media.map((m, i) => {
+    const proto = m.tail.trim().split(/\s+/)[0] ?? '';
+    const end = desc.media[i + 1]?.line ?? desc.lines.length;
+    let crypto = 0;
+    let acfg = false;
+    for (let l = m.line + 1; l < end; l++) {
+      const line = desc.lines[l]!;
+      if (line.startsWith('a=crypto:') || SDES_CAPABILITY.test(line)) crypto++;
+      else if (line.startsWith('a=acfg:')) acfg = true;
+    }
+    return { media: m.type, port: m.port, proto, security: securityOfProto(proto), crypto, acfg };
+  });
+}
+
+/** streamSecurity of an SDP text, or null when it is not SDP the relay can read. */
+export function streamSecurityOf(text: string): StreamSecurity[] | null {
+  try {
+    return streamSecurity(parseSdp(text));
+  } catch {
+    return null;
+  }
+}
+
+/** Whether an SDP carries SDES keys (an a=crypto line on an active m= line). */
+export function carriesSdesKeys(streams: readonly StreamSecurity[]): boolean {
+  return streams.some((s) => s.port !== 0 && s.crypto > 0);
+}
+
+/**
+ * Why `answer` cannot carry the media `offer` asked for, or null when it can. RFC 3264 §6.1: an
+ * accepted stream keeps the offer's transport protocol, so an answer of RTP/AVP to RTP/SAVP (or
+ * the reverse, or SDES to DTLS) is a protocol error, and the two phones would send packets the
+ * other cannot read. Plain RTP/AVP and RTP/AVPF count as the same (phones interwork on them); an
+ * answer that says it took a potential configuration of the offer (RFC 5939 capability
+ * negotiation, `a=acfg`: RTP/SAVP offered as an `a=tcap` of an RTP/AVP line) may change the proto.
+ * When the offer had SRTP, an answer that accepts no audio line while the offer had SRTP audio,
+ * or no line at all, also fails: the callee refused the SRTP streams (it does not do SRTP).
+ */
+export function srtpAnswerProblem(offer: readonly StreamSecurity[], answer: readonly StreamSecurity[]): string | null {
+  const n = Math.min(offer.length, answer.length);
+  for (let i = 0; i < n; i++) {
+    const o = offer[i]!;
+    const a = answer[i]!;
+    if (o.port === 0 || a.port === 0 || a.acfg) continue;
+    if (o.security !== a.security && (isSecure(o.security) || isSecure(a.security))) {
+      return `m= line ${i} (${o.media}) was offered ${o.proto} and answered ${a.proto}`;
+    }
+  }
+  if (!offer.some((o) => o.port !== 0 && isSecure(o.security))) return null;
+  const accepted = (i: number) => offer[i]!.port !== 0 && (answer[i]?.port ?? 0) !== 0;
+  const secureAudio = offer.some((o) => o.port !== 0 && o.media === 'audio' && isSecure(o.security));
+  if (secureAudio && !offer.some((o, i) => o.media === 'audio' && accepted(i))) return 'every SRTP audio line of the offer was refused (port 0)';
+  if (!offer.some((_, i) => accepted(i))) return 'every line of the SRTP offer was refused (port 0)';
+  return null;
+}

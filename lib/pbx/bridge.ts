@@ -11,7 +11,7 @@ import type { ServerTransaction } from '../sip/transaction/layer.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { detach } from '../sip/transaction/message-keys.js';
 import { CallTag, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
-import { isSdp, SDP } from './call-messages.js';
+import { hasSdesKeys, isSdp, isTlsTransport, SDP, srtpStreams } from './call-messages.js';
 import type { MediaPath, Side } from './media-path.js';
 import type { BridgedLeg } from './legs/leg.js';
 import type { IncomingLegOwner } from './legs/incoming-leg.js';
@@ -28,6 +28,8 @@ export interface BridgeEnv {
   allow: string;
   maxDurationMs: number;
   log(level: 'debug' | 'info' | 'warn', event: string, fields: Record<string, unknown>): void;
+  /** media.requireSrtpOverTls: a re-offer with SDES keys is refused (488) unless both legs are on TLS. */
+  requireSrtpOverTls?: boolean;
 }
 
 export interface BridgeHooks {
@@ -151,6 +153,11 @@ export class Bridge {
     const to = from === 'a' ? this.b : this.a;
     let body = req.body;
     if (body.length > 0 && isSdp(req)) {
+      // SRTP in a re-offer passes as in the first offer (proto, a=crypto, a=fingerprint kept).
+      if (this.env.requireSrtpOverTls && !this.keysMayTravel(from, req)) {
+        tx.respond(createResponse(req, 488, 'Not Acceptable Here (SRTP keys (a=crypto) are accepted over TLS only)'));
+        return;
+      }
       try {
         body = this.rewrite(from, body, to.dialog.destination);
       } catch (err) {
@@ -178,6 +185,14 @@ export class Bridge {
       if (pending) this.pending = null;
       tx.respond(createResponse(req, 503));
     }
+  }
+
+  /** SDES keys in `req` may cross both legs: each is on TLS (media.requireSrtpOverTls), or there are none. */
+  private keysMayTravel(from: Side, req: SipRequest): boolean {
+    if (!hasSdesKeys(srtpStreams(req))) return true;
+    if (isTlsTransport(this.a.dialog.destination.transport) && isTlsTransport(this.b.dialog.destination.transport)) return true;
+    this.env.log('info', 'call.srtp_refused', { callId: this.a.dialog.callId, side: from, method: req.method, reason: 'the re-offer carries SDES keys (a=crypto) and a leg is not on TLS (media.requireSrtpOverTls)' });
+    return false;
   }
 
   private guardResponse(fn: (res: SipResponse) => void): (res: SipResponse) => void {

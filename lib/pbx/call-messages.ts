@@ -5,6 +5,8 @@
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseNameAddr } from '../sip/headers/name-addr.js';
 import { parseCSeq } from '../sip/headers/cseq.js';
+import { parseViaList } from '../sip/headers/via.js';
+import { carriesSdesKeys, isSecure, streamSecurityOf, type StreamSecurity } from '../media/sdp.js';
 import type { MediaSession } from './media-path.js';
 
 export const SDP = 'application/sdp';
@@ -48,7 +50,8 @@ export function quoteName(name: string): string {
 const CAUSE_TEXT: Record<number, string> = {
   1: 'Unallocated number', 16: 'Normal call clearing', 17: 'User busy', 18: 'No user responding',
   19: 'No answer from user', 20: 'Subscriber absent', 21: 'Call rejected', 41: 'Temporary failure',
-  79: 'Service or option not implemented', 102: 'Recovery on timer expiry',
+  57: 'Bearer capability not authorized', 65: 'Bearer capability not implemented',
+  79: 'Service or option not implemented', 88: 'Incompatible destination', 102: 'Recovery on timer expiry',
 };
 
 /** `Reason: Q.850;cause=N;text="..."` (RFC 3326). */
@@ -98,4 +101,49 @@ export function summariseMedia(media: MediaSession): string {
   const kinds: string[] = [];
   for (const s of media.stats()) if (!kinds.includes(s.media)) kinds.push(s.media);
   return kinds.join('+');
+}
+
+/** Transports that encrypt SIP (TLS, WebSocket over TLS). */
+const SECURE_TRANSPORTS = new Set(['tls', 'wss']);
+
+/**
+ * Whether `transport` ('udp', 'tcp', 'tls'...) encrypts what it carries. Read as text: the
+ * transport layer has no TLS yet, and this holds unchanged once it names 'tls'.
+ */
+export function isTlsTransport(transport: string): boolean {
+  return SECURE_TRANSPORTS.has(transport.toLowerCase());
+}
+
+/**
+ * Whether a request crossed only encrypted hops: it arrived here over TLS (the source endpoint,
+ * what the server itself received on: a Via claiming TLS over UDP is not believed) and every Via
+ * it carries names TLS or WSS (the hops before the last one, a proxy in front of us).
+ */
+export function arrivedOverTls(req: SipRequest, source: { transport: string }): boolean {
+  if (!isTlsTransport(source.transport)) return false;
+  const vias = parseViaList(req);
+  return vias !== null && vias.length > 0 && vias.every((v) => isTlsTransport(v.transport));
+}
+
+/** The transport a request arrived on, for the log: the source's, and the Via's when it differs ('udp', 'tcp (via TLS)'). */
+export function transportText(req: SipRequest, source: { transport: string }): string {
+  const t = source.transport.toLowerCase();
+  const via = parseViaList(req)?.[0]?.transport.toLowerCase();
+  return via && via !== t ? `${t} (Via ${via.toUpperCase()})` : t;
+}
+
+/** What the SRTP checks need of an SDP body: its m= lines' protection, or null when it is no SDP the relay could read. */
+export function srtpStreams(msg: SipRequest | SipResponse): StreamSecurity[] | null {
+  if (msg.body.length === 0 || !isSdp(msg)) return null;
+  return streamSecurityOf(msg.body.toString('utf8'));
+}
+
+/** An offer that asks for SRTP (an active RTP/SAVP(F) or DTLS-SRTP line): the callee must do SRTP. */
+export function offersSrtp(streams: readonly StreamSecurity[] | null): boolean {
+  return streams !== null && streams.some((s) => s.port !== 0 && isSecure(s.security));
+}
+
+/** SDES keys (a=crypto) in the body: readable to anyone on the path unless it travels over TLS. */
+export function hasSdesKeys(streams: readonly StreamSecurity[] | null): boolean {
+  return streams !== null && carriesSdesKeys(streams);
 }

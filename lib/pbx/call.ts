@@ -10,8 +10,8 @@ import type { ServerTransaction } from '../sip/transaction/layer.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, causeForFinalResponse, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { ForkTarget } from './legs/fork-target.js';
-import { SdpUnsupportedError } from '../media/sdp.js';
-import { isReliable, isSdp } from './call-messages.js';
+import { SdpUnsupportedError, srtpAnswerProblem, type StreamSecurity } from '../media/sdp.js';
+import { arrivedOverTls, hasSdesKeys, isReliable, isSdp, isTlsTransport, offersSrtp, srtpStreams, transportText } from './call-messages.js';
 import { Bridge, type CallOutcome } from './bridge.js';
 import { MediaPath, type MediaSession, type Side } from './media-path.js';
 import { IncomingLeg, type IncomingLegOwner } from './legs/incoming-leg.js';
@@ -32,6 +32,12 @@ export interface CallEnv extends LegEnv {
   started?(call: Call): void;
   /** The callee answered (the bridge is up); the caller's 200 goes next. */
   answered?(call: Call): void;
+  /**
+   * media.requireSrtpOverTls: an offer carrying SDES keys (a=crypto) is refused (488) unless it
+   * arrived over TLS, and is sent on only to phones reached over TLS. Off (default): relayed, with
+   * one `call.srtp_keys_in_clear` info line per call.
+   */
+  requireSrtpOverTls?: boolean;
 }
 
 /**
@@ -85,6 +91,8 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
   private offerForB: Buffer = Buffer.alloc(0);
   /** Whether the record's party is an extension or a line/trunk (docs/CDR.md). */
   partyKind: 'local' | 'outside' = 'local';
+  /** The m= lines of the caller's offer as the SRTP checks see them (null: no offer, or unreadable). */
+  private offerStreams: StreamSecurity[] | null = null;
 
   constructor(
     private readonly env: CallEnv,
@@ -157,6 +165,8 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     let offer = inv.body;
     const first = destination.targets[0];
     if (inv.body.length > 0 && first) {
+      this.offerStreams = srtpStreams(inv);
+      if (hasSdesKeys(this.offerStreams) && !this.sdesKeysMayPass(destination)) return;
       try {
         // One rewrite for all forks (and fallbacks): every one is told the same relay ports.
         offer = this.media.rewrite('a', inv.body, first.destination, this.a.signalIp, first.localAddress);
@@ -177,11 +187,43 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     this.dial(destination);
   }
 
+  /**
+   * SDES keys in the caller's offer (docs/MEDIA.md, "SRTP"): with media.requireSrtpOverTls they
+   * must have come over TLS, else the call is refused (488, cause 57); without it the call goes on
+   * with one info line saying the keys crossed the network readable. False: refused.
+   */
+  private sdesKeysMayPass(destination: Destination): boolean {
+    const inv = this.a.invite;
+    if (arrivedOverTls(inv, this.a.source)) return true;
+    const transport = transportText(inv, this.a.source);
+    if (this.env.requireSrtpOverTls) {
+      this.env.log('info', 'call.srtp_refused', { callId: this.callId, caller: this.caller.number, transport, reason: 'the offer carries SDES keys (a=crypto) and did not arrive over TLS (media.requireSrtpOverTls)' });
+      destination.release?.();
+      this.failA(488, CallTag.CalleeRejected, 57, 'Not Acceptable Here (SRTP keys (a=crypto) are accepted over TLS only)');
+      return false;
+    }
+    if (this.env.logs('info')) this.env.log('info', 'call.srtp_keys_in_clear', { callId: this.callId, caller: this.caller.number, transport });
+    return true;
+  }
+
   /** The callee's leg towards `destination` (the first one, or a fallback after a failure). */
   private dial(destination: Destination): void {
     this.destination = destination;
     this.routeLabel = destination.route;
     const inv = this.a.invite;
+    let targets = destination.targets;
+    if (this.env.requireSrtpOverTls && hasSdesKeys(this.offerStreams)) {
+      // The keys go on to the callee: only over TLS too.
+      targets = targets.filter((t) => isTlsTransport(t.destination.transport));
+      if (targets.length === 0) {
+        this.env.log('info', 'call.srtp_refused', { callId: this.callId, route: destination.route, reason: 'the callee is not reached over TLS and the offer carries SDES keys (media.requireSrtpOverTls)' });
+        const next = destination.fallback?.(null) ?? null;
+        this.leave(destination);
+        if (next) this.dial(next);
+        else this.failA(488, CallTag.CalleeRejected, 57, 'Not Acceptable Here (the callee is not reached over TLS, and SRTP keys travel over TLS only)');
+        return;
+      }
+    }
     let offer = this.offerForB;
     if (offer.length > 0 && destination.filterOffer) {
       const filtered = destination.filterOffer(offer.toString('utf8'));
@@ -214,7 +256,7 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     if (destination.toUri !== undefined) call.toUri = destination.toUri;
     if (destination.credentials !== undefined) call.credentials = destination.credentials;
     this.b = new OutgoingLeg(this.env, call, this);
-    this.b.start(destination.targets);
+    this.b.start(targets);
   }
 
   /** The call stops using `destination` (its trunk's count goes down), once. */
@@ -228,6 +270,8 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     if (this.phase !== 'ringing') return;
     let body: Buffer | null = null;
     if (res.body.length > 0 && isSdp(res)) {
+      // An early answer binds as the 2xx's does: SRTP offered, RTP answered ends the attempt.
+      if (this.srtpRefused(res)) return;
       try {
         body = this.media.rewrite('b', res.body, this.a.source, this.b!.signalIp, this.a.hint);
         this.answerSdp = body.toString('utf8');
@@ -247,6 +291,11 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     }
     let answer = res.body;
     if (answer.length > 0 && isSdp(res)) {
+      if (this.srtpRefused(res)) {
+        b.sendAck(cseq, Buffer.alloc(0));
+        b.bye(88);
+        return;
+      }
       try {
         answer = this.media.rewrite('b', answer, this.a.source, b.signalIp, this.a.hint);
       } catch (err) {
@@ -277,6 +326,26 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     this.env.answered?.(this);
     this.a.answer(res.reason, answer, (ack) => this.onInitialAck(ack));
     if (this.env.logs('info')) this.env.log('info', 'call.answered', { callId: this.callId, caller: this.caller.number, callee: this.callee.number, contact: b.dialog.remoteTarget });
+  }
+
+  /**
+   * An answer (in a 2xx or an 18x) that cannot carry the SRTP the caller offered, or that answers
+   * plain RTP with SRTP (RFC 3264 section 6.1: the answer keeps the offer's proto): the caller gets
+   * 488 with cause 88 (incompatible destination) rather than a call whose phones cannot read each
+   * other's packets; the ringing forks are cancelled. True: the call has failed (the caller of
+   * this owes the callee its ACK and BYE for a 2xx).
+   */
+  private srtpRefused(res: SipResponse): boolean {
+    const offer = this.offerStreams;
+    if (offer === null) return false;
+    const answer = srtpStreams(res);
+    if (answer === null) return false;
+    const problem = srtpAnswerProblem(offer, answer);
+    if (problem === null) return false;
+    this.env.log('info', 'call.srtp_mismatch', { callId: this.callId, caller: this.caller.number, callee: this.callee.number, status: res.status, problem });
+    const secure = offersSrtp(offer);
+    this.failA(488, CallTag.CalleeRejected, 88, secure ? 'Not Acceptable Here (the callee does not do the SRTP the caller requires)' : 'Not Acceptable Here (the callee answered plain RTP with SRTP)');
+    return true;
   }
 
   private onInitialAck(ack: SipRequest): void {
@@ -314,7 +383,13 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     }
     const status = best.status === 401 || best.status === 407 ? 403 : best.status;
     const tag = best.status === 486 || best.status === 600 ? CallTag.Busy : CallTag.CalleeRejected;
-    const cause = causeForFinalResponse(best.status, best.headers.getAll('reason').join(', '));
+    const reasonHeader = best.headers.getAll('reason').join(', ');
+    if (status === 488 && offersSrtp(this.offerStreams) && parseReasonCause(reasonHeader) === undefined) {
+      // The callee refused an offer that requires SRTP: most likely it does not do SRTP.
+      this.failA(488, tag, 88, 'Not Acceptable Here (the callee did not accept the SRTP offer)', best);
+      return;
+    }
+    const cause = causeForFinalResponse(best.status, reasonHeader);
     this.failA(status, tag, cause, status === best.status ? best.reason : undefined, best);
   }
 

@@ -165,6 +165,7 @@ export class PbxServer {
         t1: config.sip.t1,
         t2: config.sip.t2,
         noAnswerMs: config.calls.noAnswerTimeout * 1000,
+        requireSrtpOverTls: config.media.requireSrtpOverTls,
         maxDurationMs: config.calls.maxDuration * 1000,
         allow: ALLOW_HEADER,
         userAgent: config.sip.userAgent,

@@ -22,6 +22,7 @@ import { Bridge } from '../../pbx/bridge.js';
 import { MediaPath, type MediaSession } from '../../pbx/media-path.js';
 import type { Route } from '../../pbx/router.js';
 import { isSdp } from '../../pbx/call-messages.js';
+import { srtpAnswerProblem, streamSecurityOf, type StreamSecurity } from '../../media/sdp.js';
 import { audioTarget, chooseAudio } from '../ivr/ivr-sdp.js';
 import { callBackOffer } from './offer-sdp.js';
 import type { CallBackRequest, ResponseOutcome } from './iif.js';
@@ -93,6 +94,8 @@ export class CallBackSession {
   private reported = false;
   /** Where user1's offer came back from: its dialog's peer, for advertising our media to it. */
   private user1Hint: string | undefined;
+  /** The m= lines each leg was offered, for the SRTP check of its answer (the endpoint does plain RTP). */
+  private offered: { 1: StreamSecurity[] | null; 2: StreamSecurity[] | null } = { 1: null, 2: null };
   /** Trunks the legs use (each counts the call until the session ends). */
   private readonly trunksUsed: Destination[] = [];
   readonly startMs = Date.now();
@@ -169,6 +172,7 @@ export class CallBackSession {
     const first = plan.targets[0]!;
     const ours = callBackOffer(local, endpoint.localPort, ++sessionIds, this.deps.video);
     const offer = this.media.rewrite('b', Buffer.from(ours), first.destination, local, first.localAddress);
+    this.offered[1] = streamSecurityOf(ours);
     this.user1Hint = first.localAddress;
     const call = this.outgoing(caller, route.number, offer, plan, 'user1-failed');
     if (!call) return;
@@ -263,6 +267,7 @@ export class CallBackSession {
     const media = this.media!;
     const answer = res.body.length > 0 && isSdp(res) ? res.body : null;
     const local = this.endpoint!.localAddress;
+    if (this.srtpRefused(1, res)) return;
     let towardsEndpoint: string;
     try {
       if (!answer) throw new Error('the 2xx carries no SDP answer');
@@ -290,6 +295,7 @@ export class CallBackSession {
     const first = plan.targets[0]!;
     // user2 is offered what user1 answered: whatever it accepts of that, user1 already sends.
     const offer = media.rewrite('a', answer, first.destination, leg.signalIp, first.localAddress);
+    this.offered[2] = streamSecurityOf(answer.toString('utf8'));
     const call = this.outgoing(caller, route.number, offer, plan, 'user2-failed');
     if (!call) return;
     const leg2 = new OutgoingLeg(this.deps.env, call, new LegEvents(this, 2));
@@ -300,6 +306,10 @@ export class CallBackSession {
   private user2Answered(leg: OutgoingLeg, res: SipResponse): void {
     const media = this.media!;
     const one = this.one!.leg!;
+    if (this.srtpRefused(2, res)) {
+      leg.bye(88);
+      return;
+    }
     try {
       if (res.body.length === 0 || !isSdp(res)) throw new Error('the 2xx carries no SDP answer');
       // The relay's side b is user2 from now on; what it returns for user1 is what user1 already has.
@@ -325,6 +335,22 @@ export class CallBackSession {
     });
     this.deps.changed?.(this);
     if (this.deps.env.logs('info')) this.deps.env.log('info', 'callback.bridged', { id: this.request.id, user1: this.one!.number, user2: this.two!.number });
+  }
+
+  /**
+   * A leg answered its plain RTP offer with SRTP (RTP/SAVP; RFC 3264 section 6.1 forbids it): the
+   * ringback endpoint and the other phone could not read its packets, so the call-back fails with
+   * 488 / cause 88 rather than carrying broken audio. (A phone that requires SRTP refuses the
+   * offer with 488 itself: legFailed.)
+   */
+  private srtpRefused(which: 1 | 2, res: SipResponse): boolean {
+    const offer = this.offered[which];
+    const answer = offer && res.body.length > 0 && isSdp(res) ? streamSecurityOf(res.body.toString('utf8')) : null;
+    const problem = offer && answer ? srtpAnswerProblem(offer, answer) : null;
+    if (problem === null) return false;
+    this.deps.env.log('info', 'callback.srtp_mismatch', { id: this.request.id, side: which === 1 ? 'user1' : 'user2', problem });
+    this.failBeforeBridge(which === 1 ? 'user1-failed' : 'user2-failed', CallTag.CalleeRejected, 488, 88);
+    return true;
   }
 
   /** @internal LegEvents: a leg ended without an answer. */

@@ -4,8 +4,12 @@
  * (RFC 4733); every other m= line is refused with port 0 (RFC 3264 section 6). When the IVR sends
  * the call on, the callee is offered exactly that codec, so the caller's media needs no new
  * negotiation (no re-INVITE) once the two are joined.
+ *
+ * The server's endpoint speaks plain RTP only: an SRTP audio line (RTP/SAVP(F), DTLS-SRTP) is
+ * never chosen. It is refused with port 0 when the offer also has plain RTP audio; an offer with
+ * SRTP audio only is refused as a whole (chooseAudio throws, the IVR answers 488).
  */
-import { parseSdp, streamTargets, type ParsedSdp } from '../../media/sdp.js';
+import { isSecure, parseSdp, SdpError, securityOfProto, streamTargets, type ParsedSdp } from '../../media/sdp.js';
 import type { G711Codec } from '../../media/endpoint/g711.js';
 
 export interface AudioChoice {
@@ -20,12 +24,27 @@ export interface AudioChoice {
 
 const RTPMAP = /^a=rtpmap:(\d+) ([^/\s]+)\/(\d+)/;
 
-/** The audio stream and codec the IVR answers with, or null when the offer has no G.711 audio. */
+/**
+ * SDES and DTLS-SRTP attributes, and SRTP offered by capability negotiation (RFC 5939 a=tcap,
+ * a=acap, a=pcfg): dropped from a plain RTP line the IVR agreed to without them.
+ */
+const SRTP_ATTRIBUTE = /^a=(crypto|fingerprint|setup|tcap|acap|pcfg):/;
+
+/**
+ * The audio stream and codec the IVR answers with, or null when the offer has no G.711 audio.
+ * Throws SdpError for SDP it cannot read, and for an offer whose only audio is SRTP.
+ */
 export function chooseAudio(offer: string): AudioChoice | null {
   const desc = parseSdp(offer);
+  let sawSrtpAudio = false;
   for (let index = 0; index < desc.media.length; index++) {
     const m = desc.media[index]!;
     if (m.type !== 'audio' || m.port === 0) continue;
+    const security = securityOfProto(m.tail.trim().split(/\s+/)[0] ?? '');
+    if (security !== 'rtp') {
+      sawSrtpAudio ||= isSecure(security);
+      continue;
+    }
     const formats = formatsOf(m.tail);
     const maps = rtpmaps(desc, index);
     let telephoneEvent: number | null = null;
@@ -45,6 +64,7 @@ export function chooseAudio(offer: string): AudioChoice | null {
       if (name === 'PCMA') return { index, codec: 'pcma', payloadType: pt, telephoneEvent, lines: desc.media.length };
     }
   }
+  if (sawSrtpAudio) throw new SdpError('the offer has SRTP audio only (RTP/SAVP): the server\'s own media is plain RTP');
   return null;
 }
 
@@ -100,6 +120,8 @@ export function narrowOffer(choice: AudioChoice, offer: string): string {
     if (section === choice.index) {
       const pt = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)/.exec(line);
       if (pt && !keep.has(Number(pt[1]))) continue;
+      // The IVR answered plain RTP (best-effort SRTP offers carry keys on RTP/AVP): so must the callee.
+      if (SRTP_ATTRIBUTE.test(line)) continue;
     } else if (section >= 0 && !line.startsWith('c=')) {
       continue; // a refused line keeps only its m= line (and c=, harmless)
     }
