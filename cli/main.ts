@@ -10,7 +10,7 @@ if (args[0] === 'cdr') {
 } else if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(`${packageVersion()}\n`);
 } else {
-  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }] = await Promise.all([
+  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }, { banCommand }] = await Promise.all([
     import('yargs'),
     import('./serve.js'),
     import('./ext.js'),
@@ -18,6 +18,7 @@ if (args[0] === 'cdr') {
     import('./ivr.js'),
     import('./callback.js'),
     import('./status.js'), // ink loads only when the live screen starts (cli/status/live.tsx)
+    import('./ban.js'),
   ]);
   await yargs(args)
     .scriptName('minisipserver')
@@ -28,7 +29,8 @@ if (args[0] === 'cdr') {
     .command(ivrCommand)
     .command(callbackCommand)
     .command(statusCommand)
-    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status (see --help)')
+    .command(banCommand)
+    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status, ban (see --help)')
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(packageVersion())

@@ -11,6 +11,7 @@ import { ALL_CALL_TAGS, callTagName } from '../cdr/record.js';
 import { COUNTED_METHODS, OTHER_METHOD, type MessageCounts, type StackCounters } from '../sip/stack.js';
 import type { TransactionStats } from '../sip/transaction/layer.js';
 import type { RelayTotals } from '../media/relay.js';
+import type { SecurityCounters } from '../security/guard.js';
 import type { LiveSource, SequencedEvent, Summary } from './types.js';
 
 /** Set-up time buckets, seconds: automatic answers (IVR) take milliseconds, people seconds. */
@@ -32,6 +33,12 @@ export interface MetricsSources {
   relay(): { readonly sessionCount: number; readonly sessionLimit: number; totals(): RelayTotals } | null;
   /** The CDR recorder, null with `cdr.format: off`. */
   cdr: { readonly counts: { readonly written: number; readonly errors: number } } | null;
+  /** Auto-ban and flood limits (PbxServer.guard); without it the security metrics are left out. */
+  security?: {
+    readonly counters: SecurityCounters;
+    readonly bannedCount: number;
+    readonly tableSizes: { rates: number; failures: number };
+  };
 }
 
 /** What one scrape reads from the sources (taken once, shared by every metric of the scrape). */
@@ -143,6 +150,58 @@ export class ServerMetrics {
       'Digest authentications refused with 403 for wrong credentials (wrong password or unknown user), REGISTER and INVITE alike.',
       () => sources.auth.wrongCredentials,
     );
+
+    // ---- auto-ban and flood limits (docs/SECURITY.md) ----
+    const security = sources.security;
+    if (security !== undefined) {
+      const c = security.counters;
+      const bans: Counter<'reason'> = new Counter({
+        name: 'minisipserver_security_bans_total',
+        help: 'Source addresses banned, by reason: auth (failed authentications), scanner (scanner User-Agents), rate (sustained excess), manual (`minisipserver ban add`).',
+        labelNames: ['reason'],
+        registers,
+        collect: () => {
+          bans.reset();
+          for (const reason of ['auth', 'scanner', 'rate', 'manual'] as const) bans.inc({ reason }, c.bans[reason]);
+        },
+      });
+      const dropped: Counter<'reason'> = new Counter({
+        name: 'minisipserver_security_dropped_total',
+        help: 'SIP messages and TCP connections dropped unanswered, by reason: banned (from a banned source, before parsing), rate (over the source\'s rate), scanner (a scanner\'s User-Agent).',
+        labelNames: ['reason'],
+        registers,
+        collect: () => {
+          dropped.reset();
+          for (const reason of ['banned', 'rate', 'scanner'] as const) dropped.inc({ reason }, c.dropped[reason]);
+        },
+      });
+      plainCounter(registers, 'minisipserver_security_connections_refused_total', 'TCP connections closed at accept: a banned source, or one over its rate.', () => c.connectionsRefused);
+      plainCounter(
+        registers,
+        'minisipserver_security_auth_failures_total',
+        'Failed authentications counted towards bans (wrong password or unknown user, a forged nonce, a scanner\'s request); trusted sources\' are not counted.',
+        () => c.failures,
+      );
+      // Every process holds every ban in force (they share the store): the same count in each.
+      const banned: Gauge = new Gauge({
+        name: 'minisipserver_security_banned_sources',
+        help: 'Source addresses banned now.',
+        registers,
+        aggregator: 'max',
+        collect: () => banned.set(security.bannedCount),
+      });
+      const tracked: Gauge<'table'> = new Gauge({
+        name: 'minisipserver_security_tracked_sources',
+        help: 'Source addresses tracked, by table (rates, failures); each is capped at security.tableSize.',
+        labelNames: ['table'],
+        registers,
+        collect: () => {
+          const t = security.tableSizes;
+          tracked.set({ table: 'rates' }, t.rates);
+          tracked.set({ table: 'failures' }, t.failures);
+        },
+      });
+    }
 
     // ---- media relay ----
     gauge('minisipserver_relay_sessions', 'Media relay sessions open (one per call with relayed media).', (s) => s.relay.sessions);

@@ -9,6 +9,7 @@ import {
 } from '../sip/digest.js';
 import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
 import type { ExtensionRecord } from '../store/store.js';
+import type { Endpoint } from '../sip/transport/types.js';
 
 export type AuthOutcome = { ok: true; user: string } | { ok: false; response: SipResponse; reason: string };
 
@@ -23,6 +24,13 @@ export interface AuthenticatorOptions {
   algorithms?: readonly DigestAlgorithm[];
   /** User-Agent fragments (any case) of clients that fail on any challenge but MD5. */
   md5OnlyUserAgents?: readonly string[];
+  /**
+   * Told of each failed authentication whose source is known (lib/security counts them towards a
+   * ban): a wrong answer (wrong password or unknown user, alike) and a nonce we never issued.
+   * Not a missing answer, a stale nonce, an unsupported algorithm or a replayed nonce-count:
+   * those are challenged again and guess nothing.
+   */
+  onFailure?: (source: Endpoint) => void;
 }
 
 /**
@@ -64,7 +72,8 @@ export class Authenticator {
     return this.algorithms;
   }
 
-  authenticate(req: SipRequest, mode: 'www' | 'proxy', toTag: string): AuthOutcome {
+  /** `source`: where the request came from, for onFailure. */
+  authenticate(req: SipRequest, mode: 'www' | 'proxy', toTag: string, source?: Endpoint): AuthOutcome {
     const headerName = mode === 'www' ? 'authorization' : 'proxy-authorization';
     const creds = this.pickCredentials(req.headers.getAll(headerName));
     if (!creds) return this.challenge(req, mode, toTag, false, 'no credentials');
@@ -76,7 +85,10 @@ export class Authenticator {
     }
 
     const nonceState = this.opts.nonces.check(creds.nonce);
-    if (nonceState !== 'ok') return this.challenge(req, mode, toTag, nonceState === 'stale', `nonce ${nonceState}`);
+    if (nonceState !== 'ok') {
+      if (nonceState === 'invalid' && source !== undefined) this.opts.onFailure?.(source);
+      return this.challenge(req, mode, toTag, nonceState === 'stale', `nonce ${nonceState}`);
+    }
 
     const ext = this.opts.extensions.get(creds.username);
     const ha1 =
@@ -87,6 +99,7 @@ export class Authenticator {
         : decoyHA1(algorithm, creds.username, this.opts.realm, this.opts.secret);
     if (!verifyResponse(creds, req.method, ha1)) {
       this.wrongCredentials++;
+      if (source !== undefined) this.opts.onFailure?.(source);
       return { ok: false, response: createResponse(req, 403, 'Forbidden', toTag), reason: 'wrong credentials' };
     }
     // RFC 7616 section 3.4: a nonce-count that does not increase is a replay; challenge afresh.

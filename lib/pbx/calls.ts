@@ -146,7 +146,7 @@ export class CallManager {
       this.onTrunkInvite(trunk, req, tx, source, toTag);
       return;
     }
-    const auth = this.deps.auth.authenticate(req, 'proxy', toTag);
+    const auth = this.deps.auth.authenticate(req, 'proxy', toTag, source);
     if (!auth.ok) {
       if (auth.response.status === 403) this.deps.env.log('warn', 'call.auth_failed', { from: `${source.address}:${source.port}` });
       tx.respond(auth.response);

@@ -154,7 +154,7 @@ export class Registrar {
     if (!toUri || (toUri.scheme !== 'sip' && toUri.scheme !== 'sips')) return fail(400, 'Bad Request (To is not a sip: address-of-record)');
     const aor = toUri.user ?? '';
 
-    const auth = this.opts.auth.authenticate(req, 'www', toTag);
+    const auth = this.opts.auth.authenticate(req, 'www', toTag, source);
     if (!auth.ok) {
       if (auth.response.status === 403) {
         this.opts.logger.peer('warn', 'register.auth_failed', { aor, from: `${source.address}:${source.port}` });

@@ -41,6 +41,7 @@ import { openFileCount, openFilesLimit } from '../platform/open-files.js';
 import { reusePortUdpFd } from '../platform/reuse-port.js';
 import { WorkerRouter } from '../sip/worker-router.js';
 import { randomToken } from '../sip/random-id.js';
+import { SourceGuard } from '../security/guard.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -76,6 +77,8 @@ export class PbxServer {
   /** What the admin API, the event channel, the metrics and `status` read. */
   readonly live: LiveState;
   readonly eventChannel: EventChannel;
+  /** Auto-ban and flood limits (security.*, docs/SECURITY.md). */
+  readonly guard: SourceGuard;
   /** Prometheus metrics (GET /metrics); null with the admin listener off. */
   readonly metrics: ServerMetrics | null;
   /** The admin HTTP API (docs/ADMIN.md); null when admin.listen is "" or in a worker (the primary serves it). */
@@ -111,6 +114,7 @@ export class PbxServer {
       secret,
       algorithms: config.auth.algorithms as DigestAlgorithm[],
       md5OnlyUserAgents: config.auth.md5OnlyUserAgents,
+      onFailure: (source) => this.guard.authFailed(source.address),
     }));
     // Bindings reach the disk at most once a second each: a crash loses at most that second of
     // refreshes, and phones re-register anyway.
@@ -173,6 +177,17 @@ export class PbxServer {
         logs: (level) => logger.enabled(level),
     };
     this.trunks = new Trunks(config.trunks, env, tuning.trunkRetryMs !== undefined ? { retryMinMs: tuning.trunkRetryMs } : {});
+    const trunks = this.trunks;
+    const guard = (this.guard = new SourceGuard({
+      settings: config.security,
+      store: this.store,
+      logger,
+      // Trunk peers are trusted like security.trusted, whatever port they send from (a TCP
+      // endpoint is matched on its address alone).
+      isTrustedPeer: (address) => trunks.size > 0 && trunks.fromSource({ transport: 'tcp', address, port: 0 }) !== null,
+      // Several processes: the first reports what the others see too (bans by `ban add`, bans ending).
+      reportShared: !worker || worker.index === 0,
+    }));
     const numbers = (this.numbers = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) }, trunks: this.trunks }));
     numbers.setDialPlan(config.dialplan, config.classes);
     this.calls = new CallManager({
@@ -261,6 +276,7 @@ export class PbxServer {
         serverHeader: config.sip.userAgent,
         logger,
         ...(router ? { sharedUdp: (address: string, port: number) => reusePortUdpFd(address, port), router } : {}),
+        guard,
       },
       {
         onRequest: (req, tx, source) => this.onRequest(req, tx, source),
@@ -268,6 +284,8 @@ export class PbxServer {
       },
       (req, source) => this.statelessAnswer(req, source),
     );
+    // A source banned while it holds TCP connections loses them at once.
+    guard.onBan = (address) => this.stack.closeConnectionsFrom(address);
     // With several processes the primary serves the metrics, gathered from every worker (feedPrimary).
     this.metrics =
       config.admin.listen === ''
@@ -278,6 +296,7 @@ export class PbxServer {
             auth: this.auth,
             relay: () => this.relay,
             cdr: this.recorder,
+            security: guard,
           });
     this.metrics?.watch(this.live);
     if (config.admin.listen !== '' && !worker) {
@@ -429,6 +448,7 @@ export class PbxServer {
     this.recorder?.close();
     this.registrar.stop();
     this.writer.close();
+    this.guard.stop();
     this.store.close();
     this.logger.info('server.stopped');
   }
@@ -577,6 +597,12 @@ export class PbxServer {
       if (key === 'dialplan' || key === 'classes') {
         setConfigValue(this.config, key, to);
         this.numbers.setDialPlan(this.config.dialplan, this.config.classes);
+        applied.push(key);
+        continue;
+      }
+      if (key.startsWith('security.')) {
+        setConfigValue(this.config, key, to);
+        this.guard.configure(this.config.security);
         applied.push(key);
         continue;
       }

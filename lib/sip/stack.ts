@@ -9,6 +9,7 @@ import { TcpTransport } from './transport/tcp.js';
 import type { Endpoint } from './transport/types.js';
 import type { Logger } from '../log.js';
 import type { WorkerRouter } from './worker-router.js';
+import type { RateEntry, SourceGuard } from '../security/guard.js';
 
 export interface StackOptions {
   bind4: string;
@@ -37,6 +38,11 @@ export interface StackOptions {
   sharedUdp?: (address: string, port: number) => number;
   /** With sharedUdp: hands messages that belong to a sibling process over to it. */
   router?: WorkerRouter;
+  /**
+   * Bans, the per-source rate limit and scanner User-Agents (lib/security/guard.ts): asked before
+   * a message is parsed and once it is, and for every TCP connection at accept.
+   */
+  guard?: SourceGuard;
 }
 
 export interface StackCounters {
@@ -91,6 +97,7 @@ export class SipStack {
   private readonly siblingAddress: Record<4 | 6, string> = { 4: '127.0.0.1', 6: '::1' };
   /** Full message text in the log at debug level (for interop work; costly, so decided once). */
   private readonly trace: boolean;
+  private readonly guard: SourceGuard | null;
 
   /**
    * @param statelessAnswer asked first for every request but ACK and CANCEL: a response it
@@ -103,6 +110,7 @@ export class SipStack {
     private readonly statelessAnswer?: (req: SipRequest, source: Endpoint) => SipResponse | null,
   ) {
     this.trace = opts.logger.enabled('debug');
+    this.guard = opts.guard ?? null;
     this.transactions = new TransactionLayer({
       send: (msg, dest) => this.send(msg, dest),
       sendBytes: (data, dest) => this.sendData(data, dest),
@@ -154,7 +162,11 @@ export class SipStack {
         if (opts.transports.includes('udp')) {
           const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
           const fd = opts.sharedUdp?.(address, port);
-          const t = await openUdp({ ...common, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
+          // A banned source's datagrams are dropped by the transport itself, before anything is
+          // copied or parsed (the private port of sip.workers gets siblings' hand-overs: not there).
+          const guard = this.guard;
+          const drop = guard !== null ? { drop: (a: string) => guard.banned(a) } : {};
+          const t = await openUdp({ ...common, ...drop, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
           port = t.port;
           this.udp.push(t);
           if (opts.sharedUdp) {
@@ -175,6 +187,7 @@ export class SipStack {
             idleMs: opts.tcpIdleMs,
             onMessage,
             onFramingError: (error, remote) => opts.logger.peer('warn', 'tcp.framing_error', { remote, error }),
+            ...(this.guard !== null ? { admit: (address: string) => this.guard!.admitConnection(address) } : {}),
           });
           port = t.port;
           this.tcp.push(t);
@@ -229,6 +242,13 @@ export class SipStack {
     this.dropReport.unref();
   }
 
+  /** Closes every TCP connection from `address` (a source just banned); how many. */
+  closeConnectionsFrom(address: string): number {
+    let n = 0;
+    for (const t of this.tcp) n += t.closeFrom(address);
+    return n;
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.dropReport);
     this.transactions.close();
@@ -250,10 +270,18 @@ export class SipStack {
    */
   receive(data: Buffer, source: Endpoint, shared = false): void {
     this.counters.received++;
+    // A banned source, or one over its rate, costs a lookup or two here and nothing more.
+    const guard = this.guard;
+    let entry: RateEntry | null = null;
+    if (guard !== null) {
+      entry = guard.admit(source.address);
+      if (entry === null) return;
+    }
     if (this.trace) this.opts.logger.debug('sip.in', { from: `${source.transport}:${source.address}:${source.port}`, message: data.subarray(0, 4096).toString('utf8') });
     const result = parseMessage(data, { datagram: source.transport === 'udp', limits: this.opts.limits });
     if (!result.ok) {
       this.counters.parseErrors++;
+      if (entry !== null) guard!.message(entry, null, source.address);
       this.opts.logger.peer('info', 'sip.bad_message', { from: `${source.address}:${source.port}`, error: result.error });
       if (result.request && result.request.method !== 'ACK') {
         // RFC 3261 section 8.2.6.1: a stateless answer naming the fault in its reason phrase.
@@ -272,6 +300,9 @@ export class SipStack {
         return;
       }
     }
+    // Charged to the source (a scanner's request is dropped here); a request the transaction
+    // layer absorbs as a retransmission is refunded below: retransmissions do not count twice.
+    if (entry !== null && !guard!.message(entry, msg, source.address)) return;
     const counts = this.messageCounts;
     if (counts !== null && msg.kind === 'request') {
       const i = METHOD_INDEX.get(msg.method) ?? OTHER_METHOD;
@@ -287,7 +318,14 @@ export class SipStack {
             return;
           }
         }
-        this.transactions.receiveRequest(msg, source);
+        if (entry === null) {
+          this.transactions.receiveRequest(msg, source);
+        } else {
+          const stats = this.transactions.stats;
+          const absorbed = stats.retransmissionsAbsorbed;
+          this.transactions.receiveRequest(msg, source);
+          if (stats.retransmissionsAbsorbed !== absorbed) guard!.refund(entry);
+        }
       } else {
         this.transactions.receiveResponse(msg, source);
       }

@@ -40,6 +40,20 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX bindings_expires_at ON bindings (expires_at);`,
   // 2: the restricted call classes each extension is granted, comma-separated
   `ALTER TABLE extensions ADD COLUMN allow TEXT NOT NULL DEFAULT ''`,
+  // 3: banned source addresses (lib/security). One row per address, replaced on every change so
+  // that it takes a new seq (AUTOINCREMENT never hands one out twice): server processes read
+  // what changed since the last seq they saw. A removed ban stays a while as a row with removed = 1.
+  `CREATE TABLE bans (
+     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+     address    TEXT NOT NULL UNIQUE,
+     expires_at INTEGER NOT NULL,
+     reason     TEXT NOT NULL,
+     offences   INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     manual     INTEGER NOT NULL DEFAULT 0,
+     removed    INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX bans_expires_at ON bans (expires_at);`,
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;

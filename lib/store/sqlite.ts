@@ -10,6 +10,7 @@ import { migrate } from './migrations.js';
 import {
   ExtensionExistsError,
   StoreOpenError,
+  type BanRecord,
   type BindingRecord,
   type ExtensionRecord,
   type ImportCounts,
@@ -46,6 +47,30 @@ interface BindingRow {
   local_port: number | null;
   user_agent: string | null;
   updated_at: number;
+}
+
+interface BanRow {
+  seq: number;
+  address: string;
+  expires_at: number;
+  reason: string;
+  offences: number;
+  created_at: number;
+  manual: number;
+  removed: number;
+}
+
+function toBan(row: BanRow): BanRecord {
+  return {
+    address: row.address,
+    expiresAt: row.expires_at,
+    reason: row.reason,
+    offences: row.offences,
+    createdAt: row.created_at,
+    manual: row.manual !== 0,
+    removed: row.removed !== 0,
+    seq: row.seq,
+  };
 }
 
 function toExtension(row: ExtensionRow): ExtensionRecord {
@@ -199,6 +224,16 @@ class SqliteStore implements Store {
       ),
       deleteBinding: db.prepare<[string, string]>('DELETE FROM bindings WHERE aor = ? AND contact = ?'),
       purgeBindings: db.prepare<[number]>('DELETE FROM bindings WHERE expires_at <= ?'),
+      getBan: db.prepare<[string], BanRow>('SELECT * FROM bans WHERE address = ?'),
+      listBans: db.prepare<[number, number], BanRow>('SELECT * FROM bans WHERE expires_at > ? AND removed = 0 ORDER BY expires_at DESC LIMIT ?'),
+      bansSince: db.prepare<[number, number], BanRow>('SELECT * FROM bans WHERE seq > ? ORDER BY seq LIMIT ?'),
+      lastBanSeq: db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM bans'),
+      // REPLACE deletes the old row of the address and inserts a new one: a new seq.
+      saveBan: db.prepare<[Omit<BanRow, 'seq'>]>(
+        `INSERT OR REPLACE INTO bans (address, expires_at, reason, offences, created_at, manual, removed)
+         VALUES (@address, @expires_at, @reason, @offences, @created_at, @manual, @removed)`,
+      ),
+      purgeBans: db.prepare<[number]>('DELETE FROM bans WHERE expires_at < ?'),
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare<[string, string]>(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -295,6 +330,40 @@ class SqliteStore implements Store {
 
   purgeExpiredBindings(now: number): number {
     return this.stmt.purgeBindings.run(now).changes;
+  }
+
+  getBan(address: string): BanRecord | undefined {
+    const row = this.stmt.getBan.get(address);
+    return row === undefined ? undefined : toBan(row);
+  }
+
+  listBans(now: number, limit = -1): BanRecord[] {
+    return this.stmt.listBans.all(now, limit).map(toBan);
+  }
+
+  bansSince(seq: number, limit: number): BanRecord[] {
+    return this.stmt.bansSince.all(seq, limit).map(toBan);
+  }
+
+  lastBanSeq(): number {
+    return this.stmt.lastBanSeq.get()?.seq ?? 0;
+  }
+
+  saveBan(ban: Omit<BanRecord, 'seq'>): number {
+    const r = this.stmt.saveBan.run({
+      address: ban.address,
+      expires_at: ban.expiresAt,
+      reason: ban.reason,
+      offences: ban.offences,
+      created_at: ban.createdAt,
+      manual: ban.manual ? 1 : 0,
+      removed: ban.removed ? 1 : 0,
+    });
+    return Number(r.lastInsertRowid);
+  }
+
+  purgeBans(before: number): number {
+    return this.stmt.purgeBans.run(before).changes;
   }
 
   getMeta(key: string): string | undefined {

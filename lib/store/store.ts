@@ -39,6 +39,26 @@ export interface BindingRecord {
   updatedAt: number;
 }
 
+/** A banned source address (lib/security), as the store keeps it. */
+export interface BanRecord {
+  /** The address as the kernel reports sources (IPv4 dotted quad, IPv6 compressed lower case). */
+  address: string;
+  /** Epoch ms the ban ends; for a removed ban, when it was removed. */
+  expiresAt: number;
+  /** auth, scanner or rate for automatic bans; the administrator's text for manual ones. */
+  reason: string;
+  /** How many times the address was banned (a repeat offender's ban is longer). */
+  offences: number;
+  /** Epoch ms the ban was placed. */
+  createdAt: number;
+  /** Placed with `minisipserver ban add`. */
+  manual: boolean;
+  /** Lifted with `minisipserver ban remove` (kept a while so that every server process sees it). */
+  removed: boolean;
+  /** Changes with every write of the row: server processes read what changed since the last one they saw. */
+  seq: number;
+}
+
 export interface ImportCounts {
   added: number;
   replaced: number;
@@ -67,6 +87,18 @@ export interface Store {
   saveBindings(upserts: BindingRecord[], deletes: Array<{ aor: string; contact: string }>): void;
   /** Deletes bindings expired at `now`; returns how many. */
   purgeExpiredBindings(now: number): number;
+  /** The row of an address, active, expired or removed; undefined when there is none. */
+  getBan(address: string): BanRecord | undefined;
+  /** Bans in force at `now` (not expired, not removed), the latest to end first, at most `limit`. */
+  listBans(now: number, limit?: number): BanRecord[];
+  /** Rows written after `seq` (any state), in seq order, at most `limit`. */
+  bansSince(seq: number, limit: number): BanRecord[];
+  /** The highest seq written so far (0 for none). */
+  lastBanSeq(): number;
+  /** Writes the row of `ban.address` (replacing any); returns its new seq. */
+  saveBan(ban: Omit<BanRecord, 'seq'>): number;
+  /** Deletes rows that ended (expired or removed) before `before`; returns how many. */
+  purgeBans(before: number): number;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
   /** Changes whenever another connection (e.g. `minisipserver ext`) has changed the database. */

@@ -128,6 +128,7 @@ export class NativeUdpTransport {
    */
   private drain(): void {
     const opts = this.opts;
+    const drop = opts.drop;
     const start = performance.now();
     let checked = 0;
     while (!this.closed) {
@@ -150,6 +151,10 @@ export class NativeUdpTransport {
         const port = batch[at + 4]! | (batch[at + 5]! << 8);
         const textLen = batch[at + 7]!;
         const address = batch[at + 6] === 4 ? this.v4Address(batch.readUInt32LE(at + 8), batch, at + 8) : batch.toString('latin1', at + RX_HEADER, at + RX_HEADER + textLen);
+        if (drop !== undefined && drop(address)) {
+          at += (RX_HEADER + textLen + len + 3) & ~3; // a banned source: not even copied
+          continue;
+        }
         const begin = at + RX_HEADER + textLen;
         // A datagram of its own: a message keeps parts of its bytes (bodies) for as long as it lives.
         const data = Buffer.allocUnsafe(len);

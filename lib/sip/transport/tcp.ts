@@ -10,6 +10,8 @@ export interface TcpOptions {
   idleMs: number;
   onMessage: InboundHandler;
   onFramingError?: (error: string, remote: string) => void;
+  /** Asked at accept with the peer's address: false closes the connection at once (a banned source). */
+  admit?: (address: string) => boolean;
 }
 
 interface Connection {
@@ -55,6 +57,12 @@ export class TcpTransport {
   }
 
   private accept(socket: net.Socket): void {
+    if (this.opts.admit !== undefined && !this.opts.admit(socket.remoteAddress ?? '')) {
+      // Nothing is read or answered: the peer sees its connection reset.
+      socket.on('error', () => {});
+      socket.resetAndDestroy();
+      return;
+    }
     const id = this.nextId++;
     const conn: Connection = { socket, buffer: Buffer.alloc(0) };
     this.connections.set(id, conn);
@@ -103,6 +111,17 @@ export class TcpTransport {
     if (!conn || conn.socket.destroyed) return false;
     conn.socket.write(data);
     return true;
+  }
+
+  /** Closes every connection from `address`; how many. */
+  closeFrom(address: string): number {
+    let n = 0;
+    for (const c of this.connections.values()) {
+      if (c.socket.remoteAddress !== address) continue;
+      c.socket.destroy();
+      n++;
+    }
+    return n;
   }
 
   close(): Promise<void> {

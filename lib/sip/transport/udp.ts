@@ -17,6 +17,8 @@ export interface UdpOptions {
   onError?: (err: Error) => void;
   /** A socket already bound (SO_REUSEPORT, see lib/platform/reuse-port.ts) to adopt instead of binding. */
   fd?: number;
+  /** Asked first for each datagram with its source address: true drops it unread (a banned source). */
+  drop?: (address: string) => boolean;
 }
 
 /** One UDP socket (RFC 3261 section 18.1/18.2 over datagrams). */
@@ -47,7 +49,9 @@ export class UdpTransport {
       socket.bind(bindOptions, () => {
         socket.off('error', onBindError);
         socket.on('error', (err) => opts.onError?.(err));
+        const drop = opts.drop;
         socket.on('message', (data, rinfo) => {
+          if (drop !== undefined && drop(rinfo.address)) return;
           opts.onMessage(data, { transport: 'udp', address: rinfo.address, port: rinfo.port });
         });
         const a = socket.address();
