@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { MediaRelay, type RelayTotals } from '../../lib/media/relay.js';
 import { loadNativeAddon } from '../../lib/media/native.js';
 import { claimPorts } from '../helpers/ports.js';
+import { waitFor } from '../helpers/keep-alive.js';
 
 const claim = await claimPorts(200);
 const cleanup: Array<() => unknown> = [];
@@ -34,13 +35,6 @@ function port(text: string): number {
   return Number(/^m=audio (\d+)/m.exec(text)![1]);
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 4000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const ranges = [
   { portMin: claim.portMin, portMax: claim.portMin + 99 },
@@ -65,7 +59,7 @@ for (const [i, engine] of (['node', 'native'] as const).entries()) {
     const send = (from: dgram.Socket, to: number, n: number, size: number) => {
       for (let k = 0; k < n; k++) from.send(Buffer.alloc(size, 0x80), to, '127.0.0.1');
     };
-    const expectTotals = (want: RelayTotals, what: string) => until(() => {
+    const expectTotals = (want: RelayTotals, what: string) => waitFor(() => {
       const t = relay.totals();
       return t.packets === want.packets && t.bytes === want.bytes && t.dropped === want.dropped;
     }, `${what}: ${JSON.stringify(want)}, have ${JSON.stringify(relay.totals())}`);
@@ -74,9 +68,9 @@ for (const [i, engine] of (['node', 'native'] as const).entries()) {
     // (A has latched it): dropped.
     const first = await call();
     send(a.s, first.aSendsTo, 5, 100);
-    await until(() => b.received === 5, 'A -> B');
+    await waitFor(() => b.received === 5, 'A -> B');
     send(b.s, first.bSendsTo, 3, 60);
-    await until(() => a.received === 3, 'B -> A');
+    await waitFor(() => a.received === 3, 'B -> A');
     send(stranger.s, first.aSendsTo, 2, 100);
     await expectTotals({ packets: 8, bytes: 5 * 100 + 3 * 60, dropped: 2 }, 'the first call');
 
@@ -92,7 +86,7 @@ for (const [i, engine] of (['node', 'native'] as const).entries()) {
       const next = await call();
       const seenByB = b.received;
       send(a.s, next.aSendsTo, 4, 50);
-      await until(() => b.received === seenByB + 4, 'A -> B again');
+      await waitFor(() => b.received === seenByB + 4, 'A -> B again');
       next.s.close();
     }
     await expectTotals({ packets: 8 + 12, bytes: 680 + 12 * 50, dropped: 3 }, 'three more calls');
