@@ -10,7 +10,7 @@ if (args[0] === 'cdr') {
 } else if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(`${packageVersion()}\n`);
 } else {
-  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }, { banCommand }] = await Promise.all([
+  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }, { banCommand }, { tlsCommand }] = await Promise.all([
     import('yargs'),
     import('./serve.js'),
     import('./ext.js'),
@@ -19,6 +19,7 @@ if (args[0] === 'cdr') {
     import('./callback.js'),
     import('./status.js'), // ink loads only when the live screen starts (cli/status/live.tsx)
     import('./ban.js'),
+    import('./tls.js'),
   ]);
   await yargs(args)
     .scriptName('minisipserver')
@@ -30,7 +31,8 @@ if (args[0] === 'cdr') {
     .command(callbackCommand)
     .command(statusCommand)
     .command(banCommand)
-    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status, ban (see --help)')
+    .command(tlsCommand)
+    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status, ban, tls (see --help)')
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(packageVersion())

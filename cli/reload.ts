@@ -6,17 +6,25 @@ import type { Logger } from '../lib/log.js';
 export interface Reconfigurable {
   readonly config: Config;
   applyConfig(next: Config): { applied: string[]; needsRestart: string[] };
+  /** Reads again the files the configuration names (the TLS certificate), changed or not. */
+  reloadFiles?(): void;
 }
 
 /**
  * SIGHUP: reads the configuration again and hands it to the running server. A file that does not
- * load is refused with its file:line:col and the running configuration stays as it was.
+ * load is refused with its file:line:col and the running configuration stays as it was. Then the
+ * files it names are read again: a renewed certificate keeps its file names.
  */
 export function reloadConfig(file: string | undefined, load: () => Config, server: Reconfigurable, logger: Logger): void {
   if (file === undefined) {
     logger.warn('config.reload_skipped', { reason: 'started without --config: there is no file to read again' });
     return;
   }
+  applyConfigFile(file, load, server, logger);
+  server.reloadFiles?.();
+}
+
+function applyConfigFile(file: string, load: () => Config, server: Reconfigurable, logger: Logger): void {
   let next: Config;
   try {
     next = load();

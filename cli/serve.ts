@@ -133,7 +133,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
       for (const e of info.createdDefaults) process.stdout.write(`  ${e.number}  password ${e.password}\n`);
     }
-    process.stdout.write(`minisipserver listening on port ${info.port} (udp/tcp), data in ${config.data.dir}\n`);
+    const plain = config.sip.transports.filter((t) => t !== 'tls');
+    const where = [
+      ...(plain.length > 0 ? [`on port ${info.port} (${plain.join('/')})`] : []),
+      ...(info.tlsPort !== 0 ? [`TLS on port ${info.tlsPort}`] : []),
+    ].join(', ');
+    process.stdout.write(`minisipserver listening ${where}, data in ${config.data.dir}\n`);
   },
 };
 

@@ -119,7 +119,7 @@ export class LiveStore {
           const row: ContactRow = {
             contact: e.contact,
             address: e.address,
-            transport: details.transport === 'udp' || details.transport === 'tcp' ? details.transport : (old?.transport ?? ''),
+            transport: details.transport === 'udp' || details.transport === 'tcp' || details.transport === 'tls' ? details.transport : (old?.transport ?? ''),
             userAgent: typeof details.userAgent === 'string' ? details.userAgent : (old?.userAgent ?? ''),
             expiresAt: typeof details.expiresAt === 'number' ? details.expiresAt : null,
           };

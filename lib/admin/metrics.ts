@@ -12,6 +12,7 @@ import { COUNTED_METHODS, OTHER_METHOD, type MessageCounts, type StackCounters }
 import type { TransactionStats } from '../sip/transaction/layer.js';
 import type { RelayTotals } from '../media/relay.js';
 import type { SecurityCounters } from '../security/guard.js';
+import type { OverloadCounters } from '../security/overload.js';
 import type { LiveSource, SequencedEvent, Summary } from './types.js';
 
 /** Set-up time buckets, seconds: automatic answers (IVR) take milliseconds, people seconds. */
@@ -39,6 +40,8 @@ export interface MetricsSources {
     readonly bannedCount: number;
     readonly tableSizes: { rates: number; failures: number };
   };
+  /** Overload control (PbxServer.overload); without it the overload metrics are left out. */
+  overload?: { readonly counters: OverloadCounters; readonly active: boolean; readonly delayMs: number };
 }
 
 /** What one scrape reads from the sources (taken once, shared by every metric of the scrape). */
@@ -201,6 +204,27 @@ export class ServerMetrics {
           tracked.set({ table: 'failures' }, t.failures);
         },
       });
+    }
+
+    const overload = sources.overload;
+    if (overload !== undefined) {
+      const c = overload.counters;
+      const active: Gauge = new Gauge({
+        name: 'minisipserver_overload_active',
+        help: 'Processes refusing new calls for overload now (1 or 0 for one process).',
+        registers,
+        collect: () => active.set(overload.active ? 1 : 0),
+      });
+      const delay: Gauge = new Gauge({
+        name: 'minisipserver_overload_delay_seconds',
+        help: 'How late the server handles what it receives, at the last sample (every 50 ms): its event loop\'s delay, or how long the oldest datagram received and not yet handled had waited (the highest of the processes).',
+        registers,
+        aggregator: 'max',
+        collect: () => delay.set(overload.delayMs / 1000),
+      });
+      plainCounter(registers, 'minisipserver_overload_rejected_total', 'New calls (and requests from unknown sources over TCP/TLS) answered 503 with Retry-After while overloaded.', () => c.rejected);
+      plainCounter(registers, 'minisipserver_overload_shed_total', 'New out-of-dialog UDP requests from unknown sources dropped while overloaded.', () => c.shed);
+      plainCounter(registers, 'minisipserver_overload_onsets_total', 'Times the server started refusing new work for overload.', () => c.onsets);
     }
 
     // ---- media relay ----

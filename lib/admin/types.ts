@@ -11,7 +11,7 @@ export interface ContactView {
   contact: string;
   /** Where its REGISTER came from, host:port. */
   address: string;
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'tls';
   userAgent: string;
   /** Epoch ms. */
   expiresAt: number;
@@ -100,7 +100,7 @@ export type LiveEvent =
       number: string;
       contact: string;
       address: string;
-      transport: 'udp' | 'tcp';
+      transport: 'udp' | 'tcp' | 'tls';
       userAgent: string;
       /** Epoch ms (in the past for removed and expired). */
       expiresAt: number;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
-import { defaultConfig, SCHEMA, WHOLE_SECTIONS, type Config, type KeySpec, type WholeSection } from './schema.js';
+import { defaultConfig, defaultValue, SCHEMA, WHOLE_SECTIONS, type Config, type KeySpec, type WholeSection } from './schema.js';
 import { loadTrunkSections } from './trunks-load.js';
 
 /** A configuration problem, with where it is and what to do. */
@@ -80,9 +80,17 @@ export function parseConfigText(text: string, file = '<config>'): Config {
     }
   }
   const result = config as unknown as Config;
-  Object.assign(result, loadTrunkSections(wholeSections, { fail, lineOf: (node) => at(node)[0], baseDir: dirname(resolve(file)) }));
+  const baseDir = dirname(resolve(file));
+  Object.assign(result, loadTrunkSections(wholeSections, { fail, lineOf: (node) => at(node)[0], baseDir }));
   crossCheck(result, doc, fail);
+  resolveTlsFiles(result, baseDir);
   return result;
+}
+
+/** TLS files named by a relative path are read from the configuration file's folder, wherever the server starts. */
+function resolveTlsFiles(config: Config, baseDir: string): void {
+  const tls = config.sip.tls;
+  for (const key of ['cert', 'key', 'ca'] as const) if (tls[key] !== '' && !isAbsolute(tls[key])) tls[key] = resolve(baseDir, tls[key]);
 }
 
 type Fail = (node: { range?: [number, number, number] | null } | null | undefined, problem: string) => never;
@@ -93,6 +101,18 @@ function scalarKey(pair: Pair, fail: Fail): string {
 }
 
 function checkValue(name: string, spec: KeySpec, node: Node | null, fail: Fail): unknown {
+  if (spec.type === 'group') {
+    const out = defaultValue(spec) as Record<string, unknown>;
+    if (node === null || (isScalar(node) && node.value === null)) return out;
+    if (!isMap(node)) fail(node, `"${name}" must be a mapping of keys: ${Object.keys(spec.keys).join(', ')}`);
+    for (const pair of (node as unknown as { items: Pair[] }).items) {
+      const key = scalarKey(pair, fail);
+      const sub = spec.keys[key];
+      if (!sub) fail(pair.key as Node, `unknown key "${name}.${key}"; known keys: ${Object.keys(spec.keys).join(', ')}`);
+      out[key] = checkValue(`${name}.${key}`, sub!, pair.value as Node | null, fail);
+    }
+    return out;
+  }
   if (spec.type === 'map') {
     if (node === null || (isScalar(node) && node.value === null)) return {};
     if (!isMap(node)) fail(node, `"${name}" must be a mapping: ${spec.hint}`);
@@ -167,6 +187,12 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
     fail(nodeOf(['registrar', 'defaultExpires']), 'registrar.defaultExpires must lie between minExpires and maxExpires');
   }
   if (config.sip.transports.length === 0) fail(nodeOf(['sip', 'transports']), 'sip.transports must name at least one transport');
+  if (config.sip.transports.includes('tls') && (config.sip.tls.cert === '' || config.sip.tls.key === '')) {
+    fail(
+      nodeOf(['sip', 'transports']),
+      'sip.transports includes tls: set sip.tls.cert and sip.tls.key to the certificate and private key files (PEM); `minisipserver tls self-signed --host NAME` makes a pair for a lab (docs/DEPLOY.md, "SIP over TLS")',
+    );
+  }
   if (config.auth.algorithms.length === 0) fail(nodeOf(['auth', 'algorithms']), 'auth.algorithms must name at least one algorithm');
   if (new Set(config.auth.algorithms).size !== config.auth.algorithms.length) {
     fail(nodeOf(['auth', 'algorithms']), 'auth.algorithms lists an algorithm twice');
@@ -178,6 +204,9 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
   if (config.ivr.timezone !== '' && !validTimeZone(config.ivr.timezone)) {
     fail(nodeOf(['ivr', 'timezone']), `ivr.timezone "${config.ivr.timezone}" is not a time zone this system knows; use an IANA name such as Europe/Paris, or leave it empty for local time`);
   }
+  const o = config.overload;
+  if (o.lowDelayMs >= o.highDelayMs) fail(nodeOf(['overload', 'lowDelayMs']), 'overload.lowDelayMs must be below overload.highDelayMs');
+  if (o.lowCallsInSetup >= o.highCallsInSetup) fail(nodeOf(['overload', 'lowCallsInSetup']), 'overload.lowCallsInSetup must be below overload.highCallsInSetup');
   const m = config.media;
   if (Math.floor((m.portMax - m.portMin + 1) / config.sip.workers) < 4) {
     fail(nodeOf(['media', 'portMax']), 'the media port range must give each of the sip.workers processes at least 4 ports');

@@ -14,7 +14,9 @@ export type KeySpec =
   | { type: 'enum'; default: string; values: readonly string[]; doc: string }
   | { type: 'list'; default: string[]; values: readonly string[]; doc: string }
   | { type: 'strings'; default: string[]; doc: string; check?: (entry: string) => string | null; scalarList?: boolean }
-  | { type: 'map'; default: Record<string, string>; doc: string; keyPattern: RegExp; valuePattern: RegExp; hint: string };
+  | { type: 'map'; default: Record<string, string>; doc: string; keyPattern: RegExp; valuePattern: RegExp; hint: string }
+  /** Keys under one name (`sip.tls.port`), each with its own spec; the value is a mapping of them. */
+  | { type: 'group'; keys: Record<string, KeySpec> };
 
 export const SCHEMA = {
   sip: {
@@ -28,8 +30,26 @@ export const SCHEMA = {
     transports: {
       type: 'list',
       default: ['udp', 'tcp'],
-      values: ['udp', 'tcp'],
-      doc: 'Transports to open.',
+      values: ['udp', 'tcp', 'tls'],
+      doc: 'Transports to open. tls (on sip.tls.port) needs sip.tls.cert and sip.tls.key.',
+    },
+    tls: {
+      type: 'group',
+      keys: {
+        port: { type: 'int', default: 5061, min: 0, max: 65535, doc: 'SIP over TLS port, when sip.transports includes tls (docs/DEPLOY.md, "SIP over TLS"); 0 picks a free one.' },
+        cert: {
+          type: 'string',
+          default: '',
+          doc: 'Certificate file (PEM), followed by its intermediate certificates (a full chain, such as certbot\'s fullchain.pem); a relative path is read from the configuration file\'s folder. Read again on every SIGHUP: new connections get the new certificate, open ones keep theirs.',
+        },
+        key: { type: 'string', default: '', doc: 'Private key file (PEM) of the certificate, readable by the server\'s user only; read again on every SIGHUP with the certificate.' },
+        ca: {
+          type: 'string',
+          default: '',
+          doc: 'Optional file of CA certificates (PEM) from which the chain sent with the certificate is completed, when sip.tls.cert holds the certificate alone; read again on every SIGHUP.',
+        },
+        handshakeTimeout: { type: 'int', default: 10, min: 1, max: 300, doc: 'Seconds a new TLS connection has to finish its handshake before it is closed.' },
+      },
     },
     realm: {
       type: 'string',
@@ -55,13 +75,20 @@ export const SCHEMA = {
     maxMessageBytes: { type: 'int', default: 65536, min: 1500, max: 1048576, doc: 'Largest SIP message accepted; larger ones get 513.' },
     maxHeaders: { type: 'int', default: 256, min: 16, max: 4096, doc: 'Most header lines in one message.' },
     maxVia: { type: 'int', default: 32, min: 2, max: 256, doc: 'Most Via values in one message.' },
-    tcpMaxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Most open TCP connections; more are refused.' },
+    tcpMaxConnections: { type: 'int', default: 4096, min: 1, max: 1000000, doc: 'Most open TCP and TLS connections together; more are refused.' },
+    maxConnectionsPerSource: {
+      type: 'int',
+      default: 50,
+      min: 1,
+      max: 1000000,
+      doc: 'Most TCP and TLS connections open at once from one source address (connections still in their TLS handshake count); more are refused at once.',
+    },
     tcpIdleSeconds: {
       type: 'int',
       default: 600,
       min: 5,
       max: 86400,
-      doc: 'A TCP connection with no traffic for this long is closed (a registered phone refreshes well before).',
+      doc: 'A TCP or TLS connection with no traffic for this long is closed (a registered phone refreshes well before).',
     },
     workers: {
       type: 'int',
@@ -334,6 +361,42 @@ export const SCHEMA = {
       doc: 'Most source addresses tracked in each table (rates, failures, bans in force); beyond it the least recently active give way, so a flood from spoofed sources cannot grow memory.',
     },
   },
+  overload: {
+    enabled: {
+      type: 'bool',
+      default: true,
+      doc: 'Overload control (docs/SECURITY.md, Overload): above the high-water marks new calls get 503 with Retry-After and new requests from unknown sources are shed, while calls already accepted, in-dialog requests, CANCEL and known phones\' refreshes are served.',
+    },
+    highDelayMs: {
+      type: 'int',
+      default: 250,
+      min: 5,
+      max: 60000,
+      doc: 'Delay (ms) at which the server starts refusing new work: how late it handles what it receives (its event loop\'s delay, or how long the oldest datagram received and not yet handled has waited). Passed on three samples in a row (50 ms apart): a shorter pause is not overload.',
+    },
+    lowDelayMs: {
+      type: 'int',
+      default: 100,
+      min: 1,
+      max: 60000,
+      doc: 'While the delay is under this (ms), the share of new calls admitted grows back by a twentieth every 50 ms (none to all in a second).',
+    },
+    highCallsInSetup: {
+      type: 'int',
+      default: 10000,
+      min: 1,
+      max: 10000000,
+      doc: 'Incoming INVITEs still waiting for their final response (calls ringing or being set up) at which the server counts as overloaded, as for the delay.',
+    },
+    lowCallsInSetup: {
+      type: 'int',
+      default: 8000,
+      min: 0,
+      max: 10000000,
+      doc: 'The share of new calls admitted grows back only while the calls being set up are fewer than this (and the delay is under overload.lowDelayMs).',
+    },
+    retryAfter: { type: 'int', default: 5, min: 1, max: 3600, doc: 'Seconds in the Retry-After of the 503 that refuses a new call while overloaded.' },
+  },
   data: {
     dir: { type: 'string', default: './data', doc: 'Data folder: the SQLite store, CDR files.' },
   },
@@ -356,7 +419,9 @@ export const SCHEMA = {
 } as const satisfies Record<string, Record<string, KeySpec>>;
 
 type Schema = typeof SCHEMA;
-type ValueOf<S extends KeySpec> = S extends { type: 'int' }
+type ValueOf<S extends KeySpec> = S extends { type: 'group'; keys: infer Keys }
+  ? { -readonly [Key in keyof Keys]: ValueOf<Keys[Key] & KeySpec> }
+  : S extends { type: 'int' }
   ? number
   : S extends { type: 'bool' }
     ? boolean
@@ -386,13 +451,17 @@ export function defaultConfig(): Config {
   const out: Record<string, unknown> = {};
   for (const [section, keys] of Object.entries(SCHEMA)) {
     const values: Record<string, unknown> = {};
-    for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) {
-      values[key] = Array.isArray(spec.default) ? [...spec.default] : typeof spec.default === 'object' ? { ...spec.default } : spec.default;
-    }
+    for (const [key, spec] of Object.entries(keys as Record<string, KeySpec>)) values[key] = defaultValue(spec);
     out[section] = values;
   }
   out['trunks'] = [];
   out['dialplan'] = [];
   out['classes'] = {};
   return out as Config;
+}
+
+/** A fresh copy of a key's default (a group's: every sub-key's). */
+export function defaultValue(spec: KeySpec): unknown {
+  if (spec.type === 'group') return Object.fromEntries(Object.entries(spec.keys).map(([key, s]) => [key, defaultValue(s)]));
+  return Array.isArray(spec.default) ? [...spec.default] : typeof spec.default === 'object' ? { ...spec.default } : spec.default;
 }

@@ -8,6 +8,7 @@ import { parseCSeq } from '../sip/headers/cseq.js';
 import { parseViaList } from '../sip/headers/via.js';
 import { carriesSdesKeys, isSecure, streamSecurityOf, type StreamSecurity } from '../media/sdp.js';
 import type { MediaSession } from './media-path.js';
+import type { TransportName } from '../sip/transport/types.js';
 
 export const SDP = 'application/sdp';
 
@@ -39,8 +40,29 @@ export function hostPortText(host: string, port: number): string {
   return `${bracket(host)}:${port}`;
 }
 
-export function contactFor(host: string, port: number, transport: 'udp' | 'tcp', user?: string): string {
-  return `<sip:${user ? `${user}@` : ''}${hostPortText(host, port)}${transport === 'tcp' ? ';transport=tcp' : ''}>`;
+/**
+ * Our Contact on `transport`: a sips: URI in a secure dialog (RFC 3261 sections 8.1.1.8 and
+ * 12.1.1), else a sip: URI naming the transport unless it is UDP.
+ */
+export function contactFor(host: string, port: number, transport: TransportName, user?: string, sips = false): string {
+  const target = `${user ? `${user}@` : ''}${hostPortText(host, port)}`;
+  if (sips) return `<sips:${target}>`;
+  return `<sip:${target}${transport === 'udp' ? '' : `;transport=${transport}`}>`;
+}
+
+export function isSipsUri(uri: string): boolean {
+  return uri.length > 5 && uri.charCodeAt(4) === 58 && uri.slice(0, 4).toLowerCase() === 'sips';
+}
+
+/**
+ * RFC 3261 section 12.1.1: the dialog an INVITE creates is secure when its Request-URI, or its
+ * top Record-Route (its Contact when there is none), is a sips: URI.
+ */
+export function createsSecureDialog(invite: SipRequest): boolean {
+  if (isSipsUri(invite.uri)) return true;
+  const rr = invite.headers.list('record-route')[0];
+  const next = parseNameAddr(rr ?? invite.headers.get('contact') ?? '')?.uri;
+  return next !== undefined && isSipsUri(next);
 }
 
 export function quoteName(name: string): string {
@@ -106,10 +128,7 @@ export function summariseMedia(media: MediaSession): string {
 /** Transports that encrypt SIP (TLS, WebSocket over TLS). */
 const SECURE_TRANSPORTS = new Set(['tls', 'wss']);
 
-/**
- * Whether `transport` ('udp', 'tcp', 'tls'...) encrypts what it carries. Read as text: the
- * transport layer has no TLS yet, and this holds unchanged once it names 'tls'.
- */
+/** Whether `transport` ('udp', 'tcp', 'tls', or a Via's transport such as WSS) encrypts what it carries. */
 export function isTlsTransport(transport: string): boolean {
   return SECURE_TRANSPORTS.has(transport.toLowerCase());
 }

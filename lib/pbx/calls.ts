@@ -12,6 +12,7 @@ import type { Endpoint } from '../sip/transport/types.js';
 import { CallTag, DEFAULT_CAUSE, parseReasonCause } from '../cdr/record.js';
 import type { Authenticator } from './authenticator.js';
 import { Call, reasonValue, type CallEnv, type CallOutcome, type Destination, type MediaSession } from './call.js';
+import { isSipsUri } from './call-messages.js';
 import { bindingTargets } from './legs/fork-target.js';
 import type { Trunk } from '../trunks/trunk.js';
 import type { DidTarget } from '../trunks/config.js';
@@ -39,6 +40,8 @@ export interface CallManagerDeps {
    */
   newMedia(label: string): MediaSession | null | undefined | Promise<MediaSession | null | undefined>;
   newTag(): string;
+  /** The server listens for TLS: without it a sips: Request-URI is answered 416. */
+  tls?: boolean;
   /** The trunks: incoming calls are recognised by their source, outgoing ones go by the dial plan. */
   trunks?: { fromSource(source: Endpoint): Trunk | null };
   /** The IVR service: numbers bound to IVR files are checked before extensions. */
@@ -141,6 +144,11 @@ export class CallManager {
       tx.respond(res);
       return;
     }
+    if (!this.deps.tls && isSipsUri(req.uri)) {
+      // RFC 3261 section 8.2.2.1: a scheme this server cannot serve.
+      tx.respond(createResponse(req, 416, 'Unsupported URI Scheme (sips: needs TLS, which this server does not listen for)', toTag));
+      return;
+    }
     const trunk = this.deps.trunks?.fromSource(source) ?? null;
     if (trunk) {
       this.onTrunkInvite(trunk, req, tx, source, toTag);
@@ -190,13 +198,22 @@ export class CallManager {
         this.refuse(tx, { ...base, route: `trunk:${route.rule.trunk}`, partyKind: 'outside' }, route.number, 403, CallTag.RoutingFailure, toTag, `Forbidden (calls of class ${route.rule.class} are not allowed for this extension)`, 21);
         return;
       case 'trunk': {
+        if (isSipsUri(req.uri)) {
+          this.refuse(tx, { ...base, route: `trunk:${route.trunks[0]!.name}`, partyKind: 'outside' }, route.number, 480, CallTag.RoutingFailure, toTag, `Temporarily Unavailable (${SIPS_ONLY}: trunks are not)`);
+          return;
+        }
         const trunks = route.trunks;
         const number = route.number;
         this.admit(tx, toTag, { ...base, route: `trunk:${trunks[0]!.name}`, partyKind: 'outside' }, { number, displayName: '' }, [caller.number], () => trunkDestination(trunks, number, caller));
         return;
       }
       case 'extension': {
-        const destination: Destination = { targets: bindingTargets(route.contacts), route: 'local' };
+        const contacts = reachable(route.contacts, req);
+        if (contacts.length === 0) {
+          this.refuse(tx, base, route.number, 480, CallTag.Unregistered, toTag, `Temporarily Unavailable (${SIPS_ONLY}: the callee is not registered over TLS)`);
+          return;
+        }
+        const destination: Destination = { targets: bindingTargets(contacts), route: 'local' };
         this.admit(tx, toTag, base, { number: route.number, displayName: route.extension.displayName }, [caller.number, route.number], () => destination);
         return;
       }
@@ -241,7 +258,7 @@ export class CallManager {
       if (r.kind !== 'extension' && r.kind !== 'unregistered') continue;
       known++;
       displayName ||= r.extension.displayName;
-      if (r.kind === 'extension') contacts.push(...r.contacts);
+      if (r.kind === 'extension') contacts.push(...reachable(r.contacts, req));
     }
     const callee = { number: target.numbers.join(','), displayName };
     if (known === 0) {
@@ -494,6 +511,16 @@ interface Admission {
   extensions: readonly string[];
 }
 
+const SIPS_ONLY = 'a sips: call goes over TLS only';
+
+/**
+ * The contacts a call may ring. A sips: Request-URI asks for TLS on every hop up to the callee
+ * (RFC 3261 section 26.2.2, extended to the last hop by RFC 5630): only phones registered over
+ * TLS are rung, over their own connection; ringing the others would downgrade the call.
+ */
+function reachable(contacts: Binding[], req: SipRequest): Binding[] {
+  return isSipsUri(req.uri) ? contacts.filter((b) => b.transport === 'tls') : contacts;
+}
 
 function describeTarget(t: DidTarget): string {
   return t.kind === 'ivr' ? `ivr:${t.file}` : t.numbers.join(',');

@@ -5,14 +5,15 @@
  * or a device registering on behalf of another, as SIPp's callee side does) is used as written.
  */
 import { isIP } from 'node:net';
-import type { Endpoint } from '../sip/transport/types.js';
+import { isConnectionTransport, type Endpoint } from '../sip/transport/types.js';
 import type { Binding } from './registrar.js';
 
 export function contactTarget(b: Binding): Endpoint {
   const flow: Endpoint = { transport: b.transport, address: b.sourceAddress, port: b.sourcePort };
   if (b.connectionId !== undefined) flow.connectionId = b.connectionId;
-  // TCP: the phone's own connection is the only sure way back (RFC 5626 section 3).
-  if (b.transport === 'tcp') return flow;
+  // TCP and TLS: the phone's own connection is the only sure way back (RFC 5626 section 3);
+  // the server opens no connections of its own.
+  if (isConnectionTransport(b.transport)) return flow;
   const host = b.uri.host;
   if (isIP(host) === 0) return flow; // a name: the flow it registered from is what we know works
   const port = b.uri.port ?? (b.uri.scheme === 'sips' ? 5061 : 5060);

@@ -42,6 +42,11 @@ import { reusePortUdpFd } from '../platform/reuse-port.js';
 import { WorkerRouter } from '../sip/worker-router.js';
 import { randomToken } from '../sip/random-id.js';
 import { SourceGuard } from '../security/guard.js';
+import { TlsCertificate } from './tls-certificate.js';
+import type { TransportName } from '../sip/transport/types.js';
+import { OverloadControl } from '../security/overload.js';
+import { parseNameAddr } from '../sip/headers/name-addr.js';
+import { parseUri } from '../sip/uri.js';
 import {
   ACCEPTED_BODY_TYPES,
   ALLOW_HEADER,
@@ -55,6 +60,8 @@ const FILES_HEADROOM = 64;
 
 export interface ServerStartInfo {
   port: number;
+  /** The SIP over TLS port; 0 without TLS. */
+  tlsPort: number;
   /** Extensions created on the very first start, with their passwords (shown once, never logged). */
   createdDefaults: Array<{ number: string; password: string }> | null;
 }
@@ -79,6 +86,8 @@ export class PbxServer {
   readonly eventChannel: EventChannel;
   /** Auto-ban and flood limits (security.*, docs/SECURITY.md). */
   readonly guard: SourceGuard;
+  /** Overload control (overload.*, docs/SECURITY.md). */
+  readonly overload: OverloadControl;
   /** Prometheus metrics (GET /metrics); null with the admin listener off. */
   readonly metrics: ServerMetrics | null;
   /** The admin HTTP API (docs/ADMIN.md); null when admin.listen is "" or in a worker (the primary serves it). */
@@ -88,6 +97,8 @@ export class PbxServer {
   private readonly auth: Authenticator;
   private readonly writer: BindingWriter;
   private readonly tagPrefix: string;
+  /** The certificate of SIP over TLS; null without TLS. */
+  private readonly tlsCertificate: TlsCertificate | null;
   private tagCounter = 0;
 
   constructor(
@@ -98,6 +109,9 @@ export class PbxServer {
     /** Test settings: the first retry delay of a failed trunk registration (30 s otherwise). */
     tuning: { trunkRetryMs?: number } = {},
   ) {
+    // A missing or broken certificate stops the start before anything is opened.
+    this.tlsCertificate = config.sip.transports.includes('tls') ? new TlsCertificate(() => this.config.sip.tls, logger) : null;
+    const tlsCredentials = this.tlsCertificate?.load();
     this.router = worker ? new WorkerRouter(worker.index, worker.token ?? randomBytes(16)) : null;
     const router = this.router;
     mkdirSync(config.data.dir, { recursive: true });
@@ -163,7 +177,7 @@ export class PbxServer {
         },
         localHost: (peer, hint) => sipAddress.for(peer, hint),
         mediaHost: (peer, hint) => mediaAddress.for(peer, hint),
-        sipPort: () => this.stack.dialogPort,
+        sipPort: (transport) => (transport === 'tls' && this.stack.tlsPort !== 0 ? this.stack.tlsPort : this.stack.dialogPort),
         viaRport: worker === undefined,
         dialogTag: router ? () => router.tag(randomToken()) : randomToken,
         t1: config.sip.t1,
@@ -188,6 +202,13 @@ export class PbxServer {
       // Several processes: the first reports what the others see too (bans by `ban add`, bans ending).
       reportShared: !worker || worker.index === 0,
     }));
+    this.overload = new OverloadControl({
+      settings: config.overload,
+      logger,
+      callsInSetup: () => this.stack.transactions.stats.invitesInProgress,
+      receiveBacklogMs: () => this.stack.receiveBacklogMs(),
+      knownSource: (req, source) => this.knownSource(req, source),
+    });
     const numbers = (this.numbers = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) }, trunks: this.trunks }));
     numbers.setDialPlan(config.dialplan, config.classes);
     this.calls = new CallManager({
@@ -199,6 +220,7 @@ export class PbxServer {
       recorder: this.recorder,
       newMedia: (label) => this.newMedia(label),
       newTag,
+      tls: tlsCredentials !== undefined,
     });
 
     const relayBind = config.media.bind || config.sip.bind;
@@ -265,11 +287,13 @@ export class PbxServer {
         bind4: config.sip.bind,
         bind6: config.sip.bind6,
         port: config.sip.port,
-        transports: config.sip.transports as Array<'udp' | 'tcp'>,
+        transports: config.sip.transports as TransportName[],
+        ...(tlsCredentials ? { tls: { port: config.sip.tls.port, credentials: tlsCredentials.context, handshakeTimeoutMs: config.sip.tls.handshakeTimeout * 1000 } } : {}),
         udpBufferBytes: config.sip.udpBufferBytes,
         udpEngine: config.sip.udpEngine as 'auto' | 'native' | 'node',
         limits: { maxMessageBytes: config.sip.maxMessageBytes, maxHeaders: config.sip.maxHeaders, maxVia: config.sip.maxVia },
         tcpMaxConnections: config.sip.tcpMaxConnections,
+        maxConnectionsPerSource: config.sip.maxConnectionsPerSource,
         tcpIdleMs: config.sip.tcpIdleSeconds * 1000,
         timers: { T1: config.sip.t1, T2: config.sip.t2, T4: config.sip.t4 },
         maxServerTransactions: config.limits.serverTransactions,
@@ -277,6 +301,7 @@ export class PbxServer {
         logger,
         ...(router ? { sharedUdp: (address: string, port: number) => reusePortUdpFd(address, port), router } : {}),
         guard,
+        overload: this.overload,
       },
       {
         onRequest: (req, tx, source) => this.onRequest(req, tx, source),
@@ -297,6 +322,7 @@ export class PbxServer {
             relay: () => this.relay,
             cdr: this.recorder,
             security: guard,
+            overload: this.overload,
           });
     this.metrics?.watch(this.live);
     if (config.admin.listen !== '' && !worker) {
@@ -424,7 +450,7 @@ export class PbxServer {
       extensions: this.store.countExtensions(),
       bindings: this.registrar.bindingCount,
     });
-    return { port: this.stack.port, createdDefaults };
+    return { port: this.stack.port, tlsPort: this.stack.tlsPort, createdDefaults };
   }
 
   async stop(): Promise<void> {
@@ -449,6 +475,7 @@ export class PbxServer {
     this.registrar.stop();
     this.writer.close();
     this.guard.stop();
+    this.overload.stop();
     this.store.close();
     this.logger.info('server.stopped');
   }
@@ -460,7 +487,7 @@ export class PbxServer {
   private reportFileLimit(relaySessions: number): void {
     const limit = openFilesLimit();
     if (!limit || limit.soft === Infinity) return;
-    const tcp = this.config.sip.transports.includes('tcp') ? this.config.sip.tcpMaxConnections : 0;
+    const tcp = this.config.sip.transports.some((t) => t !== 'udp') ? this.config.sip.tcpMaxConnections : 0;
     const besidesMedia = (openFileCount() ?? 0) + tcp + FILES_HEADROOM;
     const relayedCalls = Math.max(0, Math.floor((limit.soft - besidesMedia) / 4));
     const fields = { openFiles: limit.soft, hardLimit: limit.hard, relayedCalls, tcpConnections: tcp, rangeAllows: relaySessions };
@@ -524,6 +551,19 @@ export class PbxServer {
     return null;
   }
 
+  /**
+   * Overload control serves a new request from a known source: a trusted address or a trunk, or
+   * the address a phone registered from (its registration refreshes, keep-alives, presence).
+   */
+  private knownSource(req: SipRequest, source: Endpoint): boolean {
+    if (this.guard.trusted(source.address)) return true;
+    const addr = parseNameAddr(req.headers.get(req.method === 'REGISTER' ? 'to' : 'from') ?? '');
+    const user = addr === null ? undefined : parseUri(addr.uri)?.user;
+    if (user === undefined) return false;
+    const bindings = this.registrar.bindingsOf(user);
+    return bindings !== undefined && bindings.some((b) => b.sourceAddress === source.address);
+  }
+
   private onRequest(req: SipRequest, tx: ServerTransaction | null, source: Endpoint): void {
     if (!tx || hasToTag(req)) {
       // ACK to a 2xx (no transaction) and every request inside a dialog.
@@ -572,6 +612,11 @@ export class PbxServer {
     return secret;
   }
 
+  /** Every SIGHUP, after applyConfig: the certificate files are read again (a renewal keeps their names). */
+  reloadFiles(): void {
+    this.tlsCertificate?.reload((c) => this.stack.setTlsCredentials(c.context));
+  }
+
   /**
    * Takes a new configuration (SIGHUP) without dropping registrations or calls. Keys that the
    * running services read on every use are applied; the others keep their old values and are
@@ -597,6 +642,18 @@ export class PbxServer {
       if (key === 'dialplan' || key === 'classes') {
         setConfigValue(this.config, key, to);
         this.numbers.setDialPlan(this.config.dialplan, this.config.classes);
+        applied.push(key);
+        continue;
+      }
+      if (key.startsWith('overload.')) {
+        setConfigValue(this.config, key, to);
+        this.overload.configure(this.config.overload);
+        applied.push(key);
+        continue;
+      }
+      if (key === 'sip.tls' && this.tlsCertificate !== null && sameTlsListener(this.config.sip.tls, to as Config['sip']['tls'])) {
+        // Other files: reloadFiles() reads them next.
+        setConfigValue(this.config, key, to);
         applied.push(key);
         continue;
       }
@@ -648,6 +705,11 @@ export class PbxServer {
   }
 }
 
+
+/** Only sip.tls.cert, key and ca differ: the certificate changes without a restart. */
+function sameTlsListener(a: Config['sip']['tls'], b: Config['sip']['tls']): boolean {
+  return a.port === b.port && a.handshakeTimeout === b.handshakeTimeout;
+}
 
 function hasToTag(req: SipRequest): boolean {
   return toTag(req) !== undefined;

@@ -285,6 +285,11 @@ export class SourceGuard {
     return true;
   }
 
+  /** Whether `address` is trusted: security.trusted or a trunk peer. */
+  trusted(address: string): boolean {
+    return this.trustedSource(address, this.rates.get(address));
+  }
+
   /** A failed authentication from `address` (wrong password, unknown user, forged nonce). */
   authFailed(address: string): void {
     this.failure(address, 'auth');

@@ -80,8 +80,7 @@ export class Dialog {
 
   /** Top Via of a request we originate on this dialog's transport (RFC 3581 rport asked). */
   via(): string {
-    const transport = this.destination.transport === 'tcp' ? 'TCP' : 'UDP';
-    return `SIP/2.0/${transport} ${this.sentBy};branch=${newBranch()}${this.rport === false ? '' : ';rport'}`;
+    return `SIP/2.0/${this.destination.transport.toUpperCase()} ${this.sentBy};branch=${newBranch()}${this.rport === false ? '' : ';rport'}`;
   }
 
   /**

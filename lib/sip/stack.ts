@@ -6,22 +6,32 @@ import type { TimerConfig } from './transaction/timers.js';
 import { UdpTransport, type UdpOptions } from './transport/udp.js';
 import { NativeUdpTransport, nativeUdpAddon, nativeUdpUnavailable } from './transport/native-udp.js';
 import { TcpTransport } from './transport/tcp.js';
-import type { Endpoint } from './transport/types.js';
+import { TlsTransport } from './transport/tls.js';
+import { ConnectionLimits } from './transport/connection-limits.js';
+import type { StreamOptions } from './transport/stream.js';
+import type { Endpoint, TransportName } from './transport/types.js';
+import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { WorkerRouter } from './worker-router.js';
 import type { RateEntry, SourceGuard } from '../security/guard.js';
+import type { OverloadControl } from '../security/overload.js';
+import { newTag, toTag } from './transaction/message-keys.js';
 
 export interface StackOptions {
   bind4: string;
   /** Empty string: no IPv6 sockets. */
   bind6: string;
   port: number;
-  transports: Array<'udp' | 'tcp'>;
+  transports: TransportName[];
+  /** With 'tls' in `transports`: its port (0 picks a free one), credentials and handshake time. */
+  tls?: { port: number; credentials: SecureContextOptions; handshakeTimeoutMs: number };
   udpBufferBytes: number;
   /** Who does UDP socket I/O: the native addon's I/O thread, Node's dgram, or native when built. */
   udpEngine?: 'auto' | 'native' | 'node';
   limits: ParseLimits;
+  /** Most TCP and TLS connections open at once, in all and from one source address (absent: the total alone). */
   tcpMaxConnections: number;
+  maxConnectionsPerSource?: number;
   tcpIdleMs: number;
   timers: TimerConfig;
   maxServerTransactions: number;
@@ -43,6 +53,8 @@ export interface StackOptions {
    * a message is parsed and once it is, and for every TCP connection at accept.
    */
   guard?: SourceGuard;
+  /** Overload control (lib/security/overload.ts): while active, new work is refused or shed. */
+  overload?: OverloadControl;
 }
 
 export interface StackCounters {
@@ -91,6 +103,8 @@ export class SipStack {
   private readonly udp: Array<UdpTransport | NativeUdpTransport> = [];
   private udpEngineUsed: 'native' | 'node' = 'node';
   private readonly tcp: TcpTransport[] = [];
+  private readonly tls: TlsTransport[] = [];
+  private tlsBoundPort = 0;
   private boundPort = 0;
   private privatePort = 0;
   /** Where sibling processes' private ports are reached, per address family. */
@@ -98,6 +112,7 @@ export class SipStack {
   /** Full message text in the log at debug level (for interop work; costly, so decided once). */
   private readonly trace: boolean;
   private readonly guard: SourceGuard | null;
+  private readonly overload: OverloadControl | null;
 
   /**
    * @param statelessAnswer asked first for every request but ACK and CANCEL: a response it
@@ -111,6 +126,7 @@ export class SipStack {
   ) {
     this.trace = opts.logger.enabled('debug');
     this.guard = opts.guard ?? null;
+    this.overload = opts.overload ?? null;
     this.transactions = new TransactionLayer({
       send: (msg, dest) => this.send(msg, dest),
       sendBytes: (data, dest) => this.sendData(data, dest),
@@ -129,6 +145,16 @@ export class SipStack {
   /** The port to write in Via and Contact: the private one when the SIP port is shared. */
   get dialogPort(): number {
     return this.privatePort || this.boundPort;
+  }
+
+  /** The SIP over TLS port; 0 without TLS. */
+  get tlsPort(): number {
+    return this.tlsBoundPort;
+  }
+
+  /** New TLS connections get these credentials, open ones keep theirs; throws when they make no usable context. */
+  setTlsCredentials(credentials: SecureContextOptions): void {
+    for (const t of this.tls) t.setCredentials(credentials);
   }
 
   /** Starts counting requests by method and responses by class (idempotent); the live counts. */
@@ -156,7 +182,23 @@ export class SipStack {
     const onMessage = (data: Buffer, source: Endpoint) => this.receive(data, source);
     const families: Array<{ family: 4 | 6; address: string }> = [{ family: 4, address: opts.bind4 }];
     if (opts.bind6) families.push({ family: 6, address: opts.bind6 });
+    const connections = new ConnectionLimits({
+      maxTotal: opts.tcpMaxConnections,
+      maxPerSource: opts.maxConnectionsPerSource ?? opts.tcpMaxConnections,
+      ...(this.guard !== null ? { admit: (address: string) => this.guard!.admitConnection(address) } : {}),
+    });
+    const streamOptions = (transport: 'tcp' | 'tls', address: string, port: number): StreamOptions => ({
+      address,
+      port,
+      limits: opts.limits,
+      connections,
+      idleMs: opts.tcpIdleMs,
+      onMessage,
+      onFramingError: (error, remote) => opts.logger.peer('warn', `${transport}.framing_error`, { remote, error }),
+      onRefused: (reason, remote) => opts.logger.peer('warn', `${transport}.connection_refused`, { remote, reason }),
+    });
     let port = opts.port;
+    let tlsPort = opts.tls?.port ?? 0;
     for (const { family, address } of families) {
       try {
         if (opts.transports.includes('udp')) {
@@ -179,18 +221,16 @@ export class SipStack {
           }
         }
         if (opts.transports.includes('tcp')) {
-          const t = await TcpTransport.open({
-            address,
-            port,
-            limits: opts.limits,
-            maxConnections: opts.tcpMaxConnections,
-            idleMs: opts.tcpIdleMs,
-            onMessage,
-            onFramingError: (error, remote) => opts.logger.peer('warn', 'tcp.framing_error', { remote, error }),
-            ...(this.guard !== null ? { admit: (address: string) => this.guard!.admitConnection(address) } : {}),
-          });
+          const t = await TcpTransport.open(streamOptions('tcp', address, port));
           port = t.port;
           this.tcp.push(t);
+        }
+        if (opts.transports.includes('tls') && opts.tls) {
+          const { credentials, handshakeTimeoutMs } = opts.tls;
+          const onHandshakeFailed = (error: string, remote: string) => opts.logger.peer('info', 'tls.handshake_failed', { remote, error });
+          const t = await TlsTransport.open({ ...streamOptions('tls', address, tlsPort), credentials, handshakeTimeoutMs, onHandshakeFailed });
+          tlsPort = this.tlsBoundPort = t.port;
+          this.tls.push(t);
         }
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
@@ -208,7 +248,7 @@ export class SipStack {
       this.boundPort = port;
     }
     for (const t of this.udp) opts.logger.info('sip.listening', { transport: 'udp', address: t.address, port: t.port, engine: this.udpEngineUsed });
-    for (const t of this.tcp) opts.logger.info('sip.listening', { transport: 'tcp', address: t.address, port: t.port });
+    for (const t of [...this.tcp, ...this.tls]) opts.logger.info('sip.listening', { transport: t.transport, address: t.address, port: t.port });
     this.startDropReports();
   }
 
@@ -242,19 +282,30 @@ export class SipStack {
     this.dropReport.unref();
   }
 
-  /** Closes every TCP connection from `address` (a source just banned); how many. */
+  /**
+   * How long (ms) received UDP datagrams have been queueing without the server catching up: the
+   * native I/O thread's queue. Null with Node's dgram, whose backlog in the kernel is not seen.
+   */
+  receiveBacklogMs(): number | null {
+    let ms: number | null = null;
+    for (const t of this.udp) if (t instanceof NativeUdpTransport) ms = Math.max(ms ?? 0, t.backlogMs());
+    return ms;
+  }
+
+  /** Closes every TCP and TLS connection from `address` (a source just banned); how many. */
   closeConnectionsFrom(address: string): number {
     let n = 0;
-    for (const t of this.tcp) n += t.closeFrom(address);
+    for (const t of [...this.tcp, ...this.tls]) n += t.closeFrom(address);
     return n;
   }
 
   async stop(): Promise<void> {
     clearInterval(this.dropReport);
     this.transactions.close();
-    await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.close())]);
+    await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.close()), ...this.tls.map((t) => t.close())]);
     this.udp.length = 0;
     this.tcp.length = 0;
+    this.tls.length = 0;
   }
 
   /** A datagram on this process's private port: ours, or handed over by a sibling process. */
@@ -311,6 +362,7 @@ export class SipStack {
     try {
       if (msg.kind === 'request') {
         this.stampVia(msg, source);
+        if (this.overload !== null && this.overload.active && this.refusedForOverload(msg, source)) return;
         if (this.statelessAnswer !== undefined && msg.method !== 'ACK' && msg.method !== 'CANCEL') {
           const res = this.statelessAnswer(msg, source);
           if (res !== null) {
@@ -334,6 +386,23 @@ export class SipStack {
       this.opts.logger.error('sip.handler_error', { error: (err as Error).stack ?? String(err) });
       if (msg.kind === 'request' && msg.method !== 'ACK') this.send(createResponse(msg, 500), source);
     }
+  }
+
+  /**
+   * While overloaded: true when the request starts something new and is refused (a stateless
+   * 503 with Retry-After) or shed (dropped). In-dialog requests, ACK and CANCEL are never refused.
+   */
+  private refusedForOverload(req: SipRequest, source: Endpoint): boolean {
+    const method = req.method;
+    if (method === 'ACK' || method === 'CANCEL' || toTag(req) !== undefined) return false;
+    const verdict = this.overload!.verdict(req, source);
+    if (verdict === 'serve') return false;
+    if (verdict === 'reject') {
+      const res = createResponse(req, 503, undefined, newTag());
+      res.headers.append('Retry-After', this.overload!.retryAfter);
+      this.send(res, source);
+    }
+    return true;
   }
 
   /**
@@ -380,9 +449,10 @@ export class SipStack {
   sendData(data: Buffer, dest: Endpoint): void {
     this.counters.sent++;
     if (this.trace) this.opts.logger.debug('sip.out', { to: `${dest.transport}:${dest.address}:${dest.port}`, message: data.subarray(0, 4096).toString('utf8') });
-    if (dest.transport === 'tcp') {
-      for (const t of this.tcp) if (dest.connectionId !== undefined && t.send(data, dest.connectionId)) return;
-      this.opts.logger.peer('debug', 'tcp.connection_gone', { to: `${dest.address}:${dest.port}` });
+    if (dest.transport !== 'udp') {
+      // The server opens no connections: a phone is reached on the connection it keeps open.
+      for (const t of dest.transport === 'tls' ? this.tls : this.tcp) if (dest.connectionId !== undefined && t.send(data, dest.connectionId)) return;
+      this.opts.logger.peer('debug', `${dest.transport}.connection_gone`, { to: `${dest.address}:${dest.port}` });
       return;
     }
     const v6 = dest.address.includes(':');

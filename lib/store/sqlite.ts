@@ -105,7 +105,7 @@ function toBinding(row: BindingRow): BindingRecord {
     expiresAt: row.expires_at,
     callId: row.call_id,
     cseq: row.cseq,
-    transport: row.transport === 'tcp' ? 'tcp' : 'udp',
+    transport: row.transport === 'tcp' || row.transport === 'tls' ? row.transport : 'udp',
     sourceAddress: row.source_address,
     sourcePort: row.source_port,
     updatedAt: row.updated_at,

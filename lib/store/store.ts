@@ -2,6 +2,7 @@
  * The persistent store behind the PBX: extensions (credentials as HA1 only), registrar
  * bindings and a small key/value meta table. Implementations: sqlite.ts (embedded default).
  */
+import type { TransportName } from '../sip/transport/types.js';
 
 export interface ExtensionRecord {
   number: string;
@@ -29,7 +30,7 @@ export interface BindingRecord {
   q?: number;
   instanceId?: string;
   regId?: number;
-  transport: 'udp' | 'tcp';
+  transport: TransportName;
   sourceAddress: string;
   sourcePort: number;
   localAddress?: string;

@@ -36,6 +36,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sipio.h"
@@ -71,6 +72,7 @@ typedef struct {
   bytes_t tx;
   int rx_paused; /* the socket is out of the epoll set until JavaScript drains the queue */
   int tx_busy;   /* the I/O thread is sending a batch: later sends queue behind it (order kept) */
+  double rx_first_ms; /* CLOCK_MONOTONIC ms when rx last went from empty to holding a record */
   double rx_dropped;
   double tx_dropped;
   double tx_errors;
@@ -107,6 +109,13 @@ static int reserve(bytes_t *b, size_t n, size_t max) {
   b->data = p;
   b->cap = cap;
   return 1;
+}
+
+/* The clock of process.hrtime() (libuv's uv_hrtime), in ms. */
+static double monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Appends received datagrams to rx; returns whether rx was empty before. Called with mu held. */
@@ -163,6 +172,7 @@ static int queue_received(sipio_t *s, int n) {
     memcpy(p + RX_HEADER + text_len, s->in_iov[i].iov_base, len);
     s->rx.len += rec;
   }
+  if (was_empty && s->rx.len > 0) s->rx_first_ms = monotonic_ms();
   return was_empty && s->rx.len > 0;
 }
 
@@ -627,6 +637,21 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * sipIoQueuedSince(handle) -> when (process.hrtime clock, ms) the oldest datagram now queued was
+ * received, or -1 when the queue is empty: how long the server is behind (overload control).
+ */
+static napi_value js_queued_since(napi_env env, napi_callback_info info) {
+  sipio_t *s = only_handle(env, info);
+  if (!s) THROW(env, "sipIoQueuedSince(handle): bad arguments");
+  pthread_mutex_lock(&s->mu);
+  double since = s->rx.len > 0 ? s->rx_first_ms : -1;
+  pthread_mutex_unlock(&s->mu);
+  napi_value out;
+  napi_create_double(env, since, &out);
+  return out;
+}
+
 /* sipIoClose(handle): sends what is queued, stops the thread, closes the socket. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   sipio_t *s = only_handle(env, info);
@@ -643,6 +668,7 @@ void sipio_register(napi_env env, napi_value exports) {
     { "sipIoDrain", NULL, js_drain, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoSend", NULL, js_send, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoStats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
+    { "sipIoQueuedSince", NULL, js_queued_since, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoClose", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -127,7 +127,7 @@ if [[ "$CALLS" == *C* ]]; then
   echo "/quit" >&9
 fi
 
-# Step R: media.requireSrtpOverTls: the same offer over UDP is refused 488 (there is no TLS transport yet).
+# Step R: media.requireSrtpOverTls: the same offer over UDP is refused 488.
 if [[ "$CALLS" == *R* ]]; then
   stop_server
   start_server $'  requireSrtpOverTls: true\n'

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfigFile, parseConfigText } from '../../lib/config/load.js';
-import { defaultConfig, SCHEMA } from '../../lib/config/schema.js';
+import { defaultConfig, SCHEMA, type KeySpec } from '../../lib/config/schema.js';
 
 function problem(text: string): ConfigError {
   try {
@@ -80,13 +80,16 @@ test('loadConfigFile reads a file and reports an unreadable one', () => {
 
 test('docs/CONFIG.md documents every key with its default', () => {
   const doc = readFileSync('docs/CONFIG.md', 'utf8');
-  for (const [section, keys] of Object.entries(SCHEMA)) {
-    for (const [key, spec] of Object.entries(keys)) {
-      const def = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : JSON.stringify(spec.default);
-      assert.ok(doc.includes(`| \`${section}.${key}\` |`), `docs/CONFIG.md lacks ${section}.${key}`);
-      assert.ok(doc.includes(`\`${def}\``), `docs/CONFIG.md lacks the default of ${section}.${key}`);
+  const check = (name: string, spec: KeySpec): void => {
+    if (spec.type === 'group') {
+      for (const [key, sub] of Object.entries(spec.keys)) check(`${name}.${key}`, sub);
+      return;
     }
-  }
+    const def = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : JSON.stringify(spec.default);
+    assert.ok(doc.includes(`| \`${name}\` |`), `docs/CONFIG.md lacks ${name}`);
+    assert.ok(doc.includes(`\`${def}\``), `docs/CONFIG.md lacks the default of ${name}`);
+  };
+  for (const [section, keys] of Object.entries(SCHEMA)) for (const [key, spec] of Object.entries(keys)) check(`${section}.${key}`, spec);
 });
 
 test('ivr.numbers maps dialled numbers to IVR files; a bad number, file name or time zone is named with its line', () => {
@@ -119,4 +122,20 @@ test('callback.asAddress: a list of IPs and CIDR ranges, or one text value ("" =
   assert.match(problem('callback:\n  asAddress: 10.0.0.0/33\n').problem, /prefix length must be 0-32/);
   assert.match(problem('callback:\n  port: 70000\n').problem, /between 0 and 65535/);
   assert.match(problem('callback:\n  defaultCaller: "12 34"\n').problem, /number/);
+});
+
+test('sip.tls: its keys under one name, relative files read from the configuration\'s folder; tls needs a certificate and key', () => {
+  const d = defaultConfig().sip;
+  assert.deepEqual(d.tls, { port: 5061, cert: '', key: '', ca: '', handshakeTimeout: 10 });
+  assert.deepEqual(d.transports, ['udp', 'tcp'], 'TLS is off by default');
+  const c = parseConfigText('sip:\n  transports: [udp, tls]\n  tls:\n    cert: tls/cert.pem\n    key: /etc/ssl/private/pbx.key\n', '/etc/minisipserver/minisipserver.yaml');
+  assert.deepEqual(c.sip.tls, { port: 5061, cert: '/etc/minisipserver/tls/cert.pem', key: '/etc/ssl/private/pbx.key', ca: '', handshakeTimeout: 10 });
+  const unknown = problem('sip:\n  tls:\n    port: 5061\n    certificate: a.pem\n');
+  assert.equal(unknown.line, 4);
+  assert.match(unknown.problem, /unknown key "sip\.tls\.certificate"; known keys: port, cert, key, ca, handshakeTimeout/);
+  assert.match(problem('sip:\n  tls:\n    port: 70000\n').problem, /"sip\.tls\.port" is 70000; it must be between 0 and 65535/);
+  assert.match(problem('sip:\n  tls: yes\n').problem, /"sip\.tls" must be a mapping of keys/);
+  const missing = problem('sip:\n  transports: [udp, tls]\n  tls:\n    cert: a.pem\n');
+  assert.equal(missing.line, 2);
+  assert.match(missing.problem, /set sip\.tls\.cert and sip\.tls\.key .*minisipserver tls self-signed/);
 });

@@ -56,17 +56,20 @@ export class Phone {
     return p;
   }
 
-  /** Registers this phone's contact from its own socket (digest, MD5). */
+  private registrations = 0;
+
+  /** Registers this phone's contact from its own socket (digest, MD5); again: a refresh. */
   async register(expires = 600, contact?: string): Promise<void> {
     const callId = `reg-${this.user}-${this.port}`;
+    const cseq = 2 * this.registrations++;
     const o = { user: this.user, port: this.serverPort, localPort: this.port, callId, expires, ...(contact ? { contact } : {}) };
-    this.sendText(registerText({ ...o, cseq: 1 }));
+    this.sendText(registerText({ ...o, cseq: cseq + 1 }));
     const challenge = await this.waitResponse((r) => r.headers.get('call-id') === callId, 2000);
     if (challenge.status !== 401) throw new Error(`register ${this.user}: ${challenge.status}`);
     const values = challenge.headers.getAll('www-authenticate');
     const chosen = values.find((v) => (challengeParams(v).algorithm ?? 'MD5').toUpperCase() === 'MD5') ?? values[0]!;
     const authorization = digestAuthorization({ challenge: chosen, user: this.user, password: this.password, method: 'REGISTER', uri: `sip:127.0.0.1:${this.serverPort}` });
-    this.sendText(registerText({ ...o, cseq: 2, authorization }));
+    this.sendText(registerText({ ...o, cseq: cseq + 2, authorization }));
     const final = await this.waitResponse((r) => r.headers.get('call-id') === callId, 2000);
     if (final.status !== 200) throw new Error(`register ${this.user}: ${final.status}`);
   }

@@ -139,6 +139,14 @@ async function serveAnswersOptions(extra: string[], dataDir: string): Promise<st
   return err;
 }
 
+test('tls self-signed runs from the executable: the certificate library is in it', { skip }, () => {
+  const r = runBinary(['tls', 'self-signed', '--host', 'pbx.example.test', '--out', 'tls']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /SHA-256 fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+  assert.match(readFileSync(join(emptyCwd, 'tls', 'cert.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
+  assert.equal(statSync(join(emptyCwd, 'tls', 'key.pem')).mode & 0o777, 0o600);
+});
+
 test('serve answers OPTIONS over UDP and stops cleanly on SIGTERM', { skip }, async () => {
   const err = await serveAnswersOptions([], 'serve-data');
   const events = err.trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event);

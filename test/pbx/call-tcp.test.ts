@@ -1,57 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { parseMessage } from '../../lib/sip/parser.js';
-import type { SipMessage, SipRequest } from '../../lib/sip/message.js';
+import type { SipRequest } from '../../lib/sip/message.js';
 import { startTestServer } from '../helpers/server.js';
 import { audioSdp, Phone } from '../helpers/phone.js';
 import { branch, challengeParams, digestAuthorization } from '../helpers/sip-peer.js';
-
-/** A phone on one TCP connection: Content-Length framing, requests and responses alike. */
-class TcpPhone {
-  private buf = Buffer.alloc(0);
-  private readonly inbox: SipMessage[] = [];
-  private wake: (() => void) | null = null;
-  constructor(readonly socket: net.Socket) {
-    socket.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      for (;;) {
-        const end = this.buf.indexOf('\r\n\r\n');
-        if (end < 0) break;
-        const len = Number(/content-length:\s*(\d+)/i.exec(this.buf.subarray(0, end).toString())?.[1] ?? 0);
-        if (this.buf.length < end + 4 + len) break;
-        const r = parseMessage(this.buf.subarray(0, end + 4 + len));
-        this.buf = this.buf.subarray(end + 4 + len);
-        if (r.ok) this.inbox.push(r.message);
-      }
-      this.wake?.();
-    });
-  }
-  send(lines: string[], body = ''): void {
-    this.socket.write([...lines, `Content-Length: ${Buffer.byteLength(body)}`, '', ''].join('\r\n') + body);
-  }
-  async wait(pred: (m: SipMessage) => boolean, ms = 3000): Promise<SipMessage> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const i = this.inbox.findIndex(pred);
-      if (i >= 0) return this.inbox.splice(i, 1)[0]!;
-      if (Date.now() > deadline) throw new Error('tcp phone: timeout');
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 50);
-        this.wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-    }
-  }
-}
+import { StreamPhone } from '../helpers/stream-phone.js';
 
 test('a phone registered over TCP receives its calls on its own connection', async () => {
   const srv = await startTestServer({ users: [['701', 'pw701'], ['702', 'pw702']], configure: (c) => (c.auth.algorithms = ['MD5']) });
   const socket = net.connect({ port: srv.port, host: '127.0.0.1' });
   await new Promise<void>((r) => socket.once('connect', () => r()));
-  const b = new TcpPhone(socket);
+  const b = new StreamPhone(socket, 'TCP');
   const a = await Phone.open('701', 'pw701', srv.port);
   try {
     const lport = socket.localPort!;

@@ -13,9 +13,9 @@ import { parseUri } from '../../sip/uri.js';
 import { parseNameAddr } from '../../sip/headers/name-addr.js';
 import { parseCSeq } from '../../sip/headers/cseq.js';
 import type { ServerTransaction } from '../../sip/transaction/layer.js';
-import type { Endpoint } from '../../sip/transport/types.js';
+import { isConnectionTransport, type Endpoint } from '../../sip/transport/types.js';
 import { ReliableProvisionals } from '../reliable-provisionals.js';
-import { contactFor, fromTagOf, hasOptionTag, hostPortText, reasonValue, SDP } from '../call-messages.js';
+import { contactFor, createsSecureDialog, fromTagOf, hasOptionTag, hostPortText, reasonValue, SDP } from '../call-messages.js';
 import { answerInDialog, ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
 
 export type IncomingLegState = 'offered' | 'answering' | 'confirmed' | 'ended';
@@ -61,6 +61,7 @@ export class IncomingLeg implements DialogUser, BridgedLeg {
     this.hint = parseUri(invite.uri)?.host;
     const host = env.localHost(source.address, this.hint);
     const contactUri = parseNameAddr(h.get('contact') ?? '')?.uri ?? '';
+    const sips = createsSecureDialog(invite);
     this.dialog = new Dialog({
       callId: h.get('call-id') ?? '',
       localTag: env.dialogTag(),
@@ -73,13 +74,13 @@ export class IncomingLeg implements DialogUser, BridgedLeg {
       // Section 12.1.1: the UAS's route set is the Record-Route list, in order.
       routeSet: h.list('record-route'),
       destination: source,
-      contact: contactFor(host, env.sipPort(), source.transport),
-      sentBy: hostPortText(host, env.sipPort()),
+      contact: contactFor(host, env.sipPort(sips ? 'tls' : source.transport), source.transport, undefined, sips),
+      sentBy: hostPortText(host, env.sipPort(source.transport)),
       rport: env.viaRport,
     });
     this.requiresReliable = hasOptionTag(h.list('require'), '100rel');
     this.supportsReliable = this.requiresReliable || hasOptionTag(h.list('supported'), '100rel');
-    this.reliable = new ReliableProvisionals(inviteTx, env, source.transport === 'tcp', () => this.state === 'offered');
+    this.reliable = new ReliableProvisionals(inviteTx, env, isConnectionTransport(source.transport), () => this.state === 'offered');
     env.fileDialog(this.dialog.callId, this.dialog.localTag, this);
   }
 
@@ -221,7 +222,7 @@ export class IncomingLeg implements DialogUser, BridgedLeg {
    * ACK comes; without an ACK after 64*T1 the dialog is ended (the owner sends the BYE).
    */
   private retransmit2xx(res: SipResponse, cseq: number, onAck: (ack: SipRequest) => void): void {
-    const reliable = this.dialog.destination.transport === 'tcp';
+    const reliable = isConnectionTransport(this.dialog.destination.transport);
     const t1 = this.env.t1;
     const state: Pending2xx = { timer: undefined, interval: t1, sentAt: Date.now(), cseq, onAck };
     this.pending2xx = state;

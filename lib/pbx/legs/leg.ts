@@ -7,7 +7,7 @@ import { createResponse, type SipRequest, type SipResponse } from '../../sip/mes
 import { parseCSeq } from '../../sip/headers/cseq.js';
 import type { Dialog } from '../../sip/dialog.js';
 import type { ClientTransaction, ServerTransaction } from '../../sip/transaction/layer.js';
-import type { Endpoint } from '../../sip/transport/types.js';
+import type { Endpoint, TransportName } from '../../sip/transport/types.js';
 
 /** What a leg needs from the server around it. */
 export interface LegEnv {
@@ -19,8 +19,8 @@ export interface LegEnv {
   sendRaw(msg: SipRequest | SipResponse, dest: Endpoint): void;
   /** Our address as `peer` sees it (hint: the host it addressed us with). */
   localHost(peer: string, hint?: string): string;
-  /** Our SIP port for Via and Contact (known once the transports are open). */
-  sipPort(): number;
+  /** Our SIP port for Via and Contact on `transport` (default UDP; known once the transports are open). */
+  sipPort(transport?: TransportName): number;
   /** Whether our Via asks for rport (not when the SIP port is shared by several processes). */
   viaRport: boolean;
   /** A fresh unguessable dialog tag (naming this process when several share the SIP port). */

@@ -18,7 +18,7 @@ import type { ClientTransaction, ServerTransaction } from '../../sip/transaction
 import { newBranch, toTag as toTagOf } from '../../sip/transaction/message-keys.js';
 import { authorizationFor } from '../../sip/digest-client.js';
 import type { ForkTarget } from './fork-target.js';
-import { bestFinal, bracket, contactFor, hostPortText, isReliable, quoteName, reasonValue, SDP, structuredCancel } from '../call-messages.js';
+import { bestFinal, bracket, contactFor, hostPortText, isReliable, isSipsUri, quoteName, reasonValue, SDP, structuredCancel } from '../call-messages.js';
 import { answerInDialog, ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
 
 export type OutgoingLegState = 'calling' | 'answered' | 'failed' | 'cancelled' | 'ended';
@@ -270,8 +270,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
       remoteTarget: target.requestUri,
       routeSet: [],
       destination: dest,
-      contact: contactFor(host, this.env.sipPort(), dest.transport, caller.number),
-      sentBy: hostPortText(host, this.env.sipPort()),
+      ...this.localParts(host, target),
       rport: this.env.viaRport,
     });
     const extra: Array<[string, string]> = [['allow', this.env.allow], ['user-agent', this.env.userAgent]];
@@ -395,6 +394,16 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
     this.owner.onAnswer(res, cseq);
   }
 
+  /** Our Contact and Via sent-by towards `target`: a sips: Contact when we call a sips: URI (RFC 3261 section 8.1.1.8). */
+  private localParts(host: string, target: ForkTarget): { contact: string; sentBy: string } {
+    const transport = target.destination.transport;
+    const sips = isSipsUri(target.requestUri);
+    return {
+      contact: contactFor(host, this.env.sipPort(sips ? 'tls' : transport), transport, this.call.caller.number, sips),
+      sentBy: hostPortText(host, this.env.sipPort(transport)),
+    };
+  }
+
   /** The dialog a fork's response creates (section 12.1.2). */
   private forkDialog(fork: Fork, res: SipResponse): Dialog {
     const contact = parseNameAddr(res.headers.get('contact') ?? '')?.uri;
@@ -412,8 +421,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
       // Section 12.1.2: the UAC's route set is the Record-Route list of the response, reversed.
       routeSet: res.headers.list('record-route').reverse(),
       destination: dest,
-      contact: contactFor(host, this.env.sipPort(), dest.transport, this.call.caller.number),
-      sentBy: hostPortText(host, this.env.sipPort()),
+      ...this.localParts(host, fork.target),
       rport: this.env.viaRport,
     });
   }

@@ -3,6 +3,7 @@
  * moves it to Accepted, where further 2xx are passed to the TU until Timer M fires.
  */
 import { createRequest, Headers, type SipRequest, type SipResponse } from '../message.js';
+import { isConnectionTransport } from '../transport/types.js';
 import type { TimerHandle } from './clock.js';
 import type { Expirable } from './expiry-queue.js';
 import { cseqNumber, topVia } from './message-keys.js';
@@ -51,7 +52,7 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
   }
 
   private get timers() {
-    return this.ctx.durations(this.destination.transport === 'tcp');
+    return this.ctx.durations(isConnectionTransport(this.destination.transport));
   }
 
   /** Sends the INVITE; starts Timer A (unreliable only) and Timer B. */

@@ -2,6 +2,7 @@
  * Non-INVITE client transaction, RFC 3261 §17.1.2 (figure 6).
  */
 import type { SipRequest, SipResponse } from '../message.js';
+import { isConnectionTransport } from '../transport/types.js';
 import type { TimerHandle } from './clock.js';
 import type { Expirable } from './expiry-queue.js';
 import type {
@@ -46,7 +47,7 @@ export class ClientNonInviteTransaction implements ClientTransaction, Expirable 
   }
 
   private get timers() {
-    return this.ctx.durations(this.destination.transport === 'tcp');
+    return this.ctx.durations(isConnectionTransport(this.destination.transport));
   }
 
   /** Sends the request; starts Timer E (unreliable only) and Timer F. */

@@ -79,6 +79,8 @@ export interface TransactionStats {
   serverTransactions: number;
   /** Live client transactions. */
   clientTransactions: number;
+  /** INVITE server transactions still waiting for the final response: calls being set up. */
+  invitesInProgress: number;
   /** Responses that matched no client transaction (§17.1.3), or could not be matched at all. */
   strayResponses: number;
   /** Retransmitted requests, ACKs and responses handled inside a transaction. */
@@ -106,6 +108,7 @@ export class TransactionLayer {
   readonly stats: TransactionStats = {
     serverTransactions: 0,
     clientTransactions: 0,
+    invitesInProgress: 0,
     strayResponses: 0,
     retransmissionsAbsorbed: 0,
     overloadRejections: 0,
@@ -179,6 +182,9 @@ export class TransactionLayer {
         }
       },
       removeServer: (tx: ServerTableEntry): void => this.unlinkServer(tx),
+      inviteAnswered(): void {
+        stats.invitesInProgress--;
+      },
       completed: (tx: Evictable): void => this.noteCompleted(tx),
       removeClient(tx: { readonly key: string }): void {
         if (clients.get(tx.key) === tx) {
@@ -243,10 +249,13 @@ export class TransactionLayer {
       this.receiveCancel(req, via, legacy, key, fileSentBy, source, head);
       return;
     }
-    const tx =
-      method === 'INVITE'
-        ? new ServerInviteTransaction(this.ctx, key, fileSentBy, req, source)
-        : new ServerNonInviteTransaction(this.ctx, key, fileSentBy, internMethod(method), req, source);
+    let tx: ServerTx;
+    if (method === 'INVITE') {
+      tx = new ServerInviteTransaction(this.ctx, key, fileSentBy, req, source);
+      this.stats.invitesInProgress++;
+    } else {
+      tx = new ServerNonInviteTransaction(this.ctx, key, fileSentBy, internMethod(method), req, source);
+    }
     this.addServer(tx, head);
     this.tu.onRequest(req, tx, source);
   }
@@ -312,6 +321,7 @@ export class TransactionLayer {
     this.ctx.responseBytes.reset();
     this.stats.serverTransactions = 0;
     this.stats.clientTransactions = 0;
+    this.stats.invitesInProgress = 0;
   }
 
   /**

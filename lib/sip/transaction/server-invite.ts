@@ -3,6 +3,7 @@
  * moves it to Accepted, where retransmitted INVITEs are absorbed until Timer L fires.
  */
 import { createResponse, type SipRequest, type SipResponse } from '../message.js';
+import { isConnectionTransport } from '../transport/types.js';
 import type { TimerHandle } from './clock.js';
 import type { Expirable } from './expiry-queue.js';
 import { detach, tagOf } from './message-keys.js';
@@ -60,7 +61,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
   }
 
   private get timers() {
-    return this.ctx.durations(this.destination.transport === 'tcp');
+    return this.ctx.durations(isConnectionTransport(this.destination.transport));
   }
 
   /**
@@ -102,6 +103,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
       this.transmit(res);
       return;
     }
+    this.ctx.inviteAnswered();
     const t = this.timers;
     if (status < 300) {
       this.state = 'Accepted';
@@ -189,6 +191,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
 
   private terminate(): void {
     if (this.state === 'Terminated') return;
+    if (this.state === 'Proceeding') this.ctx.inviteAnswered();
     this.stopShortTimer();
     this.state = 'Terminated';
     this.expirySeq++;

@@ -9,6 +9,7 @@
  * them. The request is let go at that point.
  */
 import type { SipRequest, SipResponse } from '../message.js';
+import { isConnectionTransport } from '../transport/types.js';
 import type { Expirable } from './expiry-queue.js';
 import { ResponseBytes } from './response-bytes.js';
 import type {
@@ -99,7 +100,7 @@ export class ServerNonInviteTransaction implements ServerTransaction, ServerTabl
     const kept = this.ctx.transmitRetained(res, this.destination);
     // §17.2.4: a response we cannot send leaves nothing for this transaction to do.
     if (kept === null) return this.terminate();
-    const j = this.ctx.durations(this.destination.transport === 'tcp').J;
+    const j = this.ctx.durations(isConnectionTransport(this.destination.transport)).J;
     if (j === 0) return this.terminate();
     const span = Buffer.isBuffer(kept) ? this.ctx.responseBytes.copy(kept) : -1;
     this.held = span >= 0 ? this.ctx.responseBytes.slab : kept;

@@ -6,14 +6,10 @@ import type { Clock } from './clock.js';
 import type { ExpiryScheduler } from './expiry-queue.js';
 import type { ResponseBytes } from './response-bytes.js';
 import type { TimerDurations } from './timers.js';
+import { isConnectionTransport, type Endpoint } from '../transport/types.js';
 
-/** Where a message came from or goes to. `tcp` means a reliable transport (RFC 3261 §17). */
-export interface Destination {
-  transport: 'udp' | 'tcp';
-  address: string;
-  port: number;
-  connectionId?: number;
-}
+/** Where a message came from or goes to; TCP and TLS are reliable transports (RFC 3261 §17). */
+export type Destination = Endpoint;
 
 export type ServerInviteState = 'Proceeding' | 'Completed' | 'Confirmed' | 'Accepted' | 'Terminated';
 export type ServerNonInviteState = 'Trying' | 'Proceeding' | 'Completed' | 'Terminated';
@@ -80,13 +76,12 @@ export interface ServerTableEntry {
 }
 
 /**
- * Same transport source: the same connection for TCP, the same address and port for UDP. (This
- * is exactly the equality of the former "origin" strings `tcp#<connectionId ?? 0>` and
- * `<address>:<port>`.)
+ * Same transport source: the same connection for TCP and TLS (connection ids are unique across
+ * both), the same address and port for UDP.
  */
 export function sameSource(a: Destination, b: Destination): boolean {
-  if (a.transport === 'tcp') return b.transport === 'tcp' && (a.connectionId ?? 0) === (b.connectionId ?? 0);
-  return b.transport !== 'tcp' && a.port === b.port && a.address === b.address;
+  if (isConnectionTransport(a.transport)) return b.transport === a.transport && (a.connectionId ?? 0) === (b.connectionId ?? 0);
+  return b.transport === 'udp' && a.port === b.port && a.address === b.address;
 }
 
 /** What a non-INVITE server transaction keeps to answer a retransmission: bytes or the response. */
@@ -117,6 +112,8 @@ export interface TransactionContext {
   retransmit(data: RetainedResponse, dest: Destination): boolean;
   /** Removes a terminated transaction from the tables. */
   removeServer(tx: ServerTableEntry): void;
+  /** An INVITE server transaction left Proceeding (final response sent, or it ended). */
+  inviteAnswered(): void;
   /** A non-INVITE server transaction entered Completed: the first to give way when the table is full. */
   completed(tx: Evictable): void;
   removeClient(tx: { readonly key: string }): void;

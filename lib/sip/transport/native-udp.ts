@@ -17,6 +17,7 @@ interface SipIoAddon {
   sipIoDrain(h: Handle): Buffer | null;
   sipIoSend(h: Handle, records: Buffer, length: number): boolean;
   sipIoStats(h: Handle): [number, number, number];
+  sipIoQueuedSince(h: Handle): number;
   sipIoClose(h: Handle): void;
 }
 
@@ -29,7 +30,7 @@ export function nativeUdpAddon(): SipIoAddon | null {
   try {
     const a = loadAddon<Partial<SipIoAddon>>('relay');
     if (a === null) loadError = 'the native addon is not built (node scripts/build-native.mjs, needs g++ and make)';
-    else if (typeof a.sipIoStart !== 'function') loadError = 'the native addon is older than this program: rebuild it (node scripts/build-native.mjs)';
+    else if (typeof a.sipIoQueuedSince !== 'function') loadError = 'the native addon is older than this program: rebuild it (node scripts/build-native.mjs)';
     addon = loadError ? null : (a as SipIoAddon);
   } catch (err) {
     loadError = `the native addon cannot be loaded: ${(err as Error).message}`;
@@ -79,6 +80,8 @@ export class NativeUdpTransport {
   /** A batch taken from the I/O thread but not yet handled to its end, and where to go on. */
   private pending: Buffer | null = null;
   private pendingAt = 0;
+  /** When (process.hrtime, ms) the oldest datagram of `pending` was received. */
+  private pendingSince = 0;
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
     this.drain();
@@ -135,9 +138,11 @@ export class NativeUdpTransport {
       let batch = this.pending;
       let at = this.pendingAt;
       if (batch === null) {
+        const since = this.lib.sipIoQueuedSince(this.handle);
         batch = this.lib.sipIoDrain(this.handle);
         at = 0;
         if (batch === null) return;
+        this.pendingSince = since >= 0 ? since : Number(process.hrtime.bigint()) / 1e6;
       }
       while (at + RX_HEADER <= batch.length) {
         if (++checked % 16 === 0 && performance.now() - start > DRAIN_SLICE_MS) {
@@ -169,6 +174,18 @@ export class NativeUdpTransport {
       this.pending = null;
       this.flush();
     }
+  }
+
+  /**
+   * How long (ms) the oldest datagram received and not yet handled has waited, in the I/O
+   * thread's queue or in a batch being handled in slices; 0 when none waits. With drains in
+   * slices the event loop keeps turning, so its delay does not show this backlog.
+   */
+  backlogMs(): number {
+    const queued = this.lib.sipIoQueuedSince(this.handle);
+    let oldest = this.pending !== null ? this.pendingSince : -1;
+    if (queued >= 0 && (oldest < 0 || queued < oldest)) oldest = queued;
+    return oldest < 0 ? 0 : Number(process.hrtime.bigint()) / 1e6 - oldest;
   }
 
   private v4Address(key: number, buf: Buffer, at: number): string {

@@ -1,6 +1,9 @@
-/** Where a message came from or goes to. `connectionId` names the TCP connection to answer on. */
+/** The transports SIP runs over here: datagrams, and connections in clear or in TLS. */
+export type TransportName = 'udp' | 'tcp' | 'tls';
+
+/** Where a message came from or goes to. `connectionId` names the TCP or TLS connection to answer on. */
 export interface Endpoint {
-  transport: 'udp' | 'tcp';
+  transport: TransportName;
   address: string;
   port: number;
   connectionId?: number;
@@ -8,3 +11,11 @@ export interface Endpoint {
 
 /** Bytes received, with their source; the stack parses them. */
 export type InboundHandler = (data: Buffer, source: Endpoint) => void;
+
+/**
+ * TCP and TLS deliver in order or fail (RFC 3261 sections 17.1.1.2 and 17.1.2.2): no
+ * retransmission timers, and a message goes back on the connection it came in on.
+ */
+export function isConnectionTransport(transport: TransportName): boolean {
+  return transport !== 'udp';
+}

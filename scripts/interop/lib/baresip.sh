@@ -1,5 +1,6 @@
 # Sourced by the interop scripts that drive baresip phones. Needs: $work (a temp folder), $port
-# (the server's SIP port), $moddir (baresip's modules) and a fail() function.
+# (the server's SIP port), $moddir (baresip's modules) and a fail() function. For SIP over TLS
+# also set $transport=tls, $transport_port (the server's TLS port) and $cafile (what it trusts).
 
 # A talking caller's audio: speech, 8 kHz mono PCM16, in $work/tx.wav.
 make_speech_wav() {
@@ -31,8 +32,9 @@ ausrc_channels		1
 auplay_channels		1
 rtp_ports		$3
 snd_path		$d/rec
+${cafile:+sip_cafile		$cafile}
 CFG
-  echo "<sip:$4@127.0.0.1:$port;transport=udp>;auth_pass=pass$4;answermode=auto;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=300" > "$d/accounts"
+  echo "<sip:$4@127.0.0.1:${transport_port:-$port};transport=${transport:-udp}>;auth_pass=pass$4;answermode=auto;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=300" > "$d/accounts"
   mkfifo "$d/in"
 }
 

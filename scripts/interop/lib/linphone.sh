@@ -1,5 +1,6 @@
 # Sourced by the interop scripts that drive linphonec phones (as ../shared/lab/clients/linphone-call.sh
-# does). Needs: $work (a temp folder), $port (the server's SIP port) and a fail() function.
+# does). Needs: $work (a temp folder), $port (the server's SIP port) and a fail() function. For SIP
+# over TLS also set $transport=tls, $transport_port (the server's TLS port) and $cafile (what it trusts).
 
 # make_wav BASE TEXT SECS: speech in BASE.wav (8 kHz mono PCM16, one utterance: the reference for
 # the analysis) and BASE-loop.wav (repeated to outlast a call of SECS seconds).
@@ -23,6 +24,7 @@ bind_address=127.0.0.1
 ipv6_enabled=0
 default_proxy=0
 register_only_when_network_is_up=0
+${cafile:+root_ca=$cafile}
 ${5:-}
 [net]
 firewall_policy=0
@@ -39,7 +41,7 @@ mime=PCMA
 rate=8000
 enabled=1
 [proxy_0]
-reg_proxy=<sip:127.0.0.1:$port;transport=udp>
+reg_proxy=<sip:127.0.0.1:${transport_port:-$port};transport=${transport:-udp}>
 reg_identity=sip:$4@127.0.0.1:$port
 reg_expires=300
 reg_sendregister=1
