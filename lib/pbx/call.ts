@@ -5,6 +5,7 @@
  * with its Q.850 cause); after it, the bridge relays and releases, and this class keeps what the
  * record needs.
  */
+import { detach } from '../sip/transaction/message-keys.js';
 import { createResponse, type SipRequest, type SipResponse } from '../sip/message.js';
 import type { ServerTransaction } from '../sip/transaction/layer.js';
 import type { Endpoint } from '../sip/transport/types.js';
@@ -241,11 +242,13 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
     const extra: Array<[string, string]> = [];
     for (const name of PASSED_INVITE_HEADERS) for (const v of inv.headers.getAll(name)) extra.push([name, v]);
     if (destination.extra) extra.push(...destination.extra);
+    const contentType = inv.headers.get('content-type');
     const call: OutgoingCall = {
       caller: this.caller,
       callee: this.callee,
       offer,
-      contentType: inv.headers.get('content-type'),
+      // Copied: a slice would keep the caller's whole INVITE text alive as long as the leg (64*T1 after the call).
+      contentType: contentType === undefined ? undefined : detach(contentType),
       extra,
       maxForwards: Number(inv.headers.get('max-forwards') ?? '70'),
       reliableProvisionals: this.a.reliableProvisionals,

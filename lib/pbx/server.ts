@@ -173,7 +173,8 @@ export class PbxServer {
           }
         },
         sendRaw: (msg, dest) => {
-          this.stack.send(msg, dest);
+          if (Buffer.isBuffer(msg)) this.stack.sendData(msg, dest);
+          else this.stack.send(msg, dest);
         },
         localHost: (peer, hint) => sipAddress.for(peer, hint),
         mediaHost: (peer, hint) => mediaAddress.for(peer, hint),

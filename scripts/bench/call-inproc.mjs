@@ -13,6 +13,7 @@
 //   node scripts/bench/call-inproc.mjs [CALLS] [ROUNDS]      # build/ (BUILD=build-x for another tree)
 //   node --cpu-prof scripts/bench/call-inproc.mjs           # a clean profile of the server's JS
 //   MEDIA_RELAY=always node scripts/bench/call-inproc.mjs   # with the media relay set up for every call
+//   node --expose-gc scripts/bench/call-inproc.mjs 10000 1  # also the heap the ended calls still hold
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -180,6 +181,13 @@ for (let r = 0; r < rounds; r++) {
   results.push({ user: u.user / calls, system: u.system / calls, wall: (wall * 1000) / calls });
   const x = results.at(-1);
   console.log(`round ${r + 1}: ${calls} calls, µs per call: user ${x.user.toFixed(1)} sys ${x.system.toFixed(1)} wall ${x.wall.toFixed(1)}`);
+}
+if (typeof globalThis.gc === 'function') {
+  // node --expose-gc: what the ended calls still hold (their transactions live 64*T1 = 32 s).
+  globalThis.gc();
+  const heap = process.memoryUsage();
+  const ended = calls * rounds + 2000;
+  console.log(`after ${ended} ended calls: heap used ${(heap.heapUsed / 1e6).toFixed(1)} MB (${Math.round(heap.heapUsed / ended)} bytes a call), external ${(heap.external / 1e6).toFixed(1)} MB`);
 }
 const best = results.reduce((a, b) => (a.user + a.system <= b.user + b.system ? a : b));
 console.log(`best: user ${best.user.toFixed(1)} sys ${best.system.toFixed(1)} µs per call (server stats: ${JSON.stringify(server.calls.stats)})`);

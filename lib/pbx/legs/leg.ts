@@ -15,8 +15,8 @@ export interface LegEnv {
     onResponse(res: SipResponse): void;
     onTimeout(): void;
   }): ClientTransaction | null;
-  /** Sends outside any transaction (ACK to a 2xx, 2xx retransmissions). */
-  sendRaw(msg: SipRequest | SipResponse, dest: Endpoint): void;
+  /** Sends outside any transaction (ACK to a 2xx, 2xx retransmissions); a Buffer as it is. */
+  sendRaw(msg: SipRequest | SipResponse | Buffer, dest: Endpoint): void;
   /** Our address as `peer` sees it (hint: the host it addressed us with). */
   localHost(peer: string, hint?: string): string;
   /** Our SIP port for Via and Contact on `transport` (default UDP; known once the transports are open). */

@@ -8,7 +8,7 @@
  * ended once the owner releases it. Whatever comes late (a 2xx after a CANCEL, a second phone
  * answering) is confirmed and ended here, so that no phone is left off-hook.
  */
-import { createRequest, Headers, type SipRequest, type SipResponse } from '../../sip/message.js';
+import { createRequest, Headers, serialize, type SipRequest, type SipResponse } from '../../sip/message.js';
 import { Dialog, withoutTag } from '../../sip/dialog.js';
 import { randomToken } from '../../sip/random-id.js';
 import { parseNameAddr } from '../../sip/headers/name-addr.js';
@@ -84,10 +84,19 @@ interface Fork {
  * Call-ID, From, To, CSeq number and Route), without the body and the other headers.
  */
 const KEPT_INVITE_HEADERS = ['via', 'max-forwards', 'from', 'to', 'call-id', 'route', 'cseq'];
+/** A fork that had its final answer is owed no CANCEL: a late 2xx's dialog is all it may need. */
+const DIALOG_HEADERS = ['from', 'to', 'cseq'];
 
-function slimInvite(invite: SipRequest): SipRequest {
+/** A copy of its own: serialize() writes into a shared slab, which a kept slice would keep whole. */
+function ownBytes(data: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(data.length);
+  data.copy(own);
+  return own;
+}
+
+function slimInvite(invite: SipRequest, kept: readonly string[]): SipRequest {
   const h = new Headers();
-  for (const name of KEPT_INVITE_HEADERS) for (const v of invite.headers.getAll(name)) h.append(name, v);
+  for (const name of kept) for (const v of invite.headers.getAll(name)) h.append(name, v);
   return createRequest('INVITE', invite.uri, h);
 }
 
@@ -103,7 +112,7 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
   private winner: Fork | null = null;
   private ringTimer: NodeJS.Timeout | undefined;
   /** The ACK we sent for the 2xx to our INVITE (sent again when the 2xx is retransmitted). */
-  private lastAck: { cseq: number; request: SipRequest } | null = null;
+  private lastAck: { cseq: number; request: SipRequest | Buffer } | null = null;
   /** The ACK of the callee for our 2xx to its re-INVITE (no retransmission: see answerReInvite). */
   private pendingAck: ((ack: SipRequest) => void) | null = null;
   /** The cause given when the leg was cancelled: a phone answering late is told it with its BYE. */
@@ -208,14 +217,19 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
     this.env.fileDialog(this.callId, this.localTag, undefined);
   }
 
-  /** After the record: keep only what a late 2xx needs (see slimInvite). */
+  /**
+   * After the record: keep only what a late 2xx needs (see slimInvite). The INVITE transaction
+   * holds this leg for 64*T1 after a 2xx (RFC 6026 section 7.2), at every call's rate: the ACK
+   * is kept as bytes, and an answered fork's INVITE as the three headers its dialog needs.
+   */
   forget(): void {
     this.pendingAck = null;
     this.owner = ENDED_OWNER;
+    if (this.lastAck !== null && !Buffer.isBuffer(this.lastAck.request)) this.lastAck.request = ownBytes(serialize(this.lastAck.request));
     for (const f of this.forks) {
       f.final = undefined;
       f.early = undefined;
-      f.invite = slimInvite(f.invite);
+      f.invite = slimInvite(f.invite, f.state === 'done' ? DIALOG_HEADERS : KEPT_INVITE_HEADERS);
     }
   }
 
