@@ -4,6 +4,7 @@ import { cdrOf, cdrRows } from '../helpers/cdr-files.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { audioSdp, Phone, PhoneBook, registeredPair, answeredCall } from '../helpers/phone.js';
 import { branch } from '../helpers/sip-peer.js';
+import { waitFor } from '../helpers/keep-alive.js';
 
 let srv: TestServer;
 const book = new PhoneBook(() => srv.port);
@@ -183,6 +184,19 @@ test('per-extension call limit: a third call to a busy extension gets 486 and a 
     assert.equal((await c.call.bye()).status, 200);
     await b.answerInDialog(c.inc.dialog, 'BYE');
   }
+});
+
+test('a 200 the callee sends again after the call ended gets its ACK again (RFC 6026: the INVITE transaction answers it)', async () => {
+  const [a, b] = await Promise.all([phone('307'), phone('308')]);
+  const { call, inc } = await connect(a, b);
+  const bye = call.bye();
+  await b.answerInDialog(inc.dialog, 'BYE');
+  assert.equal((await bye).status, 200);
+  await waitFor(() => cdrFor(call.dialog.callId) !== undefined, 'the record of the ended call');
+  // The ended call's legs are gone; the retransmitted 2xx still matches the Accepted transaction.
+  inc.answer(audioSdp(41010));
+  const ack = await inc.waitAck();
+  assert.equal(ack.headers.get('cseq'), inc.invite.headers.get('cseq')!.replace('INVITE', 'ACK'));
 });
 
 test('in-dialog request for an unknown dialog gets 481', async () => {

@@ -20,6 +20,7 @@ import { authorizationFor } from '../../sip/digest-client.js';
 import type { ForkTarget } from './fork-target.js';
 import { bestFinal, bracket, contactFor, hostPortText, isReliable, isSipsUri, quoteName, reasonValue, SDP, structuredCancel } from '../call-messages.js';
 import { answerInDialog, ENDED_OWNER, type BridgedLeg, type DialogUser, type LegEnv, type LegOwner } from './leg.js';
+import type { Endpoint } from '../../sip/transport/types.js';
 
 export type OutgoingLegState = 'calling' | 'answered' | 'failed' | 'cancelled' | 'ended';
 
@@ -86,6 +87,16 @@ interface Fork {
 const KEPT_INVITE_HEADERS = ['via', 'max-forwards', 'from', 'to', 'call-id', 'route', 'cseq'];
 /** A fork that had its final answer is owed no CANCEL: a late 2xx's dialog is all it may need. */
 const DIALOG_HEADERS = ['from', 'to', 'cseq'];
+
+/** What answers the winner's 2xx retransmitted after the call: its ACK again (section 13.2.2.4). */
+function ackAgain(env: LegEnv, cseq: number, ack: SipRequest | Buffer, dest: Endpoint): { onResponse(res: SipResponse): void; onTimeout(): void } {
+  return {
+    onResponse: (res) => {
+      if (res.status >= 200 && res.status < 300 && parseCSeq(res.headers.get('cseq') ?? '')?.seq === cseq) env.sendRaw(ack, dest);
+    },
+    onTimeout: () => undefined,
+  };
+}
 
 /** A copy of its own: serialize() writes into a shared slab, which a kept slice would keep whole. */
 function ownBytes(data: Buffer): Buffer {
@@ -226,6 +237,11 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
     this.pendingAck = null;
     this.owner = ENDED_OWNER;
     if (this.lastAck !== null && !Buffer.isBuffer(this.lastAck.request)) this.lastAck.request = ownBytes(serialize(this.lastAck.request));
+    const winner = this.winner;
+    if (winner?.tx && this.lastAck !== null && this.dialogOrNull !== null) {
+      // The winner's transaction needs no more of this leg than its ACK (see onFork2xx).
+      winner.tx.handOver?.(ackAgain(this.env, this.lastAck.cseq, this.lastAck.request, this.dialogOrNull.destination));
+    }
     for (const f of this.forks) {
       f.final = undefined;
       f.early = undefined;

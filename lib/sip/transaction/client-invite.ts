@@ -115,6 +115,10 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
     return false;
   }
 
+  handOver(user: ClientTransactionUser): void {
+    if (this.state === 'Accepted') this.user = user;
+  }
+
   /** Timer B (Calling), D (Completed) or M (Accepted) fired. */
   onExpiry(): void {
     const state = this.state;

@@ -39,6 +39,11 @@ export interface ClientTransaction {
    */
   readonly request: SipRequest | undefined;
   readonly destination: Destination;
+  /**
+   * INVITE, Accepted (RFC 6026 section 7.2): the responses still to come (2xx retransmissions,
+   * for 64*T1) go to `user` from now on, a lighter one than the TU that set up the call.
+   */
+  handOver?(user: ClientTransactionUser): void;
 }
 
 export interface ClientTransactionUser {
