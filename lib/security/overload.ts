@@ -135,12 +135,16 @@ export class OverloadControl {
         this.lastSampleAt = t;
         // How much later than asked this timer fired: what any message waited behind the work.
         const lag = elapsed - SAMPLE_MS;
-        // Without a queue to look at (Node's dgram reads a few datagrams per turn and leaves the
-        // rest in the kernel), a loop busy without a pause for this long has a backlog as old.
-        const now = performance.eventLoopUtilization();
-        busyMs = performance.eventLoopUtilization(now, elu).utilization >= SATURATED ? busyMs + elapsed : 0;
-        elu = now;
-        this.sample(Math.max(0, lag, backlog() ?? busyMs), this.callsInSetup());
+        let waited = backlog();
+        if (waited === null) {
+          // Without a queue to look at (Node's dgram reads a few datagrams per turn and leaves the
+          // rest in the kernel), a loop busy without a pause for this long has a backlog as old.
+          const now = performance.eventLoopUtilization();
+          busyMs = performance.eventLoopUtilization(now, elu).utilization >= SATURATED ? busyMs + elapsed : 0;
+          elu = now;
+          waited = busyMs;
+        }
+        this.sample(Math.max(0, lag, waited), this.callsInSetup());
       }, SAMPLE_MS);
       this.timer.unref();
     }
