@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { computeStats, printStats, STATS_GROUPS, type StatsGroup } from '../../lib/cdr/stats.js';
 import { fieldChecks } from '../../lib/cdr/prefilter.js';
 import { SPLIT_SHARE } from '../../lib/cdr/stats-split.js';
 import type { CdrFilter } from '../../lib/cdr/filter.js';
 import type { Problem } from '../../lib/cdr/problems.js';
+import { Collect } from '../helpers/collect.js';
 
 const HEADER = 'record_id,record_type,party_kind,call_id,caller,caller_name,callee,dialled,route,start_time,answer_time,end_time,duration,billable,status,fci,caller_address,callee_address,media,codec,user_agent,node';
 const TEMPLATES = [
@@ -61,14 +61,6 @@ function write(name: string, text: string): string {
   const file = path.join(dir, name);
   fs.writeFileSync(file, text);
   return file;
-}
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
 }
 
 interface Run {

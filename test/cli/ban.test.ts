@@ -7,23 +7,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { runBan, type BanListItem } from '../../cli/ban.js';
 import { openSqliteStore } from '../../lib/store/sqlite.js';
 import { startTestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/keep-alive.js';
 import { Phone } from '../helpers/phone.js';
 import { Attacker, tcpFate } from '../security/attacker.js';
+import { Collect } from '../helpers/collect.js';
 
 const MAIN = path.resolve(process.cwd(), 'build/cli/main.js');
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 async function ban(argv: string[], now?: number): Promise<{ code: number; out: string; err: string }> {
   const out = new Collect();

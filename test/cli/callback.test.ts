@@ -6,20 +6,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { EventEmitter, once } from 'node:events';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { runCallback, parseServer, causeText } from '../../cli/callback.js';
 import { formatIif, parseIif, type IifMessage } from '../../lib/services/callback/iif.js';
 import { keepAlive, waitFor } from '../helpers/keep-alive.js';
+import { Collect } from '../helpers/collect.js';
 
 const MAIN = path.resolve(process.cwd(), 'build/cli/main.js');
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 interface Got {
   text: string;

@@ -7,21 +7,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { runCdr } from '../../cli/cdr.js';
+import { Collect } from '../helpers/collect.js';
 
 const fixture = (name: string) => path.resolve(process.cwd(), 'test/fixtures/cdr', name);
 const DAYS = fixture('days');
 const ALL = ['a1@x', 'a2@x', 'a3@x', 'a4@x', 'b1@x', 'b2@x', 'b3@x', 'b4@x', 'c1@x'];
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 async function cdr(args: string[], isTTY = false) {
   const out = new Collect();

@@ -5,22 +5,14 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { runIvr, MAX_PRINTED_FINDINGS } from '../../cli/ivr.js';
 import { toneWav } from '../helpers/wav.js';
+import { Collect } from '../helpers/collect.js';
 
 const MAIN = path.resolve(process.cwd(), 'build/cli/main.js');
 const EXAMPLE = path.resolve(process.cwd(), 'test/fixtures/ivr/main_menu.xml');
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'ivr-cli-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 async function ivr(args: string[]) {
   const out = new Collect();

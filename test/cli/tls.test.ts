@@ -9,18 +9,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { runTls } from '../../cli/tls.js';
+import { Collect } from '../helpers/collect.js';
 
 const MAIN = path.resolve(process.cwd(), 'build/cli/main.js');
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out = new Collect();
