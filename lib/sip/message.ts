@@ -262,7 +262,7 @@ export function hasTagParam(value: string): boolean {
  * Serialized messages are written back to back into slabs of this size rather than each into a
  * Buffer of its own: Node's Buffer.from takes a fresh 8 KiB pool every dozen messages, and each
  * new ArrayBuffer costs far more than the copy. The views do not pin a slab for long: what a
- * transaction keeps for retransmission is copied (ResponseBytes), and only messages too big for
+ * transaction keeps for retransmission is copied (RetainedBytes), and only messages too big for
  * that copy get a Buffer of their own below.
  */
 const SLAB_SIZE = 128 * 1024;

@@ -14,7 +14,8 @@ import { randomToken } from '../../sip/random-id.js';
 import { parseNameAddr } from '../../sip/headers/name-addr.js';
 import { parseCSeq } from '../../sip/headers/cseq.js';
 import { createResponse } from '../../sip/message.js';
-import type { ClientTransaction, ServerTransaction } from '../../sip/transaction/layer.js';
+import type { ClientTransaction, ClientTransactionUser, ServerTransaction } from '../../sip/transaction/layer.js';
+import { RetainedBytes } from '../../sip/transaction/retained-bytes.js';
 import { newBranch, toTag as toTagOf } from '../../sip/transaction/message-keys.js';
 import { authorizationFor } from '../../sip/digest-client.js';
 import type { ForkTarget } from './fork-target.js';
@@ -88,14 +89,35 @@ const KEPT_INVITE_HEADERS = ['via', 'max-forwards', 'from', 'to', 'call-id', 'ro
 /** A fork that had its final answer is owed no CANCEL: a late 2xx's dialog is all it may need. */
 const DIALOG_HEADERS = ['from', 'to', 'cseq'];
 
-/** What answers the winner's 2xx retransmitted after the call: its ACK again (section 13.2.2.4). */
-function ackAgain(env: LegEnv, cseq: number, ack: SipRequest | Buffer, dest: Endpoint): { onResponse(res: SipResponse): void; onTimeout(): void } {
-  return {
-    onResponse: (res) => {
-      if (res.status >= 200 && res.status < 300 && parseCSeq(res.headers.get('cseq') ?? '')?.seq === cseq) env.sendRaw(ack, dest);
-    },
-    onTimeout: () => undefined,
-  };
+/** Where ended legs' ACKs are kept, back to back (they all end 64*T1 after their call). */
+const keptAcks = new RetainedBytes();
+
+/**
+ * What answers the winner's 2xx retransmitted after the call: its ACK again (section 13.2.2.4).
+ * One small object a call with no closures, as thousands of them wait 64*T1 at a time.
+ */
+class AckAgain implements ClientTransactionUser {
+  private readonly bytes: Buffer;
+  private readonly span: number;
+
+  constructor(
+    private readonly env: LegEnv,
+    private readonly cseq: number,
+    ack: Buffer,
+    private readonly dest: Endpoint,
+  ) {
+    const span = keptAcks.copy(ack);
+    // A copy of its own when too big for a slab: the serialized ACK is a slice of a shared one.
+    this.bytes = span >= 0 ? keptAcks.slab : Buffer.from(ack);
+    this.span = span;
+  }
+
+  onResponse(res: SipResponse): void {
+    if (res.status < 200 || res.status >= 300 || parseCSeq(res.headers.get('cseq') ?? '')?.seq !== this.cseq) return;
+    this.env.sendRaw(this.span >= 0 ? RetainedBytes.view(this.bytes, this.span) : this.bytes, this.dest);
+  }
+
+  onTimeout(): void {}
 }
 
 /** A copy of its own: serialize() writes into a shared slab, which a kept slice would keep whole. */
@@ -236,11 +258,17 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
   forget(): void {
     this.pendingAck = null;
     this.owner = ENDED_OWNER;
-    if (this.lastAck !== null && !Buffer.isBuffer(this.lastAck.request)) this.lastAck.request = ownBytes(serialize(this.lastAck.request));
     const winner = this.winner;
-    if (winner?.tx && this.lastAck !== null && this.dialogOrNull !== null) {
-      // The winner's transaction needs no more of this leg than its ACK (see onFork2xx).
-      winner.tx.handOver?.(ackAgain(this.env, this.lastAck.cseq, this.lastAck.request, this.dialogOrNull.destination));
+    const ack = this.lastAck;
+    if (ack !== null) {
+      const bytes = Buffer.isBuffer(ack.request) ? ack.request : serialize(ack.request);
+      if (winner?.tx?.handOver && this.dialogOrNull !== null) {
+        // The winner's transaction needs no more of this leg than its ACK (see onFork2xx).
+        winner.tx.handOver(new AckAgain(this.env, ack.cseq, bytes, this.dialogOrNull.destination));
+        this.lastAck = null;
+      } else if (bytes !== ack.request) {
+        ack.request = ownBytes(bytes);
+      }
     }
     for (const f of this.forks) {
       f.final = undefined;

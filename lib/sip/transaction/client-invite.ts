@@ -173,11 +173,16 @@ export class ClientInviteTransaction implements ClientTransaction, Expirable {
     else this.ctx.expiry.schedule(this, ms);
   }
 
+  /**
+   * Timer A never starts again once any response came (§17.1.1.2): its callback goes too, as
+   * the transaction may wait 64*T1 more in Accepted.
+   */
   private stopTimerA(): void {
     if (this.timerA !== null) {
       this.ctx.clock.clearTimer(this.timerA);
       this.timerA = null;
     }
+    this.onTimerA = null;
   }
 
   private transmit(msg: SipRequest): boolean {

@@ -114,11 +114,13 @@ export class ClientNonInviteTransaction implements ClientTransaction, Expirable 
     this.timerE = this.ctx.clock.setTimer(this.eInterval, this.onTimerE!);
   }
 
+  /** Timer E stops for good on a final response (and at the end): its callback goes with it. */
   private stopTimerE(): void {
     if (this.timerE !== null) {
       this.ctx.clock.clearTimer(this.timerE);
       this.timerE = null;
     }
+    this.onTimerE = null;
   }
 
   private transmit(): boolean {

@@ -8,7 +8,7 @@ import { systemClock, type Clock } from './clock.js';
 import { ClientInviteTransaction } from './client-invite.js';
 import { ClientNonInviteTransaction } from './client-non-invite.js';
 import { ExpiryScheduler } from './expiry-queue.js';
-import { ResponseBytes } from './response-bytes.js';
+import { RetainedBytes } from './retained-bytes.js';
 import {
   clientKey,
   cseqMethod,
@@ -151,7 +151,7 @@ export class TransactionLayer {
     this.ctx = {
       clock,
       expiry: new ExpiryScheduler(clock, opts.longTimerResolution ?? 100),
-      responseBytes: new ResponseBytes(),
+      responseBytes: new RetainedBytes(),
       durations: (isReliable: boolean): TimerDurations => (isReliable ? reliable : unreliable),
       transmit(msg: SipMessage, dest: Destination): Error | null {
         try {

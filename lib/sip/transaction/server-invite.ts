@@ -21,7 +21,8 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
   private finalToTag: string | undefined;
   /** The one short timer alive at a time: 100 Trying in Proceeding, Timer G in Completed. */
   private shortTimer: TimerHandle | null = null;
-  private readonly onShortTimer = (): void => this.shortTimerFired();
+  /** The short timers' callback; dropped once no short timer can start again (Accepted, Confirmed). */
+  private onShortTimer: (() => void) | null = () => this.shortTimerFired();
   private gInterval = 0;
 
   constructor(
@@ -35,7 +36,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
   ) {
     this.invite = request;
     // §17.2.1: send 100 Trying unless the TU answers within 200 ms.
-    this.shortTimer = ctx.clock.setTimer(this.timers.trying, this.onShortTimer);
+    this.shortTimer = ctx.clock.setTimer(this.timers.trying, this.onShortTimer!);
   }
 
   /**
@@ -116,7 +117,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
     if (!this.transmit(res)) return;
     if (t.retransmit) {
       this.gInterval = t.T1;
-      this.shortTimer = this.ctx.clock.setTimer(this.gInterval, this.onShortTimer);
+      this.shortTimer = this.ctx.clock.setTimer(this.gInterval, this.onShortTimer!);
     }
     this.startLongTimer(t.H);
   }
@@ -143,6 +144,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
     }
     this.lastResponse = null;
     this.invite = undefined;
+    this.onShortTimer = null;
   }
 
   /** Stops every timer without further sends (layer shutdown). */
@@ -165,7 +167,7 @@ export class ServerInviteTransaction implements ServerTransaction, ServerTableEn
       // Timer G: retransmit, doubling up to T2.
       if (!this.transmit(this.lastResponse)) return;
       this.gInterval = Math.min(2 * this.gInterval, this.timers.T2);
-      this.shortTimer = this.ctx.clock.setTimer(this.gInterval, this.onShortTimer);
+      this.shortTimer = this.ctx.clock.setTimer(this.gInterval, this.onShortTimer!);
     }
   }
 

@@ -5,13 +5,13 @@
  * busy registrar holds about a million of them. It therefore holds no clock timer of its own
  * (Timer J goes through the shared {@link ExpiryScheduler}), and once the final response is sent
  * it keeps only what matching and a retransmission need: key, sent-by, method, destination and
- * the response, as bytes in the layer's {@link ResponseBytes} slabs when the transport reports
+ * the response, as bytes in the layer's {@link RetainedBytes} slabs when the transport reports
  * them. The request is let go at that point.
  */
 import type { SipRequest, SipResponse } from '../message.js';
 import { isConnectionTransport } from '../transport/types.js';
 import type { Expirable } from './expiry-queue.js';
-import { ResponseBytes } from './response-bytes.js';
+import { RetainedBytes } from './retained-bytes.js';
 import type {
   Destination,
   RetainedResponse,
@@ -28,7 +28,7 @@ export class ServerNonInviteTransaction implements ServerTransaction, ServerTabl
    * Two slots whose use depends on the state (one object field less for each of the million):
    *  - Trying: `held` = the request, `aux` = null
    *  - Proceeding: `held` = the request, `aux` = the last provisional response
-   *  - Completed: `held` = what a retransmission resends: a slab of the layer's ResponseBytes with
+   *  - Completed: `held` = what a retransmission resends: a slab of the layer's RetainedBytes with
    *    `aux` = the span in it, or the bytes / the response itself with `aux` = -1
    *  - Terminated: `held` = undefined, `aux` = null
    */
@@ -77,7 +77,7 @@ export class ServerNonInviteTransaction implements ServerTransaction, ServerTabl
     if (this.state === 'Completed') {
       const held = this.held as RetainedResponse;
       const span = this.aux as number;
-      const data = span >= 0 ? ResponseBytes.view(held as Buffer, span) : held;
+      const data = span >= 0 ? RetainedBytes.view(held as Buffer, span) : held;
       if (!this.ctx.retransmit(data, this.destination)) this.terminate();
     } else if (this.state === 'Proceeding') {
       this.transmit(this.aux as SipResponse);

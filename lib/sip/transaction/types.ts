@@ -4,7 +4,7 @@
 import type { SipMessage, SipRequest, SipResponse } from '../message.js';
 import type { Clock } from './clock.js';
 import type { ExpiryScheduler } from './expiry-queue.js';
-import type { ResponseBytes } from './response-bytes.js';
+import type { RetainedBytes } from './retained-bytes.js';
 import type { TimerDurations } from './timers.js';
 import { isConnectionTransport, type Endpoint } from '../transport/types.js';
 
@@ -103,7 +103,7 @@ export interface TransactionContext {
   readonly clock: Clock;
   readonly expiry: ExpiryScheduler;
   /** Slab store for the response bytes Completed non-INVITE server transactions keep. */
-  readonly responseBytes: ResponseBytes;
+  readonly responseBytes: RetainedBytes;
   durations(reliable: boolean): TimerDurations;
   /** Hands a message to the transport. Returns the error instead of throwing it. */
   transmit(msg: SipMessage, dest: Destination): Error | null;

@@ -237,9 +237,9 @@ test('server non-INVITE: the Timer J entry of a transaction that ended early doe
   assert.equal(r.layer.stats.serverTransactions, 0);
 });
 
-test('ResponseBytes: spans are non-negative, views return the copied bytes, oversized and empty data are not copied', async () => {
-  const { ResponseBytes } = await import('../../../lib/sip/transaction/response-bytes.js');
-  const store = new ResponseBytes();
+test('RetainedBytes: spans are non-negative, views return the copied bytes, oversized and empty data are not copied', async () => {
+  const { RetainedBytes } = await import('../../../lib/sip/transaction/retained-bytes.js');
+  const store = new RetainedBytes();
   const kept: { slab: Buffer; span: number; data: Buffer }[] = [];
   for (let i = 0; i < 400; i++) {
     const data = Buffer.alloc(100 + (i % 250), i & 255);
@@ -247,7 +247,7 @@ test('ResponseBytes: spans are non-negative, views return the copied bytes, over
     assert.ok(span >= 0);
     kept.push({ slab: store.slab, span, data });
   }
-  for (const k of kept) assert.ok(ResponseBytes.view(k.slab, k.span).equals(k.data));
+  for (const k of kept) assert.ok(RetainedBytes.view(k.slab, k.span).equals(k.data));
   assert.equal(store.copy(Buffer.alloc(0)), -1);
   assert.equal(store.copy(Buffer.alloc(9000)), -1);
 });

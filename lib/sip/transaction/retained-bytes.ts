@@ -1,8 +1,10 @@
 /**
- * Where Completed non-INVITE server transactions keep the bytes of their final response for
- * Timer J (64*T1 = 32 s over UDP; a busy registrar holds about a million of them).
+ * Where messages kept for 64*T1 only to be sent again are stored: the final responses of
+ * Completed non-INVITE server transactions for Timer J (32 s over UDP; a busy registrar holds
+ * about a million of them), and the ACK an ended call's callee gets again should its 2xx come
+ * again.
  *
- * Keeping each response as its own Buffer costs a JS object per transaction and, worse, such a
+ * Keeping each message as its own Buffer costs a JS object per transaction and, worse, such a
  * Buffer is usually a slice of Node's shared 8 KiB pool: a single kept slice pins the whole pool
  * chunk, including every other short-lived buffer allocated from it. So the bytes are copied into
  * slabs owned by the layer instead, back to back. A transaction keeps the slab and one small
@@ -11,10 +13,10 @@
  */
 
 const SLAB_SIZE = 32 * 1024;
-/** Larger responses are kept as the Buffer the transport returned. */
+/** Larger messages are not copied (the caller keeps them as they are). */
 const MAX_COPIED = 8 * 1024;
 
-export class ResponseBytes {
+export class RetainedBytes {
   /** The slab the last successful {@link copy} wrote to. */
   slab: Buffer = Buffer.alloc(0);
   private used = 0;
