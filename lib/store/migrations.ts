@@ -54,6 +54,9 @@ const MIGRATIONS: readonly string[] = [
      removed    INTEGER NOT NULL DEFAULT 0
    );
    CREATE INDEX bans_expires_at ON bans (expires_at);`,
+  // 4: RFC 3327 Path of a binding registered through a proxy: the Path header values in order,
+  // one per line (a URI in a Path value never holds a line break); NULL without Path.
+  `ALTER TABLE bindings ADD COLUMN path TEXT`,
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;

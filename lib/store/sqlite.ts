@@ -46,6 +46,8 @@ interface BindingRow {
   local_address: string | null;
   local_port: number | null;
   user_agent: string | null;
+  /** Path values, one per line; null without Path. */
+  path: string | null;
   updated_at: number;
 }
 
@@ -116,6 +118,7 @@ function toBinding(row: BindingRow): BindingRecord {
   if (row.local_address !== null) b.localAddress = row.local_address;
   if (row.local_port !== null) b.localPort = row.local_port;
   if (row.user_agent !== null) b.userAgent = row.user_agent;
+  if (row.path !== null && row.path !== '') b.path = row.path.split('\n');
   return b;
 }
 
@@ -136,6 +139,7 @@ function bindingParams(b: BindingRecord): BindingRow {
     local_address: b.localAddress ?? null,
     local_port: b.localPort ?? null,
     user_agent: b.userAgent ?? null,
+    path: b.path !== undefined && b.path.length > 0 ? b.path.join('\n') : null,
     updated_at: b.updatedAt,
   };
 }
@@ -213,14 +217,14 @@ class SqliteStore implements Store {
       countRegistered: db.prepare<[number], { n: number }>('SELECT count(DISTINCT aor) AS n FROM bindings WHERE expires_at > ?'),
       upsertBinding: db.prepare<[BindingRow]>(
         `INSERT INTO bindings (aor, contact, contact_header, expires_at, call_id, cseq, q, instance_id, reg_id, transport,
-           source_address, source_port, local_address, local_port, user_agent, updated_at)
+           source_address, source_port, local_address, local_port, user_agent, path, updated_at)
          VALUES (@aor, @contact, @contact_header, @expires_at, @call_id, @cseq, @q, @instance_id, @reg_id, @transport,
-           @source_address, @source_port, @local_address, @local_port, @user_agent, @updated_at)
+           @source_address, @source_port, @local_address, @local_port, @user_agent, @path, @updated_at)
          ON CONFLICT (aor, contact) DO UPDATE SET contact_header = excluded.contact_header, expires_at = excluded.expires_at,
            call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q, instance_id = excluded.instance_id,
            reg_id = excluded.reg_id, transport = excluded.transport, source_address = excluded.source_address,
            source_port = excluded.source_port, local_address = excluded.local_address, local_port = excluded.local_port,
-           user_agent = excluded.user_agent, updated_at = excluded.updated_at`,
+           user_agent = excluded.user_agent, path = excluded.path, updated_at = excluded.updated_at`,
       ),
       deleteBinding: db.prepare<[string, string]>('DELETE FROM bindings WHERE aor = ? AND contact = ?'),
       purgeBindings: db.prepare<[number]>('DELETE FROM bindings WHERE expires_at <= ?'),

@@ -36,6 +36,11 @@ export interface BindingRecord {
   localAddress?: string;
   localPort?: number;
   userAgent?: string;
+  /**
+   * RFC 3327: the Path header field values of the REGISTER, in order (each a name-addr with
+   * its parameters); requests to this contact carry them as Route. Absent without Path.
+   */
+  path?: string[];
   /** Epoch ms. */
   updatedAt: number;
 }
