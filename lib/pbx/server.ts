@@ -148,6 +148,8 @@ export class PbxServer {
       maxClients: config.limits.maxClients,
       shared: worker !== undefined,
       extensions: extensionCache,
+      // RFC 3327 Path only from a front proxy in security.trusted (docs/DEPLOY.md).
+      mayInsertPath: (address) => this.guard.trusted(address),
     });
     this.tagPrefix = randomBytes(4).toString('hex');
     this.recorder =
