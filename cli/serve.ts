@@ -1,8 +1,8 @@
-import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfigFile, ConfigError } from '../lib/config/load.js';
 import { defaultConfig, type Config } from '../lib/config/schema.js';
+import { nodeName } from '../lib/config/node-name.js';
 import { ReloadableLogger } from '../lib/log-reloadable.js';
 import { reloadConfig } from './reload.js';
 
@@ -76,7 +76,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       }
       throw err;
     }
-    const logger = new ReloadableLogger({ level: config.log.level as 'info', format: config.log.format as 'auto', peerEventsPerSecond: config.log.peerEventsPerSecond });
+    const logger = new ReloadableLogger({
+      level: config.log.level as 'info',
+      format: config.log.format as 'auto',
+      peerEventsPerSecond: config.log.peerEventsPerSecond,
+      node: config.node.name,
+    });
     const workers = await import('../lib/pbx/workers.js');
     const worker = workers.workerIdentity();
     if (config.sip.workers > 1 && worker === undefined) {
@@ -138,7 +143,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       ...(plain.length > 0 ? [`on port ${info.port} (${plain.join('/')})`] : []),
       ...(info.tlsPort !== 0 ? [`TLS on port ${info.tlsPort}`] : []),
     ].join(', ');
-    process.stdout.write(`minisipserver listening ${where}, data in ${config.data.dir}\n`);
+    process.stdout.write(`minisipserver listening ${where}, data in ${config.data.dir}, node ${nodeName(config)}\n`);
   },
 };
 
@@ -192,7 +197,7 @@ async function runPrimary(config: Config, logger: ReloadableLogger, workers: typ
   // The admin API, the event channel and /metrics cover every worker: the primary serves them.
   const { startPrimaryAdmin } = await import('../lib/admin/primary.js');
   try {
-    adminHandle = await startPrimaryAdmin(config, logger, pool, hostname());
+    adminHandle = await startPrimaryAdmin(config, logger, pool, nodeName(config));
   } catch (err) {
     logger.error('admin.start_failed', { error: (err as Error).message, hint: 'the server runs without the admin API' });
   }
@@ -200,5 +205,5 @@ async function runPrimary(config: Config, logger: ReloadableLogger, workers: typ
     process.stdout.write('First start: created extensions (note these passwords now; they are not shown again):\n');
     for (const e of createdDefaults) process.stdout.write(`  ${e.number}  password ${e.password}\n`);
   }
-  process.stdout.write(`minisipserver listening on port ${port} (udp, ${config.sip.workers} workers), data in ${config.data.dir}\n`);
+  process.stdout.write(`minisipserver listening on port ${port} (udp, ${config.sip.workers} workers), data in ${config.data.dir}, node ${nodeName(config)}\n`);
 }

@@ -14,6 +14,8 @@ export interface LoggerOptions {
   write?: (line: string) => void;
   isTTY?: boolean;
   now?: () => number;
+  /** node.name: added to every JSON line (the readable terminal form leaves it out). */
+  node?: string;
 }
 
 export class Logger {
@@ -22,6 +24,7 @@ export class Logger {
   private readonly write: (line: string) => void;
   private readonly now: () => number;
   private readonly peerBudget: number;
+  private readonly node: string | undefined;
   private peerWindowStart = 0;
   private peerCount = 0;
   private peerSuppressed = 0;
@@ -33,6 +36,7 @@ export class Logger {
     this.write = opts.write ?? ((line) => process.stderr.write(line + '\n'));
     this.now = opts.now ?? Date.now;
     this.peerBudget = opts.peerEventsPerSecond ?? 20;
+    this.node = opts.node || undefined;
   }
 
   debug(event: string, fields?: Record<string, unknown>): void {
@@ -76,7 +80,7 @@ export class Logger {
     if (RANK[level] < this.minRank) return;
     const time = new Date(this.now()).toISOString();
     if (this.json) {
-      this.write(JSON.stringify({ time, level, event, ...fields }));
+      this.write(JSON.stringify(this.node === undefined ? { time, level, event, ...fields } : { time, level, node: this.node, event, ...fields }));
       return;
     }
     let line = `${time.slice(11, 23)} ${level.toUpperCase().padEnd(5)} ${event}`;

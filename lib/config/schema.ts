@@ -19,6 +19,15 @@ export type KeySpec =
   | { type: 'group'; keys: Record<string, KeySpec> };
 
 export const SCHEMA = {
+  node: {
+    name: {
+      type: 'string',
+      default: '',
+      pattern: /^$|^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,30}[A-Za-z0-9])?$/,
+      patternHint: 'a short name: 1 to 32 letters, digits, ".", "_" or "-", starting and ending with a letter or digit, such as pbx-1',
+      doc: 'This server\'s name among several sharing one database behind a front proxy: written in every CDR\'s node column, shown at start, and added as "node" to every JSON log line when set; empty: the host name (then JSON log lines carry no node). Needs a restart.',
+    },
+  },
   sip: {
     bind: { type: 'string', default: '0.0.0.0', doc: 'IPv4 address the SIP transports listen on (0.0.0.0 = all).' },
     bind6: {

@@ -3,14 +3,18 @@
  * Contact that cannot be reached; its REGISTER's source (the NAT's public side, kept open by the
  * phone's refreshes) can. A Contact that is reachable as written (a public or loopback address,
  * or a device registering on behalf of another, as SIPp's callee side does) is used as written.
+ * A phone registered through a front proxy (RFC 3327 Path) is reached through that proxy.
  */
 import { isIP } from 'node:net';
 import { isConnectionTransport, type Endpoint } from '../sip/transport/types.js';
+import { parseNameAddr } from '../sip/headers/name-addr.js';
+import { parseUri } from '../sip/uri.js';
 import type { Binding } from './registrar.js';
 
 export function contactTarget(b: Binding): Endpoint {
   const flow: Endpoint = { transport: b.transport, address: b.sourceAddress, port: b.sourcePort };
   if (b.connectionId !== undefined) flow.connectionId = b.connectionId;
+  if (b.path !== undefined && b.path.length > 0) return firstRouteHop(b.path[0]!, flow);
   // TCP and TLS: the phone's own connection is the only sure way back (RFC 5626 section 3);
   // the server opens no connections of its own.
   if (isConnectionTransport(b.transport)) return flow;
@@ -22,6 +26,21 @@ export function contactTarget(b: Binding): Endpoint {
   const transport = (b.uri.params.get('transport') ?? 'udp').toLowerCase();
   if (transport !== 'udp') return flow;
   return { transport: 'udp', address: host, port };
+}
+
+/**
+ * RFC 3261 section 8.1.2: a request with a pre-loaded route set (the binding's Path) goes to the
+ * first Route's URI, a loose router (the registrar refused a first Path URI without `lr`). Over TCP
+ * and TLS, and for a proxy named by a host name, that is the flow the REGISTER came over: the
+ * server opens no connections and resolves no names, and the proxy that sent the REGISTER is the
+ * one that wrote the first Path value (RFC 3327 section 4).
+ */
+function firstRouteHop(value: string, flow: Endpoint): Endpoint {
+  if (isConnectionTransport(flow.transport)) return flow;
+  const uri = parseUri(parseNameAddr(value)?.uri ?? '');
+  if (uri === null || uri.scheme !== 'sip' || isIP(uri.host) === 0) return flow;
+  if ((uri.params.get('transport') ?? 'udp').toLowerCase() !== 'udp') return flow;
+  return { transport: 'udp', address: uri.host, port: uri.port ?? 5060 };
 }
 
 /** RFC 1918, RFC 6598 (carrier-grade NAT), link-local, and IPv6 unique-local / link-local. */

@@ -8,6 +8,7 @@ import type { BindingRecord, Store } from '../store/store.js';
 import type { BindingWriter } from '../store/binding-writer.js';
 import type { Authenticator } from './authenticator.js';
 import type { Logger } from '../log.js';
+import { readPath, supportsPath } from './path.js';
 
 export interface RegistrarOptions {
   store: Store;
@@ -29,7 +30,15 @@ export interface RegistrarOptions {
    * refreshed), and maxClients counts the registrations of all processes.
    */
   shared?: boolean;
+  /**
+   * Whether a REGISTER from this address may carry Path (RFC 3327): only a trusted front proxy
+   * (security.trusted) may decide where requests for a phone go. Absent: Path is refused (403).
+   */
+  mayInsertPath?: (address: string) => boolean;
 }
+
+/** Sources whose refused Path has been logged (each once), at most this many remembered. */
+const PATH_REFUSALS_LOGGED = 1000;
 
 /** How long a binding of ours may wait for the binding writer's flush (shared mode). */
 const UNFLUSHED_MS = 1000;
@@ -64,6 +73,8 @@ export class Registrar {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The live state (admin API, event channel); undefined: nobody listens, nothing is collected. */
   observer: RegistrarObserver | undefined = undefined;
+  /** Sources already logged for a refused Path (a proxy left out of security.trusted sends it with every REGISTER). */
+  private readonly pathRefusedFrom = new Set<string>();
 
   constructor(private readonly opts: RegistrarOptions) {
     this.now = opts.now ?? Date.now;
@@ -164,6 +175,20 @@ export class Registrar {
     // RFC 3261 section 10.3 step 6: the authenticated user may only change its own bindings.
     if (auth.user !== aor) return fail(403, 'Forbidden');
 
+    // RFC 3327 section 5.3: the Path of this REGISTER goes with each of its bindings (none: a
+    // refresh clears it). Sections 5.3 and 6: a registrar uses Path only from proxies it trusts;
+    // from anyone else it would let a user send calls for its number through any address.
+    let path: string[] | undefined;
+    if (req.headers.has('path')) {
+      if (this.opts.mayInsertPath?.(source.address) !== true) {
+        this.pathRefused(source);
+        return fail(403, 'Forbidden (Path is accepted only from a trusted proxy)');
+      }
+      const read = readPath(req);
+      if (!read.ok) return fail(400, `Bad Request (${read.problem})`);
+      if (read.path.length > 0) path = read.path;
+    }
+
     const contacts = parseContactList(req);
     if (!contacts) return fail(400, 'Bad Request (malformed Contact)');
     const cseq = parseCSeq(req.headers.get('cseq') ?? '');
@@ -187,10 +212,10 @@ export class Registrar {
       this.opts.logger.info('register.unregister_all', { aor, from: `${source.address}:${source.port}` });
       const observer = this.observer;
       if (observer && before) for (const b of before) observer.binding(b.expiresAt > now ? 'removed' : 'expired', b);
-      return { response: this.ok(req, toTag, []), event: { aor, action: 'unregister' } };
+      return { response: this.ok(req, toTag, [], path), event: { aor, action: 'unregister' } };
     }
 
-    if (contacts.contacts.length === 0) return { response: this.ok(req, toTag, current) };
+    if (contacts.contacts.length === 0) return { response: this.ok(req, toTag, current, path) };
 
     // Validate every contact first, nothing changes unless all are acceptable: the request is
     // atomic (section 10.3 step 7).
@@ -259,8 +284,11 @@ export class Registrar {
         updatedAt: now,
       };
       if (source.connectionId !== undefined) binding.connectionId = source.connectionId;
+      if (path !== undefined) binding.path = path;
       // The host the phone addressed us with: our address as it sees it (Via, Contact, SDP).
-      const local = parseUri(req.uri)?.host;
+      // Not through a proxy: the phone addressed the proxy (whose dispatcher may leave the
+      // Request-URI as the phone wrote it), and the proxy reaches us on our own address.
+      const local = path === undefined ? parseUri(req.uri)?.host : undefined;
       if (local !== undefined && isIP(local) !== 0) binding.localAddress = local;
       if (existing) list[idx] = binding;
       else list.push(binding);
@@ -285,7 +313,7 @@ export class Registrar {
     if (this.opts.logger.enabled('debug')) {
       this.opts.logger.debug('register.ok', { aor, action, contacts: list.length, from: `${source.address}:${source.port}` });
     }
-    return { response: this.ok(req, toTag, list), event: { aor, action } };
+    return { response: this.ok(req, toTag, list, path), event: { aor, action } };
   }
 
   private liveList(aor: string, now: number): Binding[] {
@@ -294,13 +322,17 @@ export class Registrar {
     return list.filter((b) => b.expiresAt > now);
   }
 
-  /** 200 OK listing every current binding with its remaining lifetime (section 10.3 step 8). */
-  private ok(req: SipRequest, toTag: string, list: Binding[]): SipResponse {
+  /**
+   * 200 OK listing every current binding with its remaining lifetime (section 10.3 step 8), and
+   * the Path stored from this REGISTER, in order, when the phone supports it (RFC 3327 section 5.3).
+   */
+  private ok(req: SipRequest, toTag: string, list: Binding[], path?: string[]): SipResponse {
     const res = createResponse(req, 200, undefined, toTag);
     const now = this.now();
     for (const b of list) {
       res.headers.append('Contact', `${b.contactHeader};expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
     }
+    if (path !== undefined && supportsPath(req)) for (const p of path) res.headers.append('Path', p);
     res.headers.append('Date', this.httpDate(now));
     return res;
   }
@@ -315,6 +347,21 @@ export class Registrar {
       this.dateText = new Date(second * 1000).toUTCString();
     }
     return this.dateText;
+  }
+
+  /** A Path from an untrusted source: logged once per source (it comes with every REGISTER of its phones). */
+  private pathRefused(source: Endpoint): void {
+    const fields = {
+      from: source.address,
+      hint: 'Path is taken only from a trusted front proxy: add its address to security.trusted (docs/DEPLOY.md, "Behind a front proxy")',
+    };
+    if (this.pathRefusedFrom.has(source.address)) return;
+    if (this.pathRefusedFrom.size >= PATH_REFUSALS_LOGGED) {
+      this.opts.logger.peer('warn', 'register.path_refused', fields);
+      return;
+    }
+    this.pathRefusedFrom.add(source.address);
+    this.opts.logger.warn('register.path_refused', fields);
   }
 
   private sweep(): void {

@@ -18,7 +18,7 @@ import { Extensions } from './extensions.js';
 import { ExtensionCache } from './extension-cache.js';
 import { LocalAddress } from '../sip/local-address.js';
 import { newTag, toTag } from '../sip/transaction/message-keys.js';
-import { hostname } from 'node:os';
+import { nodeName } from '../config/node-name.js';
 import { join } from 'node:path';
 import { CallManager } from './calls.js';
 import type { CallEnv } from './call.js';
@@ -148,6 +148,8 @@ export class PbxServer {
       maxClients: config.limits.maxClients,
       shared: worker !== undefined,
       extensions: extensionCache,
+      // RFC 3327 Path only from a front proxy in security.trusted (docs/DEPLOY.md).
+      mayInsertPath: (address) => this.guard.trusted(address),
     });
     this.tagPrefix = randomBytes(4).toString('hex');
     this.recorder =
@@ -158,7 +160,7 @@ export class PbxServer {
             format: config.cdr.format as 'csv' | 'cdr' | 'both',
             failedCalls: config.cdr.failedCalls,
             sync: config.cdr.sync,
-            node: hostname(),
+            node: nodeName(config),
             onError: (err) => logger.error('cdr.write_failed', { error: err.message, hint: 'check the free space and permissions of the data folder' }),
           });
     const sipAddress = new LocalAddress({ configured: config.sip.advertise, bind: config.sip.bind });
@@ -263,7 +265,7 @@ export class PbxServer {
       ivr: this.ivr,
       trunks: this.trunks,
       version: packageVersion(),
-      node: hostname(),
+      node: nodeName(config),
       logger,
       // A refresh changes nothing anyone watches, and at thousands a second it would push every
       // change out of the backlog.
@@ -445,6 +447,7 @@ export class PbxServer {
     this.trunks.start({ register: !this.worker || this.worker.index === 0 });
     this.registrar.start();
     this.logger.info('server.started', {
+      node: nodeName(this.config),
       port: this.stack.port,
       realm: this.config.sip.realm,
       dataDir: this.config.data.dir,

@@ -41,3 +41,18 @@ test('peer events are limited per second and the held-back count is reported', (
     { event: 'log.suppressed', count: 97 },
   );
 });
+
+test('a node name goes into every JSON line, never into the readable terminal form', () => {
+  const lines: string[] = [];
+  const json = new Logger({ format: 'json', node: 'pbx-2', write: (l) => lines.push(l), now: () => 0 });
+  json.info('server.started', { port: 5060 });
+  json.peer('warn', 'sip.bad_message', { from: '192.0.2.1' });
+  assert.deepEqual(lines.map((l) => JSON.parse(l).node), ['pbx-2', 'pbx-2']);
+  assert.deepEqual(Object.keys(JSON.parse(lines[0]!)), ['time', 'level', 'node', 'event', 'port']);
+  const text: string[] = [];
+  new Logger({ format: 'text', node: 'pbx-2', write: (l) => text.push(l), now: () => 0 }).info('server.started', { port: 5060 });
+  assert.equal(text[0], '00:00:00.000 INFO  server.started port=5060');
+  const none: string[] = [];
+  new Logger({ format: 'json', node: '', write: (l) => none.push(l), now: () => 0 }).info('x.y');
+  assert.equal('node' in JSON.parse(none[0]!), false, 'an empty name adds nothing');
+});

@@ -15,6 +15,11 @@ export interface ForkTarget {
   localAddress?: string;
   /** The address its SIP comes from: only that address may latch its media. */
   signalIp: string;
+  /**
+   * A pre-loaded route set (RFC 3261 section 8.1.2): the Path the phone registered through
+   * (RFC 3327 section 5.4), sent as Route headers in this order; `destination` is its first hop.
+   */
+  route?: readonly string[];
 }
 
 /** One target per registered contact. */
@@ -22,6 +27,7 @@ export function bindingTargets(contacts: readonly Binding[]): ForkTarget[] {
   return contacts.map((b) => {
     const t: ForkTarget = { requestUri: b.contact, destination: contactTarget(b), signalIp: b.sourceAddress };
     if (b.localAddress !== undefined) t.localAddress = b.localAddress;
+    if (b.path !== undefined && b.path.length > 0) t.route = b.path;
     return t;
   });
 }

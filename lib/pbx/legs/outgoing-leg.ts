@@ -326,7 +326,8 @@ export class OutgoingLeg implements DialogUser, BridgedLeg {
       localSeq: 0,
       remoteSeq: -1,
       remoteTarget: target.requestUri,
-      routeSet: [],
+      // A phone registered through a proxy: its Path as the INVITE's Route (RFC 3327 section 5.4).
+      routeSet: target.route !== undefined ? [...target.route] : [],
       destination: dest,
       ...this.localParts(host, target),
       rport: this.env.viaRport,
