@@ -34,11 +34,15 @@ export function isRowError(err: unknown): boolean {
   return e?.fatal !== true && typeof e?.errno === 'number' && ROW_ERRNOS.has(e.errno);
 }
 
-/** The server's own words when there are some (a connector message also holds the SQL). */
-export function describeDbError(err: unknown): string {
-  const e = err as { text?: string; code?: string; message?: string };
-  if (typeof e?.text === 'string' && e.text !== '') return e.code ? `${e.text} (${e.code})` : e.text;
-  return e?.message ?? String(err);
+/**
+ * The server's own words when there are some (a connector message also holds the SQL), and
+ * what caused it (the pool's timeout names the failed connection attempt as its cause).
+ */
+export function describeDbError(err: unknown, depth = 0): string {
+  const e = err as { text?: string; code?: string; message?: string; cause?: unknown };
+  const own = typeof e?.text === 'string' && e.text !== '' ? (e.code ? `${e.text} (${e.code})` : e.text) : (e?.message ?? String(err));
+  const line = own.replace(/\s*\n\s*/g, ' ');
+  return e?.cause !== undefined && e.cause !== err && depth < 3 ? `${line}: ${describeDbError(e.cause, depth + 1)}` : line;
 }
 
 const BINDING_COLUMNS = [

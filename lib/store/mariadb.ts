@@ -192,8 +192,9 @@ export class MariaDbStore implements Store {
     this.maxQueued = Math.max(1, opts.maxQueued ?? 100_000);
     this.pollMs = opts.settings.pollMs;
     this.logger = opts.logger;
-    // The pool reports connections it could not make here; the loop reports them itself, once.
-    (pool as unknown as { on?: (event: string, fn: (err: unknown) => void) => void }).on?.('error', () => undefined);
+    // The pool emits 'error' for every connection it fails to make (an EventEmitter 'error'
+    // nobody listens to would end the process); the loop reports the outage itself, once.
+    (pool as unknown as { on(event: 'error', fn: (err: unknown) => void): void }).on('error', () => undefined);
     this.loopDone = this.run();
   }
 
@@ -355,6 +356,7 @@ export class MariaDbStore implements Store {
   }
 
   purgeBans(before: number): number {
+    this.reserve(1);
     const n = this.mirror.purgeBans(before);
     this.enqueue('purge-bans', 'purge-bans', { kind: 'bans.purge', before });
     return n;
@@ -428,6 +430,7 @@ export class MariaDbStore implements Store {
 
   /** Throws StoreBusyError, changing nothing, when `rows` more would not fit in the queue. */
   private reserve(rows: number): void {
+    if (this.closing) throw new Error(`${this.where}: the store is closed; this change was not made`);
     if (this.queue.size + rows <= this.maxQueued) return;
     throw new StoreBusyError(
       `${this.where}: ${this.queue.size} writes are waiting for the database (at most ${this.maxQueued}); this change was refused. ` +

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runDb, type DbStatus } from '../../cli/db.js';
 import { runExt } from '../../cli/ext.js';
+import { runBan } from '../../cli/ban.js';
 import { openSqliteStore } from '../../lib/store/sqlite.js';
 import { LATEST_SCHEMA_VERSION } from '../../lib/store/migrations.js';
 import { openMariaDbStore } from '../../lib/store/mariadb.js';
@@ -25,6 +26,17 @@ async function db(...argv: string[]): Promise<{ code: number; out: string; err: 
   out.on('data', (d) => (o += d));
   err.on('data', (d) => (e += d));
   const code = await runDb(argv, { out, err });
+  return { code, out: o, err: e };
+}
+
+async function ban(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let o = '';
+  let e = '';
+  out.on('data', (d) => (o += d));
+  err.on('data', (d) => (e += d));
+  const code = await runBan(argv, { out, err });
   return { code, out: o, err: e };
 }
 
@@ -124,11 +136,16 @@ test('db status, db migrate and ext on MariaDB', { skip: mariaDbSkipReason }, as
   const list = await ext('list', '--config', config);
   assert.equal(list.out, '500\tEve');
 
+  const banned = await ban('add', '198.51.100.7', '--for', '1h', '--config', config);
+  assert.equal(banned.code, 0, banned.err);
+  const bans = await ban('list', '--json', '--config', config);
+  assert.deepEqual((JSON.parse(bans.out) as Array<{ address: string }>).map((b) => b.address), ['198.51.100.7']);
+
   const status = await db('status', '--config', config);
   assert.equal(status.code, 0, status.err);
   assert.match(status.out, new RegExp(`store\\s+mariadb, mariadb mss@${server!.socketPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/${database}`));
-  assert.match(status.out, /schema\s+version 4 of 4 \(the latest\)/);
-  assert.match(status.out, /holds\s+1 extensions, 0 live registrations of 0 extensions, 0 bans in force/);
+  assert.match(status.out, new RegExp(`schema\\s+version ${LATEST_SCHEMA_VERSION} of ${LATEST_SCHEMA_VERSION} \\(the latest\\)`));
+  assert.match(status.out, /holds\s+1 extensions, 0 live registrations of 0 extensions, 1 bans in force/);
 
   const unreachable = mariaDbConfig(dir, database);
   writeFileSync(unreachable, (await import('node:fs')).readFileSync(unreachable, 'utf8').replace(server!.socketPath, join(dir, 'no.sock')));

@@ -58,6 +58,7 @@ test('database outage under REGISTER load: 503 with Retry-After, logged once, re
   await waitForRows(database, USERS.map(([u]) => `${u}/outage-${u}-0`), 'the bindings reach the database');
 
   await db!.stop();
+  const stoppedAt = Date.now();
   // REGISTERs go on; once a poll has failed the store reports itself unavailable. Those accepted
   // before that wait in the queue for the database.
   let answered: number[] = [];
@@ -71,6 +72,13 @@ test('database outage under REGISTER load: 503 with Retry-After, logged once, re
     if (answered.every((s) => s === 503)) break;
   }
   assert.deepEqual(answered, USERS.map(() => 503), 'every REGISTER is refused while the database is away');
+  // The load goes on while the database stays away (5 s in all): still 503, still one log line.
+  let refusedRounds = 0;
+  for (let round = 500; Date.now() - stoppedAt < 5000 && round < 5000; round++) {
+    assert.deepEqual(await registerAll(ts, peer, round), USERS.map(() => 503));
+    refusedRounds++;
+  }
+  t.diagnostic(`rounds of ${USERS.length} REGISTERs refused while the database was away: ${refusedRounds + 1}`);
   assert.equal(ts.server.store.available, false);
   const unavailable = ts.logLines.filter((l) => l.includes('"store.unavailable"'));
   assert.equal(unavailable.length, 1, 'logged once, not per message');
