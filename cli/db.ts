@@ -105,7 +105,7 @@ export async function executeDb(req: DbRequest, io: DbIo): Promise<number> {
 async function migrate(config: Config, io: DbIo): Promise<number> {
   if (config.store.kind === 'mariadb') {
     const [{ connectMariaDb }, { migrateMariaDb }, { mariaDbSettings, describeMariaDb }] = await Promise.all([
-      import('../lib/store/mariadb.js'),
+      import('../lib/store/mariadb-connect.js'),
       import('../lib/store/mariadb-migrations.js'),
       import('../lib/store/mariadb-settings.js'),
     ]);
@@ -156,7 +156,7 @@ async function readStatus(config: Config): Promise<DbStatus> {
   const now = Date.now();
   if (config.store.kind === 'mariadb') {
     const [{ connectMariaDb }, { schemaVersion, LATEST_MARIADB_SCHEMA_VERSION }, { mariaDbSettings, describeMariaDb }, { mariaDbCounts }] = await Promise.all([
-      import('../lib/store/mariadb.js'),
+      import('../lib/store/mariadb-connect.js'),
       import('../lib/store/mariadb-migrations.js'),
       import('../lib/store/mariadb-settings.js'),
       import('../lib/store/inspect.js'),

@@ -17,11 +17,11 @@
  * the one whose insert came second logs `store.extension_conflict`, reads the row back into
  * memory, and its flush() rejects with ExtensionExistsError.
  */
-import * as mariadb from 'mariadb';
 import type { Pool, PoolConnection } from 'mariadb';
 import type { Logger } from '../log.js';
+import { connectMariaDb, createMariaDbPool } from './mariadb-connect.js';
 import { loadSnapshot, readChanges, readClock, type Change } from './mariadb-reads.js';
-import { describeMariaDb, readPassword, type MariaDbSettings } from './mariadb-settings.js';
+import { describeMariaDb, type MariaDbSettings } from './mariadb-settings.js';
 import { migrateMariaDb } from './mariadb-migrations.js';
 import { describeDbError, isRowError, writeBatch, type BatchOutcome, type WriteOp } from './mariadb-writes.js';
 import { extensionOf } from './mariadb-reads.js';
@@ -91,49 +91,6 @@ function tooLong(value: string | undefined, max: number): boolean {
   return value !== undefined && value.length > max;
 }
 
-function poolConfig(s: MariaDbSettings, password: string, connectTimeout: number): mariadb.PoolConfig {
-  return {
-    ...(s.socketPath !== '' ? { socketPath: s.socketPath } : { host: s.host, port: s.port }),
-    user: s.user,
-    password,
-    database: s.database,
-    connectionLimit: s.poolSize,
-    connectTimeout,
-    acquireTimeout: connectTimeout + 500,
-    // Numbers are epoch ms and counters, far below 2^53.
-    bigIntAsNumber: true,
-    insertIdAsNumber: true,
-    decimalAsNumber: true,
-    // Error messages must never carry values (HA1s).
-    logParam: false,
-    // UPDATE's affectedRows counts the rows matched (an unchanged row still exists).
-    foundRows: true,
-  };
-}
-
-/**
- * One connection to the configured database (db migrate, db status, and the store's open);
- * a failure is a StoreOpenError naming the cause (refused, access denied, no such database).
- */
-export async function connectMariaDb(settings: MariaDbSettings, connectTimeoutMs = 1000): Promise<mariadb.Connection> {
-  const where = describeMariaDb(settings);
-  let password: string;
-  try {
-    password = readPassword(settings);
-  } catch (err) {
-    throw new StoreOpenError(where, (err as Error).message, { cause: err });
-  }
-  try {
-    return await mariadb.createConnection(poolConfig(settings, password, connectTimeoutMs));
-  } catch (err) {
-    throw new StoreOpenError(
-      where,
-      `${where}: cannot connect (${describeDbError(err)}); check that MariaDB runs and listens there, that the user exists with the password of store.mariadb.passwordFile, and that the database exists and the user may use it (docs/STORE.md)`,
-      { cause: err },
-    );
-  }
-}
-
 /** Opens the store: connects, migrates under the lock, loads everything, starts the loop. */
 export async function openMariaDbStore(opts: MariaDbStoreOptions): Promise<MariaDbStore> {
   const where = describeMariaDb(opts.settings);
@@ -149,8 +106,7 @@ export async function openMariaDbStore(opts: MariaDbStoreOptions): Promise<Maria
     throw new StoreOpenError(where, message, { cause: err });
   }
   await conn.end().catch(() => undefined);
-  // The password file is read again: the pool keeps what it was given.
-  const pool = mariadb.createPool(poolConfig(opts.settings, readPassword(opts.settings), connectTimeoutMs));
+  const pool = createMariaDbPool(opts.settings, connectTimeoutMs);
   return new MariaDbStore(pool, where, opts, snapshot.mirror, snapshot.clock.seq);
 }
 
