@@ -14,7 +14,7 @@ import { openMariaDbStore } from '../../lib/store/mariadb.js';
 import { connectMariaDb } from '../../lib/store/mariadb-connect.js';
 import { LATEST_MARIADB_SCHEMA_VERSION, migrateMariaDb } from '../../lib/store/mariadb-migrations.js';
 import { LATEST_SCHEMA_VERSION } from '../../lib/store/migrations.js';
-import { ExtensionExistsError, StoreOpenError, type BindingRecord, type ExtensionRecord, type Store } from '../../lib/store/store.js';
+import { ExtensionExistsError, StoreBusyError, StoreOpenError, type BindingRecord, type ExtensionRecord, type Store } from '../../lib/store/store.js';
 import { Logger } from '../../lib/log.js';
 import { mariaDbSkipReason, startMariaDb, type MariaDbServer } from '../helpers/mariadb-server.js';
 
@@ -380,6 +380,49 @@ describe('MariaDB store only', { skip: mariaDbSkipReason }, () => {
       const winner = rows[0]!.display_name;
       await eventually('both servers hold the record the database kept', () => a.getExtension('400')?.displayName === winner && b.getExtension('400')?.displayName === winner);
       assert.ok(logLines.some((l) => l.includes('store.extension_conflict')));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('a full queue refuses a write whole, changing nothing in memory', async () => {
+    const database = await server!.createDatabase();
+    const store = await openMariaDbStore({ settings: server!.settings(database), logger, maxQueued: 3 });
+    try {
+      const many = [1, 2, 3, 4].map((i) => binding(`10${i}`, `sip:10${i}@192.0.2.1`, 9_999_999_999_999));
+      assert.throws(() => store.saveBindings(many, []), (e: unknown) => e instanceof StoreBusyError && /at most 3/.test(e.message));
+      assert.deepEqual(store.loadBindings(0), []);
+      store.saveBindings(many.slice(0, 3), []);
+      await store.flush();
+      assert.equal(store.loadBindings(0).length, 3);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a server behind the tombstones kept reads everything again', async () => {
+    const database = await server!.createDatabase();
+    const a = await openMariaDbStore({ settings: server!.settings(database), logger });
+    a.addExtension(ext('600'));
+    a.addExtension(ext('601'));
+    await a.flush();
+    // b reads at open, then not for 5 s: the changes below happen meanwhile.
+    const b = await openMariaDbStore({ settings: server!.settings(database, 5000), logger });
+    try {
+      assert.ok(b.getExtension('601'));
+      a.removeExtension('601');
+      a.addExtension(ext('602'));
+      await a.flush();
+      // As the hourly purge would: the tombstone of 601 is gone before b read it.
+      await server!.query(`UPDATE ${database}.store_clock SET purged = seq`);
+      await server!.query(`DELETE FROM ${database}.store_tombstones`);
+      const version = b.dataVersion();
+      assert.ok(b.getExtension('601'), 'b has not read the changes yet');
+      await eventually('b reloads: 601 gone, 602 there', () => b.getExtension('601') === undefined && b.getExtension('602') !== undefined, 20_000);
+      assert.ok(b.getExtension('600'));
+      assert.notEqual(b.dataVersion(), version);
+      assert.ok(logLines.some((l) => l.includes('store.reloaded')));
     } finally {
       await a.close();
       await b.close();
