@@ -13,7 +13,8 @@ export interface BanIo {
   now?: () => number;
 }
 
-export type BanRequest = { dataDir: string } & (
+/** dataDir: --data-dir when given; config: --config (its store.kind and data.dir). */
+export type BanRequest = { dataDir?: string; config?: string } & (
   | { action: 'list'; json: boolean }
   | { action: 'add'; address: string; for: string; reason: string }
   | { action: 'remove'; address: string }
@@ -41,14 +42,18 @@ const DEFAULT_FOR = '1d';
 
 /** Registers `list`, `add` and `remove` on `y`; `run` receives the parsed request. */
 export function defineBanSubcommands(y: Argv, run: (request: BanRequest) => void | Promise<void>): Argv {
-  const dataDir = (a: Record<string, unknown>) => String(a['data-dir'] ?? DEFAULT_DATA_DIR);
+  const where = (a: Record<string, unknown>) => ({
+    ...(a['data-dir'] !== undefined ? { dataDir: String(a['data-dir']) } : {}),
+    ...(a['config'] !== undefined ? { config: String(a['config']) } : {}),
+  });
   return y
-    .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'directory holding minisipserver.db' })
+    .option('data-dir', { type: 'string', describe: `directory holding minisipserver.db (default: data.dir of --config, else ${DEFAULT_DATA_DIR})` })
+    .option('config', { type: 'string', describe: 'configuration file: its store (store.kind sqlite or mariadb) and data.dir' })
     .command(
       'list',
       'list the bans in force: address, until, reason, offences',
       (v) => v.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
-      (a) => run({ action: 'list', json: a['json'] === true, dataDir: dataDir(a) }),
+      (a) => run({ action: 'list', json: a['json'] === true, ...where(a) }),
     )
     .command(
       'add <address>',
@@ -58,13 +63,13 @@ export function defineBanSubcommands(y: Argv, run: (request: BanRequest) => void
           .positional('address', { type: 'string', demandOption: true, describe: 'an IPv4 or IPv6 address' })
           .option('for', { type: 'string', default: DEFAULT_FOR, describe: 'how long: 90s, 10m, 2h, 1d, 1w, or forever' })
           .option('reason', { type: 'string', default: 'manual', describe: 'why (shown by ban list and logged by the server)' }),
-      (a) => run({ action: 'add', address: String(a['address']), for: String(a['for']), reason: String(a['reason']), dataDir: dataDir(a) }),
+      (a) => run({ action: 'add', address: String(a['address']), for: String(a['for']), reason: String(a['reason']), ...where(a) }),
     )
     .command(
       'remove <address>',
       'lift the ban of a source address (its repeat-offence count is forgotten)',
       (v) => v.positional('address', { type: 'string', demandOption: true, describe: 'an IPv4 or IPv6 address' }),
-      (a) => run({ action: 'remove', address: String(a['address']), dataDir: dataDir(a) }),
+      (a) => run({ action: 'remove', address: String(a['address']), ...where(a) }),
     );
 }
 
@@ -99,14 +104,23 @@ export async function executeBan(req: BanRequest, io: BanIo): Promise<number> {
     lengthMs = ms;
     if (req.reason.trim() === '' || req.reason.length > 200) return fail(EXIT_USAGE, '--reason: give a short text (1-200 characters)');
   }
-  // The SQLite addon loads only when a command really runs (not for --help).
-  const { openSqliteStore } = await import('../lib/store/sqlite.js');
-  let store: Store;
-  try {
-    store = openSqliteStore(req.dataDir);
-  } catch (err) {
-    return fail(EXIT_FAILURE, err instanceof Error ? err.message : String(err));
-  }
+  // The store modules load only when a command really runs (not for --help).
+  const { openCommandStore, finishStore } = await import('./store-open.js');
+  let openFailure: string | null = '';
+  const opened = await openCommandStore({ ...(req.config !== undefined ? { config: req.config } : {}), ...(req.dataDir !== undefined ? { dataDir: req.dataDir } : {}) }, (line) => {
+    if (openFailure === null) io.err.write(`${line}\n`);
+    else openFailure ||= line;
+  });
+  if (opened === null) return fail(EXIT_FAILURE, openFailure);
+  openFailure = null;
+  const store = opened.store;
+  const code = perform(req, store, address, lengthMs, io, fail);
+  // A shared database takes the change after it was made: a refusal is the command's failure.
+  const failure = await finishStore(store);
+  return failure === null ? code : fail(EXIT_FAILURE, `the change was not saved: ${failure}`);
+}
+
+function perform(req: BanRequest, store: Store, address: string, lengthMs: number, io: BanIo, fail: (code: number, text: string) => number): number {
   const now = (io.now ?? Date.now)();
   try {
     switch (req.action) {
@@ -137,8 +151,6 @@ export async function executeBan(req: BanRequest, io: BanIo): Promise<number> {
     }
   } catch (err) {
     return fail(EXIT_FAILURE, err instanceof Error ? err.message : String(err));
-  } finally {
-    store.close();
   }
 }
 

@@ -3,8 +3,8 @@
  * its own module so that the SQLite addon is loaded only when an ext command really runs.
  */
 import { Extensions, ExtensionsError, type ExtensionSummary } from '../lib/pbx/extensions.js';
-import { openSqliteStore } from '../lib/store/sqlite.js';
-import { ExtensionExistsError, StoreOpenError, type Store } from '../lib/store/store.js';
+import { ExtensionExistsError, StoreBusyError, StoreOpenError, type Store } from '../lib/store/store.js';
+import { finishStore, openCommandStore } from './store-open.js';
 
 export interface ExtIO {
   out(s: string): void;
@@ -19,38 +19,42 @@ export type ExtAction =
   | { action: 'passwd'; number: string; password?: string }
   | { action: 'import'; file: string; replace: boolean };
 
-export type ExtRequest = ExtAction & { dataDir: string; realm?: string };
+/** dataDir: --data-dir when given; config: --config (its store.kind and data.dir). */
+export type ExtRequest = ExtAction & { dataDir?: string; config?: string; realm?: string };
 
 const DEFAULT_REALM = 'minisipserver';
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
-/** Runs one parsed request against the store; returns the exit code. */
-export function executeExt(req: ExtRequest, io: ExtIO): number {
-  let store: Store;
+/** Runs one parsed request against the store; returns the exit code once the change is saved. */
+export async function executeExt(req: ExtRequest, io: ExtIO): Promise<number> {
+  const opened = await openCommandStore({ ...(req.config !== undefined ? { config: req.config } : {}), ...(req.dataDir !== undefined ? { dataDir: req.dataDir } : {}) }, io.err);
+  if (opened === null) return EXIT_FAILURE;
+  const { store, config } = opened;
+  const code = runOn(req, store, config.sip.realm, io);
+  // A shared database takes the change after the command made it: a refusal is the command's failure.
+  const failure = await finishStore(store);
+  if (failure === null) return code;
+  io.err(`ext ${req.action}: the change was not saved: ${failure}`);
+  return EXIT_FAILURE;
+}
+
+function runOn(req: ExtRequest, store: Store, configRealm: string, io: ExtIO): number {
   try {
-    store = openSqliteStore(req.dataDir);
-  } catch (err) {
-    io.err(err instanceof Error ? err.message : String(err));
-    return EXIT_FAILURE;
-  }
-  try {
-    const realm = req.realm ?? store.getMeta('realm') ?? DEFAULT_REALM;
+    const realm = req.realm ?? (req.config !== undefined ? configRealm : undefined) ?? store.getMeta('realm') ?? DEFAULT_REALM;
     return perform(req, new Extensions(store, realm), io);
   } catch (err) {
     if (err instanceof ExtensionsError) {
       io.err(err.message);
       return err.kind === 'invalid' ? EXIT_USAGE : EXIT_FAILURE;
     }
-    if (err instanceof ExtensionExistsError || err instanceof StoreOpenError) {
+    if (err instanceof ExtensionExistsError || err instanceof StoreOpenError || err instanceof StoreBusyError) {
       io.err(err.message);
       return EXIT_FAILURE;
     }
     io.err(`ext ${req.action} failed: ${err instanceof Error ? err.message : String(err)}`);
     return EXIT_FAILURE;
-  } finally {
-    store.close();
   }
 }
 

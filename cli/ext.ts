@@ -16,7 +16,8 @@ const EXIT_OK = 0;
 const EXIT_USAGE = 2;
 
 interface CommonArgs {
-  'data-dir': string;
+  'data-dir'?: string;
+  config?: string;
   realm?: string;
 }
 
@@ -33,9 +34,14 @@ function splitClasses(value: string | string[]): string[] {
 
 /** Declares the subcommands on `y`; each handler hands its parsed request to `onRequest`. */
 function defineExtCommands(y: Argv, onRequest: (r: ExtRequest) => void | Promise<void>): Argv {
-  const common = (a: CommonArgs) => ({ dataDir: a['data-dir'], ...(a.realm !== undefined ? { realm: a.realm } : {}) });
+  const common = (a: CommonArgs) => ({
+    ...(a['data-dir'] !== undefined ? { dataDir: a['data-dir'] } : {}),
+    ...(a.config !== undefined ? { config: a.config } : {}),
+    ...(a.realm !== undefined ? { realm: a.realm } : {}),
+  });
   return y
-    .option('data-dir', { type: 'string', default: DEFAULT_DATA_DIR, describe: 'directory holding minisipserver.db' })
+    .option('data-dir', { type: 'string', describe: `directory holding minisipserver.db (default: data.dir of --config, else ${DEFAULT_DATA_DIR})` })
+    .option('config', { type: 'string', describe: 'configuration file: its store (store.kind sqlite or mariadb), data.dir and sip.realm' })
     .option('realm', { type: 'string', describe: `digest realm (default: the realm stored by serve, else "${DEFAULT_REALM}")` })
     .command(
       'add <number>',
@@ -124,7 +130,7 @@ export async function runExt(argv: string[], io: ExtIO): Promise<number> {
   }
   // The SQLite addon loads only when an ext command really runs (not for --help, not for serve).
   const { executeExt } = await import('./ext-run.js');
-  return executeExt(request, io);
+  return await executeExt(request, io);
 }
 
 const consoleIO: ExtIO = {
@@ -138,7 +144,7 @@ export const extCommand: CommandModule = {
   builder: (y) =>
     defineExtCommands(y, async (r) => {
       const { executeExt } = await import('./ext-run.js');
-      process.exitCode = executeExt(r, consoleIO);
+      process.exitCode = await executeExt(r, consoleIO);
     }),
   handler: () => {},
 };

@@ -10,7 +10,7 @@ if (args[0] === 'cdr') {
 } else if (args.length === 1 && args[0] === '--version') {
   process.stdout.write(`${packageVersion()}\n`);
 } else {
-  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }, { banCommand }, { tlsCommand }] = await Promise.all([
+  const [{ default: yargs }, { serveCommand }, { extCommand }, { cdrCommand }, { ivrCommand }, { callbackCommand }, { statusCommand }, { banCommand }, { tlsCommand }, { dbCommand }] = await Promise.all([
     import('yargs'),
     import('./serve.js'),
     import('./ext.js'),
@@ -20,6 +20,7 @@ if (args[0] === 'cdr') {
     import('./status.js'), // ink loads only when the live screen starts (cli/status/live.tsx)
     import('./ban.js'),
     import('./tls.js'),
+    import('./db.js'),
   ]);
   await yargs(args)
     .scriptName('minisipserver')
@@ -32,7 +33,8 @@ if (args[0] === 'cdr') {
     .command(statusCommand)
     .command(banCommand)
     .command(tlsCommand)
-    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status, ban, tls (see --help)')
+    .command(dbCommand)
+    .demandCommand(1, 'Name a command: serve, ext, cdr, ivr, callback, status, ban, tls, db (see --help)')
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(packageVersion())

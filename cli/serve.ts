@@ -90,9 +90,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     if (worker?.port !== undefined) config.sip.port = worker.port;
     const { PbxServer } = await import('../lib/pbx/server.js');
+    const { openStore } = await import('../lib/store/open-store.js');
     let server: InstanceType<typeof PbxServer>;
     try {
-      server = new PbxServer(config, logger, worker);
+      mkdirSync(config.data.dir, { recursive: true });
+      const store = await openStore(config, logger);
+      server = new PbxServer(config, logger, worker, { store });
     } catch (err) {
       process.stderr.write(`minisipserver: ${(err as Error).message}\n`);
       process.exit(1);
@@ -152,16 +155,17 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
  * once, by this process), start the workers, pass signals on, exit when they have.
  */
 async function runPrimary(config: Config, logger: ReloadableLogger, workers: typeof import('../lib/pbx/workers.js')): Promise<void> {
-  const { openSqliteStore } = await import('../lib/store/sqlite.js');
+  const { openStore } = await import('../lib/store/open-store.js');
   const { Extensions } = await import('../lib/pbx/extensions.js');
   let createdDefaults: Array<{ number: string; password: string }> | null;
   try {
     mkdirSync(config.data.dir, { recursive: true });
-    const store = openSqliteStore(config.data.dir);
+    const store = await openStore(config, logger);
     try {
       createdDefaults = new Extensions(store, config.sip.realm).ensureDefaults();
+      await store.flush();
     } finally {
-      store.close();
+      await store.close();
     }
   } catch (err) {
     process.stderr.write(`minisipserver: ${(err as Error).message}\n`);

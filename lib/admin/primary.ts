@@ -6,7 +6,7 @@
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { openSqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import { packageVersion } from '../version.js';
 import { EventChannel } from './event-channel.js';
@@ -27,7 +27,7 @@ const METRICS_WAIT_MS = 1000;
 
 export async function startPrimaryAdmin(config: Config, logger: Logger, pool: WorkerLink, node: string): Promise<{ close(): Promise<void> }> {
   if (config.admin.listen === '' && config.eventChannel.port === 0) return { close: async () => undefined };
-  const store: Store = openSqliteStore(config.data.dir);
+  const store: Store = await openStore(config, logger);
   const live = new WorkersLive({ store, version: packageVersion(), node, workers: pool.workerCount, send: (i, m) => pool.send(i, m) });
   const pending = new Map<number, { left: number; parts: unknown[][]; done: () => void }>();
   let reqIds = 0;
@@ -90,7 +90,7 @@ export async function startPrimaryAdmin(config: Config, logger: Logger, pool: Wo
     close: async () => {
       if (url) removeAdminAddress(config.data.dir, url);
       await Promise.all([channel.close(), admin?.close(500)]);
-      store.close();
+      await store.close();
     },
   };
 }

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
 import { defaultConfig, defaultValue, SCHEMA, WHOLE_SECTIONS, type Config, type KeySpec, type WholeSection } from './schema.js';
 import { loadTrunkSections } from './trunks-load.js';
+import { storeConfigProblem } from '../store/mariadb-settings.js';
 
 /** A configuration problem, with where it is and what to do. */
 export class ConfigError extends Error {
@@ -84,6 +85,8 @@ export function parseConfigText(text: string, file = '<config>'): Config {
   Object.assign(result, loadTrunkSections(wholeSections, { fail, lineOf: (node) => at(node)[0], baseDir }));
   crossCheck(result, doc, fail);
   resolveTlsFiles(result, baseDir);
+  const passwordFile = result.store.mariadb.passwordFile;
+  if (passwordFile !== '' && !isAbsolute(passwordFile)) result.store.mariadb.passwordFile = resolve(baseDir, passwordFile);
   return result;
 }
 
@@ -214,6 +217,12 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
   if (m.portMax - m.portMin < 3) {
     fail(nodeOf(['media', 'portMax']), 'media.portMax must be at least media.portMin + 3 (a stream needs an RTP and an RTCP port on each side)');
   }
+  checkStore(config, nodeOf, fail);
+}
+
+function checkStore(config: Config, nodeOf: (path: string[]) => Node | undefined, fail: Fail): void {
+  const problem = storeConfigProblem(config);
+  if (problem) fail(nodeOf(['store', problem.key]) ?? nodeOf(['store']), problem.problem);
 }
 
 function validTimeZone(zone: string): boolean {

@@ -409,6 +409,42 @@ export const SCHEMA = {
   data: {
     dir: { type: 'string', default: './data', doc: 'Data folder: the SQLite store, CDR files.' },
   },
+  store: {
+    kind: {
+      type: 'enum',
+      default: 'sqlite',
+      values: ['sqlite', 'mariadb'],
+      doc: 'Where extensions, registrations and bans are kept. sqlite: a file in data.dir (one machine, nothing to set up); mariadb: a MariaDB database that several servers can share (store.mariadb.*, docs/STORE.md).',
+    },
+    url: {
+      type: 'string',
+      default: '',
+      doc: 'The MariaDB database as mariadb://user@host:port/database (or mariadb://user@localhost/database?socket=/run/mysqld/mysqld.sock), in place of store.mariadb.host, port, socketPath, user and database. Never with a password in it: put the password in store.mariadb.passwordFile.',
+    },
+    mariadb: {
+      type: 'group',
+      keys: {
+        host: { type: 'string', default: '127.0.0.1', doc: 'MariaDB server address (store.kind: mariadb).' },
+        port: { type: 'int', default: 3306, min: 1, max: 65535, doc: 'MariaDB server TCP port.' },
+        socketPath: { type: 'string', default: '', doc: 'Unix socket of a MariaDB server on this machine (such as /run/mysqld/mysqld.sock); used instead of host and port when set.' },
+        user: { type: 'string', default: 'minisipserver', doc: 'MariaDB user.' },
+        passwordFile: {
+          type: 'string',
+          default: '',
+          doc: 'File holding the MariaDB user\'s password (its first line), readable by the server\'s user only; a relative path is read from the configuration file\'s folder. Empty: no password (unix_socket authentication).',
+        },
+        database: { type: 'string', default: 'minisipserver', doc: 'MariaDB database; its tables are created and migrated at start (`minisipserver db migrate` does it beforehand).' },
+        poolSize: { type: 'int', default: 2, min: 1, max: 64, doc: 'Connections to MariaDB each server process may keep open (its writes and polls take one at a time; another stands in while a broken one is replaced).' },
+        pollMs: {
+          type: 'int',
+          default: 200,
+          min: 20,
+          max: 10000,
+          doc: 'How often each server reads what other servers changed (extensions, registrations, bans): the longest a change made elsewhere takes to be seen here.',
+        },
+      },
+    },
+  },
   log: {
     level: { type: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], doc: 'Lowest level written.' },
     format: {

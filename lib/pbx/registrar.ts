@@ -39,6 +39,8 @@ export interface RegistrarOptions {
 
 /** Sources whose refused Path has been logged (each once), at most this many remembered. */
 const PATH_REFUSALS_LOGGED = 1000;
+/** Retry-After (seconds) of the 503 that answers a REGISTER while the store's database is away. */
+const STORE_RETRY_AFTER_S = 10;
 
 /** How long a binding of ours may wait for the binding writer's flush (shared mode). */
 const UNFLUSHED_MS = 1000;
@@ -174,6 +176,12 @@ export class Registrar {
     }
     // RFC 3261 section 10.3 step 6: the authenticated user may only change its own bindings.
     if (auth.user !== aor) return fail(403, 'Forbidden');
+    // A registration must reach the shared database (RFC 3261 section 21.5.4: 503 with Retry-After).
+    if (this.opts.store.available === false) {
+      const res = createResponse(req, 503, 'Service Unavailable (database unreachable)', toTag);
+      res.headers.append('Retry-After', String(STORE_RETRY_AFTER_S));
+      return { response: res };
+    }
 
     // RFC 3327 section 5.3: the Path of this REGISTER goes with each of its bindings (none: a
     // refresh clears it). Sections 5.3 and 6: a registrar uses Path only from proxies it trusts;

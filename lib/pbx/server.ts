@@ -106,8 +106,12 @@ export class PbxServer {
     private readonly logger: Logger,
     /** This process's place among `sip.workers` processes sharing the SIP port; absent: alone. */
     private readonly worker?: { index: number; count: number; token?: Buffer },
-    /** Test settings: the first retry delay of a failed trunk registration (30 s otherwise). */
-    tuning: { trunkRetryMs?: number } = {},
+    options: {
+      /** The store, opened by openStore() (lib/store/open-store.ts); absent: the SQLite file of data.dir. */
+      store?: Store;
+      /** Test settings: the first retry delay of a failed trunk registration (30 s otherwise). */
+      trunkRetryMs?: number;
+    } = {},
   ) {
     // A missing or broken certificate stops the start before anything is opened.
     this.tlsCertificate = config.sip.transports.includes('tls') ? new TlsCertificate(() => this.config.sip.tls, logger) : null;
@@ -115,7 +119,12 @@ export class PbxServer {
     this.router = worker ? new WorkerRouter(worker.index, worker.token ?? randomBytes(16)) : null;
     const router = this.router;
     mkdirSync(config.data.dir, { recursive: true });
-    this.store = openSqliteStore(config.data.dir);
+    if (options.store === undefined && config.store.kind !== 'sqlite') {
+      throw new Error(`store.kind ${config.store.kind}: open the store with openStore() and pass it to the server`);
+    }
+    this.store = options.store ?? openSqliteStore(config.data.dir);
+    // Other processes or servers write into the same store: the registrar reads it at call time.
+    const shared = worker !== undefined || this.store.kind !== 'sqlite';
     const secret = this.serverSecret();
     const realm = config.sip.realm;
     this.store.setMeta('realm', realm);
@@ -134,7 +143,7 @@ export class PbxServer {
     // refreshes, and phones re-register anyway.
     // Shared with other processes, a new registration must reach the store quickly: they route
     // calls from it.
-    this.writer = new BindingWriter(this.store, worker ? 50 : 1000);
+    this.writer = new BindingWriter(this.store, shared ? 50 : 1000);
     this.store.purgeExpiredBindings(Date.now());
     this.registrar = new Registrar({
       store: this.store,
@@ -146,7 +155,7 @@ export class PbxServer {
       defaultExpires: config.registrar.defaultExpires,
       maxContacts: config.registrar.maxContacts,
       maxClients: config.limits.maxClients,
-      shared: worker !== undefined,
+      shared,
       extensions: extensionCache,
       // RFC 3327 Path only from a front proxy in security.trusted (docs/DEPLOY.md).
       mayInsertPath: (address) => this.guard.trusted(address),
@@ -193,7 +202,7 @@ export class PbxServer {
         log: (level, event, fields) => logger[level](event, fields),
         logs: (level) => logger.enabled(level),
     };
-    this.trunks = new Trunks(config.trunks, env, tuning.trunkRetryMs !== undefined ? { retryMinMs: tuning.trunkRetryMs } : {});
+    this.trunks = new Trunks(config.trunks, env, options.trunkRetryMs !== undefined ? { retryMinMs: options.trunkRetryMs } : {});
     const trunks = this.trunks;
     const guard = (this.guard = new SourceGuard({
       settings: config.security,
@@ -451,6 +460,7 @@ export class PbxServer {
       port: this.stack.port,
       realm: this.config.sip.realm,
       dataDir: this.config.data.dir,
+      store: this.store.kind,
       extensions: this.store.countExtensions(),
       bindings: this.registrar.bindingCount,
     });
@@ -480,7 +490,7 @@ export class PbxServer {
     this.writer.close();
     this.guard.stop();
     this.overload.stop();
-    this.store.close();
+    await this.store.close();
     this.logger.info('server.stopped');
   }
 

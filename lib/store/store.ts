@@ -1,6 +1,8 @@
 /**
  * The persistent store behind the PBX: extensions (credentials as HA1 only), registrar
- * bindings and a small key/value meta table. Implementations: sqlite.ts (embedded default).
+ * bindings, bans and a small key/value meta table. Implementations: sqlite.ts (embedded
+ * default) and mariadb.ts (one database shared by several servers); open-store.ts picks one.
+ * Every method but flush() and close() is synchronous: call-time lookups never wait.
  */
 import type { TransportName } from '../sip/transport/types.js';
 
@@ -71,7 +73,15 @@ export interface ImportCounts {
   skipped: number;
 }
 
+export type StoreKind = 'sqlite' | 'mariadb';
+
 export interface Store {
+  readonly kind: StoreKind;
+  /**
+   * False while the database cannot be written (MariaDB unreachable): reads still answer from
+   * memory and writes are kept and retried. Always true for SQLite.
+   */
+  readonly available: boolean;
   getExtension(number: string): ExtensionRecord | undefined;
   listExtensions(): ExtensionRecord[];
   countExtensions(): number;
@@ -109,13 +119,28 @@ export interface Store {
   setMeta(key: string, value: string): void;
   /** Changes whenever another connection (e.g. `minisipserver ext`) has changed the database. */
   dataVersion(): number;
-  close(): void;
+  /**
+   * Resolves once every write made before the call is in the database; rejects with the reason
+   * when one was refused or the database could not be reached (the writes stay queued).
+   * SQLite writes at once: resolves at once.
+   */
+  flush(): Promise<void>;
+  /** Writes what is still queued (bounded in time), then releases the database. */
+  close(): void | Promise<void>;
 }
 
 export class ExtensionExistsError extends Error {
   constructor(readonly number: string) {
     super(`extension ${number} already exists`);
     this.name = 'ExtensionExistsError';
+  }
+}
+
+/** A write the store cannot take now (MariaDB: too many writes waiting for the database). */
+export class StoreBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreBusyError';
   }
 }
 

@@ -6,6 +6,7 @@ import { Logger } from '../../lib/log.js';
 import { PbxServer } from '../../lib/pbx/server.js';
 import { Extensions } from '../../lib/pbx/extensions.js';
 import { claimPorts } from './ports.js';
+import { openStore } from '../../lib/store/open-store.js';
 
 export interface TestServer {
   server: PbxServer;
@@ -47,7 +48,9 @@ export async function startTestServer(
   opts.configure?.(config);
   const logLines: string[] = [];
   const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
-  const server = new PbxServer(config, logger, undefined, opts.trunkRetryMs !== undefined ? { trunkRetryMs: opts.trunkRetryMs } : {});
+  // A configured MariaDB store is opened as `serve` does; the SQLite default by the server itself.
+  const store = config.store.kind === 'sqlite' ? undefined : await openStore(config, logger);
+  const server = new PbxServer(config, logger, undefined, { ...(store ? { store } : {}), ...(opts.trunkRetryMs !== undefined ? { trunkRetryMs: opts.trunkRetryMs } : {}) });
   if (opts.users) {
     const ext = new Extensions(server.store, config.sip.realm);
     for (const [n, p] of opts.users) if (!server.store.getExtension(n)) ext.add(n, { password: p });
