@@ -132,9 +132,10 @@ export class PbxServer {
     }));
     // Bindings reach the disk at most once a second each: a crash loses at most that second of
     // refreshes, and phones re-register anyway.
-    // Shared with other processes, a new registration must reach the store quickly: they route
-    // calls from it.
-    this.writer = new BindingWriter(this.store, worker ? 50 : 1000);
+    // Shared with other processes (sip.workers, or other nodes: registrar.shared), a new
+    // registration must reach the store quickly: they route calls from it.
+    const sharedBindings = worker !== undefined || config.registrar.shared;
+    this.writer = new BindingWriter(this.store, sharedBindings ? 50 : 1000);
     this.store.purgeExpiredBindings(Date.now());
     this.registrar = new Registrar({
       store: this.store,
@@ -146,7 +147,7 @@ export class PbxServer {
       defaultExpires: config.registrar.defaultExpires,
       maxContacts: config.registrar.maxContacts,
       maxClients: config.limits.maxClients,
-      shared: worker !== undefined,
+      shared: sharedBindings,
       extensions: extensionCache,
     });
     this.tagPrefix = randomBytes(4).toString('hex');
