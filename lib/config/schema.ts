@@ -124,6 +124,11 @@ export const SCHEMA = {
       max: 100,
       doc: 'Bindings per extension; a new one beyond it replaces the oldest.',
     },
+    shared: {
+      type: 'bool',
+      default: false,
+      doc: 'Other `serve` nodes register phones into the same SQLite store (several nodes on one machine behind a front proxy, docs/CLUSTER.md): a callee\'s bindings are read from the store at each call, a new registration reaches the store within 50 ms, expired ones are purged there by time only (never a row another node has refreshed), and limits.maxClients counts the registrations of every node. Always so between sip.workers processes and with store.kind mariadb.',
+    },
   },
   auth: {
     algorithms: {

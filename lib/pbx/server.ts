@@ -124,7 +124,7 @@ export class PbxServer {
     }
     this.store = options.store ?? openSqliteStore(config.data.dir);
     // Other processes or servers write into the same store: the registrar reads it at call time.
-    const shared = worker !== undefined || this.store.kind !== 'sqlite';
+    const shared = worker !== undefined || this.store.kind !== 'sqlite' || config.registrar.shared;
     const secret = this.serverSecret();
     const realm = config.sip.realm;
     this.store.setMeta('realm', realm);
@@ -141,7 +141,8 @@ export class PbxServer {
     }));
     // Bindings reach the disk at most once a second each: a crash loses at most that second of
     // refreshes, and phones re-register anyway.
-    // Shared with other processes, a new registration must reach the store quickly: they route
+    // Shared with other processes (sip.workers, other servers on MariaDB, or other nodes on one
+    // SQLite file: registrar.shared), a new registration must reach the store quickly: they route
     // calls from it.
     this.writer = new BindingWriter(this.store, shared ? 50 : 1000);
     this.store.purgeExpiredBindings(Date.now());
