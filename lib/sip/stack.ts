@@ -199,53 +199,67 @@ export class SipStack {
     });
     let port = opts.port;
     let tlsPort = opts.tls?.port ?? 0;
-    for (const { family, address } of families) {
-      try {
-        if (opts.transports.includes('udp')) {
-          const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
-          const fd = opts.sharedUdp?.(address, port);
-          // A banned source's datagrams are dropped by the transport itself, before anything is
-          // copied or parsed (the private port of sip.workers gets siblings' hand-overs: not there).
-          const guard = this.guard;
-          const drop = guard !== null ? { drop: (a: string) => guard.banned(a) } : {};
-          const t = await openUdp({ ...common, ...drop, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
-          port = t.port;
-          this.udp.push(t);
-          if (opts.sharedUdp) {
-            // Receives only: sends leave from the shared socket (pushed first), so that phones
-            // behind NAT see requests coming from the SIP port they registered to.
-            const own = await openUdp({ ...common, address, port: this.privatePort, onMessage: (data, source) => this.receivePrivate(data, source) });
-            this.udp.push(own);
-            if (family === 4 || this.privatePort === 0) this.privatePort = own.port;
-            this.siblingAddress[family] = isWildcard(own.address) ? LOOPBACK_FOR[family] : own.address;
+    // Port 0: the kernel picks the UDP port, and TCP (and IPv6) must then get the same number,
+    // which another program may hold: then everything is closed and another number picked.
+    const ephemeral = opts.port === 0;
+    let attemptsLeft = ephemeral ? EPHEMERAL_ATTEMPTS : 1;
+    listen: for (;;) {
+      attemptsLeft--;
+      for (const { family, address } of families) {
+        try {
+          if (opts.transports.includes('udp')) {
+            const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
+            const fd = opts.sharedUdp?.(address, port);
+            // A banned source's datagrams are dropped by the transport itself, before anything is
+            // copied or parsed (the private port of sip.workers gets siblings' hand-overs: not there).
+            const guard = this.guard;
+            const drop = guard !== null ? { drop: (a: string) => guard.banned(a) } : {};
+            const t = await openUdp({ ...common, ...drop, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
+            port = t.port;
+            this.udp.push(t);
+            if (opts.sharedUdp) {
+              // Receives only: sends leave from the shared socket (pushed first), so that phones
+              // behind NAT see requests coming from the SIP port they registered to.
+              const own = await openUdp({ ...common, address, port: this.privatePort, onMessage: (data, source) => this.receivePrivate(data, source) });
+              this.udp.push(own);
+              if (family === 4 || this.privatePort === 0) this.privatePort = own.port;
+              this.siblingAddress[family] = isWildcard(own.address) ? LOOPBACK_FOR[family] : own.address;
+            }
           }
+          if (opts.transports.includes('tcp')) {
+            const t = await TcpTransport.open(streamOptions('tcp', address, port));
+            port = t.port;
+            this.tcp.push(t);
+          }
+          if (opts.transports.includes('tls') && opts.tls) {
+            const { credentials, handshakeTimeoutMs } = opts.tls;
+            const onHandshakeFailed = (error: string, remote: string) => opts.logger.peer('info', 'tls.handshake_failed', { remote, error });
+            const t = await TlsTransport.open({ ...streamOptions('tls', address, tlsPort), credentials, handshakeTimeoutMs, onHandshakeFailed });
+            tlsPort = this.tlsBoundPort = t.port;
+            this.tls.push(t);
+          }
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          if (family === 6 && (e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL')) {
+            opts.logger.warn('sip.ipv6_unavailable', { address, error: e.code });
+            continue;
+          }
+          if (ephemeral && e.code === 'EADDRINUSE' && attemptsLeft > 0) {
+            await this.closeTransports();
+            port = 0;
+            tlsPort = opts.tls?.port ?? 0;
+            continue listen;
+          }
+          await this.stop();
+          throw new Error(
+            `cannot listen on ${family === 6 ? `[${address}]` : address}:${port} (${e.code ?? e.message})` +
+              (e.code === 'EADDRINUSE' ? ': another program uses this port; stop it or choose another with --sip-port' : '') +
+              (e.code === 'EACCES' ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another with --sip-port' : ''),
+          );
         }
-        if (opts.transports.includes('tcp')) {
-          const t = await TcpTransport.open(streamOptions('tcp', address, port));
-          port = t.port;
-          this.tcp.push(t);
-        }
-        if (opts.transports.includes('tls') && opts.tls) {
-          const { credentials, handshakeTimeoutMs } = opts.tls;
-          const onHandshakeFailed = (error: string, remote: string) => opts.logger.peer('info', 'tls.handshake_failed', { remote, error });
-          const t = await TlsTransport.open({ ...streamOptions('tls', address, tlsPort), credentials, handshakeTimeoutMs, onHandshakeFailed });
-          tlsPort = this.tlsBoundPort = t.port;
-          this.tls.push(t);
-        }
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (family === 6 && (e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL')) {
-          opts.logger.warn('sip.ipv6_unavailable', { address, error: e.code });
-          continue;
-        }
-        await this.stop();
-        throw new Error(
-          `cannot listen on ${family === 6 ? `[${address}]` : address}:${port} (${e.code ?? e.message})` +
-            (e.code === 'EADDRINUSE' ? ': another program uses this port; stop it or choose another with --sip-port' : '') +
-            (e.code === 'EACCES' ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another with --sip-port' : ''),
-        );
+        this.boundPort = port;
       }
-      this.boundPort = port;
+      break;
     }
     for (const t of this.udp) opts.logger.info('sip.listening', { transport: 'udp', address: t.address, port: t.port, engine: this.udpEngineUsed });
     for (const t of [...this.tcp, ...this.tls]) opts.logger.info('sip.listening', { transport: t.transport, address: t.address, port: t.port });
@@ -302,6 +316,10 @@ export class SipStack {
   async stop(): Promise<void> {
     clearInterval(this.dropReport);
     this.transactions.close();
+    await this.closeTransports();
+  }
+
+  private async closeTransports(): Promise<void> {
     await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.close()), ...this.tls.map((t) => t.close())]);
     this.udp.length = 0;
     this.tcp.length = 0;
@@ -487,6 +505,8 @@ function sanitizeReason(text: string): string {
 
 /** Siblings listen on the same host: their private ports are reached on loopback. */
 const LOOPBACK_FOR = { 4: '127.0.0.1', 6: '::1' } as const;
+/** Ports picked for `port: 0` before giving up (each taken by another program for TCP or IPv6). */
+const EPHEMERAL_ATTEMPTS = 8;
 
 function isWildcard(address: string): boolean {
   return address === '0.0.0.0' || address === '::';

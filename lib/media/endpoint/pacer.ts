@@ -22,6 +22,27 @@ export interface PacedStream {
   onSlot(skipped: number): void;
 }
 
+/** Where the pacer reads the time and sets its timer (a fake one in tests). */
+export interface PacerClock {
+  /** Milliseconds on a monotonic scale. */
+  now(): number;
+  /** A one-shot timer that does not keep the process alive. */
+  setTimer(ms: number, fn: () => void): object;
+  clearTimer(handle: object): void;
+}
+
+const EVENT_LOOP_CLOCK: PacerClock = {
+  now: () => performance.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimer(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
 export interface PacerOptions {
   /** Slot interval, ms; default 20. */
   intervalMs?: number;
@@ -29,6 +50,8 @@ export interface PacerOptions {
   phases?: number;
   /** Slots of one stream sent in one wake-up at most (catching up), default 4. */
   maxBurst?: number;
+  /** Default: performance.now() and unref'd setTimeout. */
+  clock?: PacerClock;
 }
 
 export interface PacerStats {
@@ -71,11 +94,12 @@ export class Pacer {
   /** Slots of one stream delivered in one wake-up at most. */
   readonly maxBurst: number;
   private readonly phases: number;
-  private readonly epoch = performance.now();
+  private readonly clock: PacerClock;
+  private readonly epoch: number;
   private readonly phaseLoad: number[];
   private entries: Entry[] = [];
   private live = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: object | null = null;
   private timerDue = Infinity;
   private wakeups = 0;
   private slots = 0;
@@ -86,6 +110,8 @@ export class Pacer {
     this.intervalMs = opts.intervalMs ?? 20;
     this.phases = opts.phases ?? 4;
     this.maxBurst = opts.maxBurst ?? 4;
+    this.clock = opts.clock ?? EVENT_LOOP_CLOCK;
+    this.epoch = this.clock.now();
     if (!(this.intervalMs > 0)) throw new RangeError('pacer: intervalMs must be > 0');
     if (!(Number.isInteger(this.phases) && this.phases >= 1)) throw new RangeError('pacer: phases must be an integer >= 1');
     if (!(Number.isInteger(this.maxBurst) && this.maxBurst >= 1)) throw new RangeError('pacer: maxBurst must be an integer >= 1');
@@ -94,7 +120,7 @@ export class Pacer {
 
   /** Starts pacing `stream`: its first slot is due within one interval (on the least loaded phase). */
   add(stream: PacedStream): PacerSlot {
-    const now = performance.now();
+    const now = this.clock.now();
     const phaseMs = this.intervalMs / this.phases;
     const least = Math.min(...this.phaseLoad);
     let phase = 0;
@@ -144,18 +170,17 @@ export class Pacer {
     // Rounded down: Node fires a timer on its loop clock, whole milliseconds behind the real one,
     // so this wakes up at most about 1 ms early (caught by EARLY_MS, or re-armed) rather than up
     // to 2 ms late.
-    this.timer = setTimeout(this.wake, Math.max(0, Math.floor(due - performance.now())));
-    this.timer.unref();
+    this.timer = this.clock.setTimer(Math.max(0, Math.floor(due - this.clock.now())), this.wake);
   }
 
   private disarm(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimer(this.timer);
     this.timer = null;
     this.timerDue = Infinity;
   }
 
   private readonly wake = (): void => {
-    const now = performance.now();
+    const now = this.clock.now();
     if (now - this.timerDue >= LATE_WAKEUP_MS) this.lateWakeups++;
     this.timer = null;
     this.timerDue = Infinity;

@@ -1,16 +1,56 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { Pacer } from '../../../lib/media/endpoint/pacer.js';
-import { keepAlive, waitFor } from '../../helpers/keep-alive.js';
+import { Pacer, type PacerClock } from '../../../lib/media/endpoint/pacer.js';
+import { waitFor } from '../../helpers/keep-alive.js';
 import { runUntilExit } from '../../helpers/child-exit.js';
 
-/** A stream that records when its slots came and how many were skipped. */
+/**
+ * A clock the test moves: advance() fires timers at their due time, as an idle event loop would;
+ * stall() moves time on without firing anything, as a busy loop does, so that the next advance()
+ * fires what became due late, at the late time.
+ */
+class TestClock implements PacerClock {
+  private current = 1000;
+  private timers: Array<{ due: number; fn: () => void }> = [];
+
+  now(): number {
+    return this.current;
+  }
+  setTimer(ms: number, fn: () => void): object {
+    const t = { due: this.current + ms, fn };
+    this.timers.push(t);
+    return t;
+  }
+  clearTimer(handle: object): void {
+    this.timers = this.timers.filter((t) => t !== handle);
+  }
+  get pending(): number {
+    return this.timers.length;
+  }
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (let fired = 0; fired < 1_000_000; fired++) {
+      const due = this.timers.filter((t) => t.due <= target).sort((x, y) => x.due - y.due)[0];
+      if (due === undefined) break;
+      this.timers = this.timers.filter((t) => t !== due);
+      this.current = Math.max(this.current, due.due);
+      due.fn();
+    }
+    this.current = target;
+  }
+  stall(ms: number): void {
+    this.current += ms;
+  }
+}
+
+/** A stream that records when its slots came (on the pacer's clock) and how many were skipped. */
 class Recorder {
   readonly times: number[] = [];
   readonly skips: number[] = [];
+  constructor(private readonly clock: { now(): number } = performance) {}
   onSlot(skipped: number): void {
-    this.times.push(performance.now());
+    this.times.push(this.clock.now());
     this.skips.push(skipped);
   }
   /** Slots accounted for: delivered plus skipped. */
@@ -19,72 +59,60 @@ class Recorder {
   }
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-test('a stream gets a slot every 20 ms, and over 3 s the count follows the clock (no drift)', async () => {
-  const pacer = new Pacer();
-  const rec = new Recorder();
-  const added = performance.now();
+test('a stream gets a slot every 20 ms, and over 3 s the count follows the clock (no drift)', () => {
+  const clock = new TestClock();
+  const pacer = new Pacer({ clock });
+  const rec = new Recorder(clock);
+  const added = clock.now();
   const slot = pacer.add(rec);
-  try {
-    await waitFor(() => rec.slots >= 150, 'a stream to get 150 slots', 10_000);
-    const now = performance.now();
-    // Slot n is due at start + 20 n, with start within one interval after add(): never more
-    // slots than the clock allows; fewer only by the wake-ups that the load has delayed.
-    const allowed = Math.floor((now - added) / 20) + 1;
-    assert.ok(rec.slots <= allowed, `${rec.slots} slots after ${(now - added).toFixed(1)} ms: more than the clock allows (${allowed})`);
-    assert.ok(rec.slots >= allowed - 3, `${rec.slots} slots after ${(now - added).toFixed(1)} ms: fell behind the clock (${allowed})`);
-    const intervals = rec.times.slice(1).map((t, i) => t - rec.times[i]!);
-    assert.ok(Math.abs(median(intervals) - 20) <= 1.5, `median interval ${median(intervals).toFixed(2)} ms`);
-  } finally {
-    slot.remove();
-  }
+  // Wake-ups at odd moments (the loop's own timers are whole milliseconds) change nothing.
+  for (let i = 0; i < 1000; i++) clock.advance(3);
+  slot.remove();
+  // Slot n is due at start + 20 n, the start within one interval after add().
+  assert.equal(rec.slots, 151, 'one slot every 20 ms over 3 s, the first at once');
+  assert.ok(rec.times.every((t, i) => t === added + 20 * i), `slots on the clock: ${rec.times.slice(0, 5).join(', ')}...`);
+  assert.ok(rec.skips.every((n) => n === 0));
+  assert.equal(clock.pending, 0, 'no timer left once the last stream is gone');
 });
 
-test('a late wake-up sends the missed slots at once up to maxBurst, skips the older ones, then keeps the clock', async () => {
-  const pacer = new Pacer({ maxBurst: 4 });
-  const rec = new Recorder();
-  const added = performance.now();
+test('a late wake-up sends the missed slots at once up to maxBurst, skips the older ones, then keeps the clock', () => {
+  const clock = new TestClock();
+  const pacer = new Pacer({ maxBurst: 4, clock });
+  const rec = new Recorder(clock);
+  const added = clock.now();
   const slot = pacer.add(rec);
-  try {
-    await waitFor(() => rec.times.length >= 2, 'the first slots');
-    const before = rec.times.length;
-    const stallUntil = performance.now() + 200; // the event loop is busy: 10 slots go by
-    while (performance.now() < stallUntil);
-    await waitFor(() => rec.times.length >= before + 6, 'slots after the stall');
-    const burst = rec.times.slice(before, before + 4);
-    assert.ok(burst[3]! - burst[0]! < 3, `the 4 catch-up slots came together (${burst.map((t) => t.toFixed(1)).join(', ')})`);
-    assert.ok(rec.skips[before]! >= 4, `older slots skipped, and reported with the first of the burst (${rec.skips[before]})`);
-    assert.deepEqual(rec.skips.slice(before + 1), new Array<number>(rec.skips.length - before - 1).fill(0), 'nothing skipped after the burst');
-    const allowed = Math.floor((performance.now() - added) / 20) + 1;
-    assert.ok(rec.slots <= allowed && rec.slots >= allowed - 3, `${rec.slots} slots accounted for, the clock says ${allowed}`);
-  } finally {
-    slot.remove();
-  }
+  clock.advance(20); // slots 0 and 1
+  assert.equal(rec.times.length, 2);
+  clock.stall(200); // the event loop is busy: 10 slots go by
+  clock.advance(0);
+  // Due now: slots 2..11 (10); the 4 latest come at once, the 6 older ones are skipped.
+  assert.deepEqual(rec.times.slice(2), [added + 220, added + 220, added + 220, added + 220], 'the 4 catch-up slots came together');
+  assert.deepEqual(rec.skips.slice(2), [6, 0, 0, 0], 'older slots skipped, and reported with the first of the burst');
+  clock.advance(100);
+  slot.remove();
+  assert.deepEqual(rec.times.slice(6), [added + 240, added + 260, added + 280, added + 300, added + 320], 'back on the clock');
+  assert.deepEqual(rec.skips.slice(6), [0, 0, 0, 0, 0], 'nothing skipped after the burst');
+  assert.equal(rec.slots, 17, 'every slot of 320 ms accounted for (delivered or skipped)');
+  assert.equal(pacer.stats().lateWakeups, 1);
 });
 
-test('400 streams share one timer: spread over 4 phases, about 200 wake-ups a second', async () => {
-  const pacer = new Pacer();
-  const recs = Array.from({ length: 400 }, () => new Recorder());
+test('400 streams share one timer: spread over 4 phases, 200 wake-ups a second', () => {
+  const clock = new TestClock();
+  const pacer = new Pacer({ clock });
+  const recs = Array.from({ length: 400 }, () => new Recorder(clock));
   const slots = recs.map((r) => pacer.add(r));
-  try {
-    assert.deepEqual(pacer.load(), [100, 100, 100, 100]);
-    await waitFor(() => recs.every((r) => r.times.length >= 2), 'every stream to get 2 slots');
-    const start = { t: performance.now(), wakeups: pacer.stats().wakeups };
-    await waitFor(() => performance.now() - start.t >= 1000, 'a second');
-    const wakeupsPerSecond = ((pacer.stats().wakeups - start.wakeups) * 1000) / (performance.now() - start.t);
-    assert.ok(wakeupsPerSecond <= 400, `${wakeupsPerSecond.toFixed(0)} wake-ups a second`);
-    assert.ok(recs.every((r) => r.slots >= 50), 'every stream kept its rate');
-  } finally {
-    for (const s of slots) s.remove();
-  }
-  assert.equal(pacer.streamCount, 0);
+  assert.deepEqual(pacer.load(), [100, 100, 100, 100]);
+  clock.advance(100);
   const wakeups = pacer.stats().wakeups;
-  await keepAlive(new Promise((r) => setTimeout(r, 100)), 'a pause');
-  assert.equal(pacer.stats().wakeups, wakeups, 'no wake-ups without streams');
+  clock.advance(1000);
+  assert.equal(pacer.stats().wakeups - wakeups, 200, 'four phases, 50 times a second');
+  assert.ok(recs.every((r) => r.times.length >= 55 && r.times.length <= 56), 'every stream kept its rate');
+  for (const s of slots) s.remove();
+  assert.equal(pacer.streamCount, 0);
+  const after = pacer.stats().wakeups;
+  clock.advance(100);
+  assert.equal(pacer.stats().wakeups, after, 'no wake-ups without streams');
+  assert.equal(clock.pending, 0);
 });
 
 test('remove() stops a stream at once, also from inside its own slot; a throwing stream alone is dropped', async () => {
