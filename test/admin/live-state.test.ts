@@ -450,17 +450,19 @@ test('10,000 extensions: one list query, kept until the store data version chang
     node: 'n',
     now: () => t,
   });
-  const started = performance.now();
+  // CPU time rather than wall time: other processes share the machine.
+  const started = process.cpuUsage();
   const first = s.extensions();
   const second = s.extensions();
-  const ms = performance.now() - started;
+  const used = process.cpuUsage(started);
+  const ms = (used.user + used.system) / 1000;
   assert.equal(first.length, 10_000);
   assert.equal(second[0]!.state, 'online');
   assert.equal(second[1]!.state, 'offline');
   assert.equal(second[0]!.contacts[0]!.address, '10.0.0.1:5060');
   assert.equal(lists, 1, 'one listExtensions for both snapshots');
   assert.equal(gets, 0, 'no per-extension query');
-  assert.ok(ms < 500, `two snapshots of 10,000 extensions took ${ms.toFixed(1)} ms`);
+  assert.ok(ms < 500, `two snapshots of 10,000 extensions took ${ms.toFixed(1)} ms of CPU`);
   assert.equal(s.summary().extensions.total, 10_000);
   t += 5000;
   s.extensions();

@@ -192,11 +192,13 @@ test('10,000 extensions: rows are derived quickly and only a window is shown', (
   const s = snapshot();
   s.extensions = Array.from({ length: 10_000 }, (_, i) => ext(String(10000 + i), `User ${i}`, i % 3 === 0 ? 'online' : 'offline', i % 3 === 0 ? [contact(String(i))] : []));
   store.load(s);
-  const started = process.hrtime.bigint();
+  // CPU time rather than wall time: other processes share the machine.
+  const started = process.cpuUsage();
   const rows = paneRows(store, 'extensions', 1, '', T0);
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const used = process.cpuUsage(started);
+  const ms = (used.user + used.system) / 1000;
   assert.equal(rows.length, 10_000);
-  assert.ok(ms < 500, `sorting 10,000 took ${ms} ms`);
+  assert.ok(ms < 500, `sorting 10,000 took ${ms} ms of CPU`);
   assert.equal(rows[0]!.state, 'online');
   assert.equal(paneRows(store, 'extensions', 0, 'User 999', T0).length, 11);
 });
