@@ -4,18 +4,11 @@
  */
 import type { Connection } from 'mariadb';
 import { StoreMirror } from './mirror.js';
-import { toBinding, toExtension, type BindingRow, type ExtensionRow } from './rows.js';
+import { toBinding, toExtension, type BanRow, type BindingRow, type ExtensionRow } from './rows.js';
 import type { BanRecord, BindingRecord, ExtensionRecord } from './store.js';
 
-export interface BanDbRow {
-  address: string;
-  expires_at: number;
-  reason: string;
-  offences: number;
-  created_at: number;
-  manual: number;
-  removed: number;
-}
+/** A bans row as MariaDB holds it: no seq (its change number, chg, orders the rows instead). */
+export type BanDbRow = Omit<BanRow, 'seq'>;
 
 export function toBanWithoutSeq(row: BanDbRow): Omit<BanRecord, 'seq'> {
   return {
