@@ -13,6 +13,9 @@ import { Progress } from '../lib/cdr/progress.js';
 import type { SortSpec } from '../lib/cdr/query.js';
 import type { StatsGroup, StatsFormat } from '../lib/cdr/stats.js';
 import type { RowFormat } from '../lib/cdr/output.js';
+import type { FieldCheck } from '../lib/cdr/prefilter.js';
+import type { RowSource } from '../lib/cdr/source.js';
+import type { CdrTable } from '../lib/store/cdr-rows.js';
 import { parseArgs } from './yargs-parse.js';
 
 // Kept in step with lib/cdr/stats.ts (a test checks): importing it here would load the reader.
@@ -29,7 +32,7 @@ type Subcommand = 'query' | 'stats' | 'convert';
 type Args = Record<string, unknown>;
 type Runner = (cmd: Subcommand, args: Args) => void | Promise<void>;
 
-const EXIT_CODES = `Exit codes: 0 ok; 1 bad input with --strict, or an unreadable file; 2 usage error.`;
+const EXIT_CODES = `Exit codes: 0 ok; 1 bad input with --strict, or an unreadable file or store; 2 usage error.`;
 const TAG_LIST = ALL_CALL_TAGS.map((t) => `${t}=${callTagName(t)}`).join(', ');
 
 function filterOptions(y: Argv): Argv {
@@ -47,6 +50,7 @@ function filterOptions(y: Argv): Argv {
     .option('answered', { type: 'boolean', describe: 'answered calls only' })
     .option('failed', { type: 'boolean', describe: 'unanswered calls only' })
     .conflicts('answered', 'failed')
+    .option('store', { type: 'string', describe: 'read the records from the cdr table of the store that this configuration file names (store.kind; written with cdr.format including db) instead of files' })
     .option('strict', { type: 'boolean', default: false, describe: 'bad input records make the exit code 1 (and every line is checked, even ones --caller/--callee rule out)' })
     .positional('paths', { type: 'string', array: true, describe: 'CDR files (.csv, .csv.gz, .cdr) or directories' });
 }
@@ -153,6 +157,8 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
   const strict = args.strict === true;
   const { UnreadableFileError } = await import('../lib/cdr/source.js');
   const { ConvertRefusedError } = await import('../lib/cdr/convert.js');
+  let table: CdrTable | undefined;
+  let source: RowSource | undefined;
   try {
     if (cmd === 'convert') {
       const { convertFile } = await import('../lib/cdr/convert.js');
@@ -166,12 +172,21 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
       else io.err.write(`${rows} records written to ${String(args.out)}\n`);
     } else {
       const filter = buildFilter(args);
-      const { listCdrFiles } = await import('../lib/cdr/source.js');
-      const { fieldChecks } = await import('../lib/cdr/prefilter.js');
-      const files = listCdrFiles(inputPaths(args));
-      // Without --strict, lines that cannot match --caller/--callee are skipped unchecked (fast);
-      // --strict checks every line.
-      const prefilter = strict ? undefined : fieldChecks(filter);
+      const storeConfig = option(args, 'store');
+      let files: string[] = [];
+      let prefilter: FieldCheck[] | undefined;
+      if (storeConfig !== undefined) {
+        if (((args.paths as string[] | undefined) ?? []).length > 0) throw new UsageError('--store reads the records from the database: name no files or folders with it');
+        table = await openStoreTable(String(storeConfig));
+        source = (await import('../lib/cdr/db-source.js')).cdrTableSource(table, filter);
+      } else {
+        const { listCdrFiles } = await import('../lib/cdr/source.js');
+        const { fieldChecks } = await import('../lib/cdr/prefilter.js');
+        files = listCdrFiles(inputPaths(args));
+        // Without --strict, lines that cannot match --caller/--callee are skipped unchecked (fast);
+        // --strict checks every line.
+        prefilter = strict ? undefined : fieldChecks(filter);
+      }
       if (cmd === 'query') {
         const { parseSortSpec, runQuery } = await import('../lib/cdr/query.js');
         let sort: SortSpec | undefined;
@@ -184,12 +199,12 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
           throw new UsageError('--limit: expected a whole number >= 0');
         }
         const format = (args.format as RowFormat | undefined) ?? (io.isTTY ? 'table' : 'csv');
-        await runQuery({ ...read, fieldChecks: prefilter, files, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
+        await runQuery({ ...read, fieldChecks: prefilter, files, source, filter, ...(sort ? { sort } : {}), ...(args.limit !== undefined ? { limit: args.limit as number } : {}), format }, io.out);
       } else {
         const { computeStats, printStats } = await import('../lib/cdr/stats.js');
         const by = args.by as StatsGroup | undefined;
         const format = (args.format as StatsFormat | undefined) ?? 'table';
-        const result = await computeStats({ ...read, fieldChecks: prefilter, files, filter, ...(by ? { by } : {}), format, parallel: strict ? undefined : {} });
+        const result = await computeStats({ ...read, fieldChecks: prefilter, files, source, filter, ...(by ? { by } : {}), format, parallel: strict || source ? undefined : {} });
         progress.done();
         await printStats(result, { ...(by ? { by } : {}), format }, io.out);
       }
@@ -204,7 +219,14 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
       io.err.write(`minisipserver cdr ${cmd}: cannot read ${err.message}\n`);
       return 1;
     }
+    if (err instanceof StoreReadError || table !== undefined) {
+      // A configuration or database that cannot be used, or a database lost during the read.
+      io.err.write(`minisipserver cdr ${cmd}: ${err instanceof StoreReadError ? err.message : `cannot read ${table!.where}: ${(err as Error).message}`}\n`);
+      return 1;
+    }
     throw err;
+  } finally {
+    await table?.close();
   }
   progress.done();
   if (problems > MAX_PRINTED_PROBLEMS) io.err.write(`... ${problems - MAX_PRINTED_PROBLEMS} more problems not shown\n`);
@@ -212,7 +234,20 @@ export async function executeCdr(cmd: Subcommand, args: Args, io: CdrIo): Promis
   return strict && problems > 0 ? 1 : 0;
 }
 
-const QUICK_STRINGS = new Set(['data-dir', 'from', 'to', 'caller', 'callee', 'number', 'tag', 'status']);
+class StoreReadError extends Error {}
+
+/** The cdr table of the store a configuration file names, read-only; StoreReadError says why not. */
+async function openStoreTable(configFile: string): Promise<CdrTable> {
+  const { loadConfigFile } = await import('../lib/config/load.js');
+  const { openCdrTable } = await import('../lib/store/open-cdr-table.js');
+  try {
+    return await openCdrTable(loadConfigFile(configFile), { readOnly: true });
+  } catch (err) {
+    throw new StoreReadError((err as Error).message, { cause: err });
+  }
+}
+
+const QUICK_STRINGS = new Set(['store', 'data-dir', 'from', 'to', 'caller', 'callee', 'number', 'tag', 'status']);
 const QUICK_FLAGS = new Set(['answered', 'failed', 'strict']);
 const QUERY_FORMATS = ['table', 'csv', 'json', 'ndjson'];
 const STATS_FORMATS = ['table', 'csv', 'json'];

@@ -33,7 +33,11 @@ export interface MetricsSources {
   /** The media relay once open, null without one (`media.relay: never`, or before start). */
   relay(): { readonly sessionCount: number; readonly sessionLimit: number; totals(): RelayTotals } | null;
   /** The CDR recorder, null with `cdr.format: off`. */
-  cdr: { readonly counts: { readonly written: number; readonly errors: number } } | null;
+  cdr: {
+    readonly counts: { readonly written: number; readonly errors: number };
+    /** The copy into the store's cdr table; null without `db` in cdr.format. */
+    readonly db?: { readonly counts: { readonly written: number; readonly dropped: number; readonly refused: number }; readonly waiting: number } | null;
+  } | null;
   /** Auto-ban and flood limits (PbxServer.guard); without it the security metrics are left out. */
   security?: {
     readonly counters: SecurityCounters;
@@ -248,6 +252,21 @@ export class ServerMetrics {
       'CDR appends that failed (disk full, permissions): the record is missing from that file.',
       () => sources.cdr?.counts.errors ?? 0,
     );
+    const cdrDb = () => sources.cdr?.db ?? null;
+    plainCounter(registers, 'minisipserver_cdr_db_records_written_total', 'CDR records written to the cdr table of the store (cdr.format with db).', () => cdrDb()?.counts.written ?? 0);
+    plainCounter(
+      registers,
+      'minisipserver_cdr_db_records_dropped_total',
+      'CDR records never written to the cdr table: the queue waiting for the database was full, or the server stopped first (they are in the files).',
+      () => cdrDb()?.counts.dropped ?? 0,
+    );
+    plainCounter(registers, 'minisipserver_cdr_db_records_refused_total', 'CDR records the database refused (a value it cannot hold); they are in the files.', () => cdrDb()?.counts.refused ?? 0);
+    const cdrWaiting: Gauge = new Gauge({
+      name: 'minisipserver_cdr_db_records_waiting',
+      help: 'CDR records waiting to be written to the cdr table (the database is away or slow).',
+      registers,
+      collect: () => cdrWaiting.set(cdrDb()?.waiting ?? 0),
+    });
   }
 
   /** The Content-Type of render()'s text (the Prometheus text format 0.0.4). */

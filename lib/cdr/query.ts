@@ -3,7 +3,7 @@
 // every matching row.
 import { CDR_COLUMNS, type CdrColumn } from './record.js';
 import { compileViewFilter, type CdrFilter } from './filter.js';
-import { readCdrFiles, type ReadOptions } from './source.js';
+import { readCdrFiles, type ReadOptions, type RowSource } from './source.js';
 import { BufferedOutput, RowPrinter, type RowFormat } from './output.js';
 import type { CdrRow } from './row.js';
 import type { RowView } from './view.js';
@@ -40,6 +40,8 @@ function comparator(desc: boolean): (a: Keyed, b: Keyed) => number {
 
 export interface QueryOptions extends ReadOptions {
   files: readonly string[];
+  /** Read rows from here instead of `files` (the store's cdr table). */
+  source?: RowSource | undefined;
   filter: CdrFilter;
   sort?: SortSpec;
   limit?: number;
@@ -59,25 +61,26 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream): 
   const printer = new RowPrinter(output, opts.format);
   const limit = opts.limit ?? Infinity;
   const result: QueryResult = { scanned: 0, matched: 0 };
+  const read = opts.source ?? ((o: ReadOptions) => readCdrFiles(opts.files, o));
   await printer.begin();
   // Records arrive as views during each chunk's decoding; only matching ones become rows, which
   // are printed (with backpressure) between chunks.
-  let read = 0;
+  let viewed = 0;
 
   if (!opts.sort) {
     let found: CdrRow[] = [];
     let wanted = limit;
     const onView = (v: RowView) => {
-      read++;
+      viewed++;
       if (wanted > 0 && matches(v)) {
         wanted--;
         found.push(v.toRow());
       }
     };
-    for await (const _ of readCdrFiles(opts.files, { ...opts, onView })) {
-      result.scanned += read;
-      opts.onRowsRead?.(read);
-      read = 0;
+    for await (const _ of read({ ...opts, onView })) {
+      result.scanned += viewed;
+      opts.onRowsRead?.(viewed);
+      viewed = 0;
       const rows = found;
       found = [];
       for (const row of rows) {
@@ -93,16 +96,16 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream): 
     let kept: Keyed[] = [];
     let seq = 0;
     const onView = (v: RowView) => {
-      read++;
+      viewed++;
       if (!matches(v)) return;
       const row = v.toRow();
       kept.push({ key: key(row), seq: seq++, row });
       if (kept.length >= 2 * limit + 1024) kept = kept.sort(compare).slice(0, limit);
     };
-    for await (const _ of readCdrFiles(opts.files, { ...opts, onView })) {
-      result.scanned += read;
-      opts.onRowsRead?.(read);
-      read = 0;
+    for await (const _ of read({ ...opts, onView })) {
+      result.scanned += viewed;
+      opts.onRowsRead?.(viewed);
+      viewed = 0;
     }
     kept.sort(compare);
     for (const k of kept.slice(0, limit)) {

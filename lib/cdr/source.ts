@@ -222,6 +222,12 @@ async function* gunzipped(fd: fs.promises.FileHandle): AsyncGenerator<Buffer, vo
   }
 }
 
+/**
+ * Where `cdr query` and `cdr stats` read rows from: the files (readCdrFiles), or the store's cdr
+ * table (db-source.ts). Same contract: batches of rows, or views to onView and empty batches.
+ */
+export type RowSource = (opts: ReadOptions) => AsyncGenerator<CdrRow[]>;
+
 /** All rows of all files, in order. */
 export async function* readCdrFiles(files: readonly string[], opts: ReadOptions): AsyncGenerator<CdrRow[]> {
   for (const file of files) yield* readCdrFile(file, opts);

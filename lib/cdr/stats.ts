@@ -2,7 +2,7 @@
 // hour, optionally per group. Memory grows with the number of groups, not of rows.
 import { callTagName, type Fci } from './record.js';
 import { compileViewFilter, type CdrFilter } from './filter.js';
-import { readCdrFiles, type ReadOptions } from './source.js';
+import { readCdrFiles, type ReadOptions, type RowSource } from './source.js';
 import { BufferedOutput } from './output.js';
 import { formatCsvLine } from './csv.js';
 import { COL, type RowView } from './view.js';
@@ -139,6 +139,8 @@ function detach(s: string): string {
 
 export interface StatsOptions extends ReadOptions {
   files: readonly string[];
+  /** Read rows from here instead of `files` (the store's cdr table); `parallel` does not apply. */
+  source?: RowSource | undefined;
   filter: CdrFilter;
   by?: StatsGroup;
   format: StatsFormat;
@@ -240,6 +242,10 @@ export class StatsAggregator {
 
 export async function computeStats(opts: StatsOptions): Promise<StatsResult> {
   const agg = new StatsAggregator(opts.filter, opts.by);
+  if (opts.source) {
+    for await (const _ of opts.source({ ...opts, onView: agg.onView })) opts.onRowsRead?.(agg.takeRead());
+    return agg.result();
+  }
   const split = opts.parallel ? statsSplit(opts, agg, opts.parallel) : undefined;
   for await (const _ of readCdrFiles(opts.files, { ...opts, onView: agg.onView, split })) {
     opts.onRowsRead?.(agg.takeRead());

@@ -4,6 +4,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pai
 import { defaultConfig, defaultValue, SCHEMA, WHOLE_SECTIONS, type Config, type KeySpec, type WholeSection } from './schema.js';
 import { loadTrunkSections } from './trunks-load.js';
 import { storeConfigProblem } from '../store/mariadb-settings.js';
+import { cdrFormatProblem } from '../cdr/formats.js';
 
 /** A configuration problem, with where it is and what to do. */
 export class ConfigError extends Error {
@@ -217,6 +218,8 @@ function crossCheck(config: Config, doc: ReturnType<typeof parseDocument>, fail:
   if (m.portMax - m.portMin < 3) {
     fail(nodeOf(['media', 'portMax']), 'media.portMax must be at least media.portMin + 3 (a stream needs an RTP and an RTCP port on each side)');
   }
+  const cdrProblem = cdrFormatProblem(config.cdr.format);
+  if (cdrProblem) fail(nodeOf(['cdr', 'format']), `cdr.format: ${cdrProblem}`);
   checkStore(config, nodeOf, fail);
 }
 

@@ -6,6 +6,7 @@
 
 import type { DialClass, DialRule, TrunkConfig } from '../trunks/config.js';
 import { addressEntryProblem } from './address-entry.js';
+import { CDR_FORMAT_VALUES } from '../cdr/formats.js';
 
 export type KeySpec =
   | { type: 'int'; default: number; min: number; max: number; doc: string }
@@ -232,10 +233,11 @@ export const SCHEMA = {
   },
   cdr: {
     format: {
-      type: 'enum',
-      default: 'csv',
-      values: ['csv', 'cdr', 'both', 'off'],
-      doc: 'Call records written to <data dir>/cdr: daily YYYYMMDD.csv, the binary YYYYMMDD.cdr, both, or none.',
+      type: 'strings',
+      default: ['csv'],
+      scalarList: true,
+      check: (entry: string) => ((CDR_FORMAT_VALUES as readonly string[]).includes(entry) ? null : `"${entry}" is not a CDR format; use csv, cdr, both, db (with a file format) or off`),
+      doc: 'Call records written to <data dir>/cdr: daily YYYYMMDD.csv, the binary YYYYMMDD.cdr, both, or none (off). Add db to a file format, e.g. [csv, db], to also write each record into the cdr table of the store (store.kind), where `minisipserver cdr query --store CONFIG` reads the records of every server sharing it (docs/CDR.md); db alone is refused: the files stay the complete record. Needs a restart.',
     },
     failedCalls: { type: 'bool', default: true, doc: 'Also write a record for every call attempt that was not answered.' },
     sync: {

@@ -1,9 +1,11 @@
 /**
  * Turns finished calls and refused attempts into CDR records (docs/CDR.md) and appends them to
- * the daily files as each call ends.
+ * the daily files as each call ends; with cdr.format db, also queues a copy for the store's cdr
+ * table (after the files: the copy never holds up or replaces the file record).
  */
-import { buildCdrRecord, type CallSummary, type CallTag } from '../cdr/record.js';
+import { buildCdrRecord, type CallSummary, type CallTag, type CdrRecord } from '../cdr/record.js';
 import { CdrWriter, type CdrFileFormat } from '../cdr/writer.js';
+import type { CdrDbQueue } from '../cdr/db-queue.js';
 import type { Call, CallOutcome } from './call.js';
 
 export interface CallRecorderOptions {
@@ -13,6 +15,8 @@ export interface CallRecorderOptions {
   sync: boolean;
   node: string;
   onError(err: Error): void;
+  /** The copy into the store's cdr table (cdr.format db); absent: files only. */
+  db?: CdrDbQueue;
 }
 
 export interface FailedAttempt {
@@ -65,18 +69,26 @@ export class CallRecorder {
       node: this.opts.node,
     };
     if (answered) summary.answerMs = call.answerMs;
-    this.writer.write(buildCdrRecord(summary));
+    this.write(buildCdrRecord(summary));
+  }
+
+  private write(rec: CdrRecord): void {
+    try {
+      this.writer.write(rec);
+    } finally {
+      this.opts.db?.push(rec);
+    }
   }
 
   /** A record built elsewhere (IVR calls): unanswered ones only with cdr.failedCalls. */
   record(summary: CallSummary, answered: boolean): void {
     if (!answered && !this.opts.failedCalls) return;
-    this.writer.write(buildCdrRecord({ ...summary, node: this.opts.node }));
+    this.write(buildCdrRecord({ ...summary, node: this.opts.node }));
   }
 
   failedAttempt(a: FailedAttempt): void {
     if (!this.opts.failedCalls) return;
-    this.writer.write(
+    this.write(
       buildCdrRecord({
         callId: a.callId,
         caller: a.caller,
@@ -102,8 +114,15 @@ export class CallRecorder {
     return this.writer.counts;
   }
 
-  close(): void {
+  /** The copy into the database: counts and records waiting; null without cdr.format db. */
+  get db(): CdrDbQueue | null {
+    return this.opts.db ?? null;
+  }
+
+  /** Closes the files; the database copy gets up to 5 s to write what waits. */
+  async close(): Promise<void> {
     this.writer.close();
+    await this.opts.db?.close();
   }
 }
 

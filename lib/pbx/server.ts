@@ -32,6 +32,10 @@ import { packageVersion } from '../version.js';
 import { FEED_MS, type PrimaryCommand, type WorkerFeed } from '../admin/workers-live.js';
 import type { ExtensionState } from '../admin/types.js';
 import { CallRecorder } from './call-recorder.js';
+import { CdrDbQueue } from '../cdr/db-queue.js';
+import { cdrOutputs } from '../cdr/formats.js';
+import { openCdrTable } from '../store/open-cdr-table.js';
+import { describeStore } from '../store/open-store.js';
 import { Router } from './router.js';
 import type { MediaSession } from './media-path.js';
 import { MediaRelay } from '../media/relay.js';
@@ -162,16 +166,18 @@ export class PbxServer {
       mayInsertPath: (address) => this.guard.trusted(address),
     });
     this.tagPrefix = randomBytes(4).toString('hex');
+    const cdrOut = cdrOutputs(config.cdr.format);
     this.recorder =
-      config.cdr.format === 'off'
+      cdrOut.files === null
         ? null
         : new CallRecorder({
             dir: join(config.data.dir, 'cdr'),
-            format: config.cdr.format as 'csv' | 'cdr' | 'both',
+            format: cdrOut.files,
             failedCalls: config.cdr.failedCalls,
             sync: config.cdr.sync,
             node: nodeName(config),
             onError: (err) => logger.error('cdr.write_failed', { error: err.message, hint: 'check the free space and permissions of the data folder' }),
+            ...(cdrOut.db ? { db: new CdrDbQueue({ open: () => openCdrTable(config), where: describeStore(config), logger }) } : {}),
           });
     const sipAddress = new LocalAddress({ configured: config.sip.advertise, bind: config.sip.bind });
     const mediaAddress = new LocalAddress({ configured: config.media.advertise || config.sip.advertise, bind: config.media.bind || config.sip.bind });
@@ -486,7 +492,7 @@ export class PbxServer {
     await this.stack.stop();
     await this.ivr.close();
     await this.relay?.close();
-    this.recorder?.close();
+    await this.recorder?.close();
     this.registrar.stop();
     this.writer.close();
     this.guard.stop();

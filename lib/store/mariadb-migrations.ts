@@ -99,6 +99,46 @@ const MIGRATIONS: readonly (readonly string[])[] = [
   // 4: RFC 3327 Path of a binding registered through a proxy: the Path header values in order,
   // one per line; NULL without Path
   ['ALTER TABLE bindings ADD COLUMN path VARCHAR(4000) NULL'],
+  // 5: call records (cdr.format with db), written by every server, read by `cdr query --store`.
+  // No chg column: the servers never read them back (the store's memory holds no CDR). id comes
+  // from AUTO_INCREMENT, which concurrent servers cannot collide on (Galera spreads it with
+  // auto_increment_increment/offset); uid, made by the writer, keeps a retried batch from being
+  // stored twice. Free text is TEXT (a SIP message is at most 64 KiB): stored exactly, the
+  // indexes take prefixes.
+  [
+    `CREATE TABLE cdr (
+       id             BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       uid            CHAR(32) NOT NULL,
+       record_id      VARCHAR(32) NOT NULL,
+       record_type    VARCHAR(8) NOT NULL,
+       party_kind     VARCHAR(16) NOT NULL,
+       call_id        TEXT NOT NULL,
+       caller         TEXT NOT NULL,
+       caller_name    TEXT NOT NULL,
+       callee         TEXT NOT NULL,
+       dialled        TEXT NOT NULL,
+       route          TEXT NOT NULL,
+       start_time     VARCHAR(40) NOT NULL,
+       start_ms       BIGINT NOT NULL,
+       answer_time    VARCHAR(40) NULL,
+       end_time       VARCHAR(40) NOT NULL,
+       duration       DECIMAL(15,3) NOT NULL,
+       billable       BIGINT NOT NULL,
+       status         SMALLINT NOT NULL,
+       fci            TEXT NOT NULL,
+       caller_address TEXT NOT NULL,
+       callee_address TEXT NOT NULL,
+       media          TEXT NOT NULL,
+       codec          TEXT NOT NULL,
+       user_agent     TEXT NOT NULL,
+       node           VARCHAR(255) NOT NULL,
+       UNIQUE KEY cdr_uid (uid),
+       KEY cdr_start_ms (start_ms),
+       KEY cdr_caller (caller(64)),
+       KEY cdr_callee (callee(64)),
+       KEY cdr_node (node, start_ms)
+     ) ${TABLE}`,
+  ],
 ];
 
 export const LATEST_MARIADB_SCHEMA_VERSION = MIGRATIONS.length;

@@ -57,15 +57,51 @@ const MIGRATIONS: readonly string[] = [
   // 4: RFC 3327 Path of a binding registered through a proxy: the Path header values in order,
   // one per line (a URI in a Path value never holds a line break); NULL without Path.
   `ALTER TABLE bindings ADD COLUMN path TEXT`,
+  // 5: call records (cdr.format with db), one row per record as the CSV has it, typed. id is the
+  // order of insertion (the order `cdr query --store` reads); uid is made by the writer for each
+  // record, so that a batch retried after an unclear failure is not stored twice. Timestamps keep
+  // their text (with the UTC offset of the server that wrote them); start_ms is the start for
+  // filtering. answer_time is NULL for a call not answered.
+  `CREATE TABLE cdr (
+     id             INTEGER PRIMARY KEY AUTOINCREMENT,
+     uid            TEXT NOT NULL UNIQUE,
+     record_id      TEXT NOT NULL,
+     record_type    TEXT NOT NULL,
+     party_kind     TEXT NOT NULL,
+     call_id        TEXT NOT NULL,
+     caller         TEXT NOT NULL,
+     caller_name    TEXT NOT NULL,
+     callee         TEXT NOT NULL,
+     dialled        TEXT NOT NULL,
+     route          TEXT NOT NULL,
+     start_time     TEXT NOT NULL,
+     start_ms       INTEGER NOT NULL,
+     answer_time    TEXT,
+     end_time       TEXT NOT NULL,
+     duration       REAL NOT NULL,
+     billable       INTEGER NOT NULL,
+     status         INTEGER NOT NULL,
+     fci            TEXT NOT NULL,
+     caller_address TEXT NOT NULL,
+     callee_address TEXT NOT NULL,
+     media          TEXT NOT NULL,
+     codec          TEXT NOT NULL,
+     user_agent     TEXT NOT NULL,
+     node           TEXT NOT NULL
+   );
+   CREATE INDEX cdr_start_ms ON cdr (start_ms);
+   CREATE INDEX cdr_caller ON cdr (caller);
+   CREATE INDEX cdr_callee ON cdr (callee);
+   CREATE INDEX cdr_node ON cdr (node, start_ms);`,
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
- * Brings the database to LATEST_SCHEMA_VERSION, each step in its own transaction. Throws if the
+ * Brings the database to `target` (default LATEST_SCHEMA_VERSION; tests stop earlier), each step in its own transaction. Throws if the
  * file was written by a newer minisipserver (its schema is unknown to us).
  */
-export function migrate(db: Database.Database, file: string): void {
+export function migrate(db: Database.Database, file: string, target = LATEST_SCHEMA_VERSION): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
   const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
   let version = row?.version ?? 0;
@@ -77,7 +113,7 @@ export function migrate(db: Database.Database, file: string): void {
   }
   if (row === undefined) db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
   const setVersion = db.prepare('UPDATE schema_version SET version = ?');
-  while (version < LATEST_SCHEMA_VERSION) {
+  while (version < target) {
     const sql = MIGRATIONS[version]!;
     const next = version + 1;
     db.transaction(() => {

@@ -41,7 +41,7 @@ config.media.relay = process.env.MEDIA_RELAY ?? 'never';
 config.media.bind = '127.0.0.1';
 config.calls.maxTotal = 100000;
 config.calls.maxPerExtension = 1000;
-config.cdr.format = 'csv';
+config.cdr.format = ['csv'];
 const logger = new Logger({ format: 'json', level: 'warn', write: () => undefined });
 const server = new PbxServer(config, logger);
 const ext = new Extensions(server.store, config.sip.realm);

@@ -161,9 +161,10 @@ test('query: an unreadable file is exit 1; an unknown flag or command is exit 2'
 test('--help documents the exit codes and the --sort memory note', async () => {
   const top = await cdr(['--help']);
   assert.equal(top.code, 0);
-  assert.match(top.out, /Exit codes: 0 ok; 1 bad input with --strict, or an unreadable file; 2 usage error/);
+  assert.match(top.out, /Exit codes: 0 ok; 1 bad input with --strict, or an unreadable file or store; 2 usage error/);
   const q = await cdr(['query', '--help']);
   assert.match(q.out, /Holds the matching rows in memory/);
+  assert.match(q.out, /--store\s+read the records from the cdr table of the store/);
 });
 
 test('stats: totals, ASR, ACD, billable minutes and busiest hour', async () => {

@@ -139,3 +139,18 @@ test('sip.tls: its keys under one name, relative files read from the configurati
   assert.equal(missing.line, 2);
   assert.match(missing.problem, /set sip\.tls\.cert and sip\.tls\.key .*minisipserver tls self-signed/);
 });
+
+test('cdr.format: one format as text or a list; db only beside a file format; a bad list is named with its line', () => {
+  assert.deepEqual(parseConfigText('cdr:\n  format: both\n').cdr.format, ['both']);
+  assert.deepEqual(parseConfigText('cdr:\n  format: off\n').cdr.format, ['off']);
+  assert.deepEqual(parseConfigText('cdr:\n  format: [csv, db]\n').cdr.format, ['csv', 'db']);
+  assert.deepEqual(parseConfigText('cdr:\n  format: "cdr, db"\n').cdr.format, ['cdr', 'db']);
+  assert.deepEqual(defaultConfig().cdr.format, ['csv']);
+  const refused = (text: string, problem: RegExp) =>
+    assert.throws(() => parseConfigText(text, 'c.yaml'), (err: unknown) => err instanceof ConfigError && err.line === 2 && problem.test(err.message));
+  refused('cdr:\n  format: [db]\n', /cdr\.format: db needs a file format beside it, such as \[csv, db\]/);
+  refused('cdr:\n  format: [csv, off]\n', /off writes no record/);
+  refused('cdr:\n  format: [csv, csv]\n', /named twice/);
+  refused('cdr:\n  format: [both, csv]\n', /both already means csv and cdr/);
+  refused('cdr:\n  format: [csv, mysql]\n', /"mysql" is not a CDR format/);
+});

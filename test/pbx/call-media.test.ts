@@ -151,7 +151,7 @@ test('cdr.format both: the server writes the call to the daily .csv and .cdr fil
     users: [['611', 'pw611'], ['612', 'pw612']],
     configure: (c) => {
       c.auth.algorithms = ['MD5'];
-      c.cdr.format = 'both';
+      c.cdr.format = ['both'];
     },
   });
   const [a, b] = await registeredPair(local.port, '611', '612');
