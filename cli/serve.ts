@@ -162,7 +162,7 @@ async function runPrimary(config: Config, logger: ReloadableLogger, workers: typ
     mkdirSync(config.data.dir, { recursive: true });
     const store = await openStore(config, logger);
     try {
-      createdDefaults = new Extensions(store, config.sip.realm).ensureDefaults();
+      createdDefaults = await new Extensions(store, config.sip.realm).ensureDefaults();
       await store.flush();
     } finally {
       await store.close();

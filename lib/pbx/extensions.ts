@@ -214,21 +214,25 @@ export class Extensions {
   /**
    * On the very first start (never done before, no extensions) creates 100..104 with random
    * passwords and returns them so they can be shown once. Otherwise null. Remembered in the
-   * meta table, so deleting every extension later does not bring the defaults back.
+   * meta table, so deleting every extension later does not bring the defaults back. Servers
+   * starting together on one empty store: the first to claim the marker creates them, the
+   * others get null and read them from the store.
    */
-  ensureDefaults(): Array<{ number: string; password: string }> | null {
+  async ensureDefaults(): Promise<Array<{ number: string; password: string }> | null> {
     if (this.store.getMeta(DEFAULTS_META_KEY) !== undefined) return null;
     if (this.store.countExtensions() > 0) {
       this.store.setMeta(DEFAULTS_META_KEY, 'skipped');
       return null;
     }
     const now = Date.now();
+    // Unique per claim: two servers may start in the same millisecond.
+    const marker = `${now} ${randomBytes(6).toString('hex')}`;
+    if ((await this.store.claimMeta(DEFAULTS_META_KEY, marker)) !== marker) return null;
     const created = DEFAULT_NUMBERS.map((number) => ({ number, password: generatePassword() }));
     this.store.importExtensions(
       created.map((c) => this.record(c.number, c.password, '', now)),
       'skip-existing',
     );
-    this.store.setMeta(DEFAULTS_META_KEY, String(now));
     return created;
   }
 

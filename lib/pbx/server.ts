@@ -6,7 +6,7 @@ import { SipStack } from '../sip/stack.js';
 import type { ServerTransaction } from '../sip/transaction/layer.js';
 import type { Endpoint } from '../sip/transport/types.js';
 import { openSqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/store.js';
+import { NONCE_SECRET_KEY, newNonceSecret, type Store } from '../store/store.js';
 import { BindingWriter } from '../store/binding-writer.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -131,7 +131,8 @@ export class PbxServer {
     const shared = worker !== undefined || this.store.kind !== 'sqlite' || config.registrar.shared;
     const secret = this.serverSecret();
     const realm = config.sip.realm;
-    this.store.setMeta('realm', realm);
+    // Unchanged on a restart (and the same on every node of a cluster): no write then.
+    if (this.store.getMeta('realm') !== realm) this.store.setMeta('realm', realm);
     const nonces = new NonceService({ secret, lifetimeMs: config.auth.nonceLifetime * 1000 });
     const extensionCache = new ExtensionCache(this.store);
     const auth = (this.auth = new Authenticator({
@@ -410,7 +411,7 @@ export class PbxServer {
 
   async start(): Promise<ServerStartInfo> {
     const extensions = new Extensions(this.store, this.config.sip.realm);
-    const createdDefaults = extensions.ensureDefaults();
+    const createdDefaults = await extensions.ensureDefaults();
     const stale = extensions.staleRealm();
     if (stale.length > 0) {
       this.logger.warn('extensions.realm_changed', {
@@ -626,11 +627,12 @@ export class PbxServer {
   }
 
   private serverSecret(): Buffer {
-    const stored = this.store.getMeta('secret');
+    // The store creates it at open (one for every server sharing it); a damaged value is replaced.
+    const stored = this.store.getMeta(NONCE_SECRET_KEY);
     if (stored && /^[0-9a-f]{64}$/.test(stored)) return Buffer.from(stored, 'hex');
-    const secret = randomBytes(32);
-    this.store.setMeta('secret', secret.toString('hex'));
-    return secret;
+    const secret = newNonceSecret();
+    this.store.setMeta(NONCE_SECRET_KEY, secret);
+    return Buffer.from(secret, 'hex');
   }
 
   /** Every SIGHUP, after applyConfig: the certificate files are read again (a renewal keeps their names). */

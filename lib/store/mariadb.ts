@@ -23,6 +23,7 @@ import { connectMariaDb, createMariaDbPool } from './mariadb-connect.js';
 import { loadSnapshot, readChanges, readClock, type Change } from './mariadb-reads.js';
 import { describeMariaDb, type MariaDbSettings } from './mariadb-settings.js';
 import { migrateMariaDb } from './mariadb-migrations.js';
+import { claimMetaRow } from './mariadb-meta.js';
 import { describeDbError, isRowError, writeBatch, type BatchOutcome, type WriteOp } from './mariadb-writes.js';
 import { extensionOf } from './mariadb-reads.js';
 import type { StoreMirror } from './mirror.js';
@@ -36,6 +37,8 @@ import {
   type ExtensionRecord,
   type ImportCounts,
   type Store,
+  NONCE_SECRET_KEY,
+  newNonceSecret,
 } from './store.js';
 
 export type StoreLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -99,6 +102,9 @@ export async function openMariaDbStore(opts: MariaDbStoreOptions): Promise<Maria
   let snapshot: Awaited<ReturnType<typeof loadSnapshot>>;
   try {
     await migrateMariaDb(conn, where);
+    // Servers starting together on an empty database must end with one nonce secret: the first
+    // insert wins and every server reads that one in its snapshot.
+    await claimMetaRow(conn, NONCE_SECRET_KEY, newNonceSecret());
     snapshot = await loadSnapshot(conn);
   } catch (err) {
     await conn.end().catch(() => undefined);
@@ -324,6 +330,17 @@ export class MariaDbStore implements Store {
     this.mirror.setMeta(key, value);
     const row = rowKey('m', key);
     this.enqueue(row, row, { kind: 'meta.set', key, value });
+  }
+
+  /** Straight to the database (not queued): rejects while it cannot be reached. */
+  async claimMeta(key: string, value: string): Promise<string> {
+    if (tooLong(key, 128) || Buffer.byteLength(value) > 65535) throw new Error(`meta ${key.slice(0, 128)}: the key (128 characters) or value (65535 bytes) is too long for the database`);
+    if (this.closing) throw new Error(`${this.where}: the store is closed; this change was not made`);
+    const claimed = await this.withConnection((conn) => claimMetaRow(conn, key, value));
+    this.ownChanges.add(claimed.chg);
+    // A write of this key still queued here is newer than what the database holds.
+    if (!this.pendingRows().has(rowKey('m', key))) this.mirror.setMeta(key, claimed.value);
+    return this.mirror.getMeta(key) ?? claimed.value;
   }
 
   flush(): Promise<void> {

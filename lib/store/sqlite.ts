@@ -16,6 +16,8 @@ import {
   type ExtensionRecord,
   type ImportCounts,
   type Store,
+  NONCE_SECRET_KEY,
+  newNonceSecret,
 } from './store.js';
 
 export const DATABASE_FILE_NAME = 'minisipserver.db';
@@ -120,7 +122,10 @@ class SqliteStore implements Store {
       setMeta: db.prepare<[string, string]>(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       ),
+      claimMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
     };
+    // Servers sharing this file (registrar.shared) that start together must use one nonce secret.
+    this.stmt.claimMeta.run(NONCE_SECRET_KEY, newNonceSecret());
 
     this.importTx = db.transaction((recs: ExtensionRecord[], mode: 'skip-existing' | 'replace'): ImportCounts => {
       const counts: ImportCounts = { added: 0, replaced: 0, skipped: 0 };
@@ -254,6 +259,11 @@ class SqliteStore implements Store {
 
   setMeta(key: string, value: string): void {
     this.stmt.setMeta.run(key, value);
+  }
+
+  async claimMeta(key: string, value: string): Promise<string> {
+    this.stmt.claimMeta.run(key, value);
+    return this.stmt.getMeta.get(key)?.value ?? value;
   }
 
   dataVersion(): number {

@@ -2,8 +2,9 @@
  * The persistent store behind the PBX: extensions (credentials as HA1 only), registrar
  * bindings, bans and a small key/value meta table. Implementations: sqlite.ts (embedded
  * default) and mariadb.ts (one database shared by several servers); open-store.ts picks one.
- * Every method but flush() and close() is synchronous: call-time lookups never wait.
+ * Every method but flush(), claimMeta() and close() is synchronous: call-time lookups never wait.
  */
+import { randomBytes } from 'node:crypto';
 import type { TransportName } from '../sip/transport/types.js';
 
 export interface ExtensionRecord {
@@ -117,6 +118,12 @@ export interface Store {
   purgeBans(before: number): number;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
+  /**
+   * Sets `key` to `value` only if the store (shared by every server on it) holds no value for
+   * it yet, and resolves with the value it holds then: the first writer's. Servers starting
+   * together on an empty store agree through it on what only one of them may create.
+   */
+  claimMeta(key: string, value: string): Promise<string>;
   /** Changes whenever another connection (e.g. `minisipserver ext`) has changed the database. */
   dataVersion(): number;
   /**
@@ -127,6 +134,14 @@ export interface Store {
   flush(): Promise<void>;
   /** Writes what is still queued (bounded in time), then releases the database. */
   close(): void | Promise<void>;
+}
+
+/** The meta key of the digest nonce secret (64 hex digits), created by the store at its first open. */
+export const NONCE_SECRET_KEY = 'secret';
+
+/** A new nonce secret: 32 random bytes in hex. */
+export function newNonceSecret(): string {
+  return randomBytes(32).toString('hex');
 }
 
 export class ExtensionExistsError extends Error {

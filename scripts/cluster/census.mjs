@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // What scripts/cluster/demo.sh checks, read from the shared store and the nodes' CDR files:
 //
-//   census.mjs DB KAMAILIO_LOG NODE_ADDRESS=CDR_DIR... [--ended-before EPOCH_MS] [--registered-since EPOCH_MS]
+//   census.mjs STORE KAMAILIO_LOG NODE_ADDRESS=CDR_DIR... [--ended-before EPOCH_MS] [--registered-since EPOCH_MS]
 //
-// Which node a phone registered through is read from Kamailio's log (dispatcher.cfg with
-// WITH_DEBUG: "dispatch REGISTER from USER to sip:ADDRESS:PORT", the last one of each user).
+// STORE is sqlite:FILE (the shared SQLite file) or mariadb:STATE_FILE (what mariadb.mjs wrote:
+// socket, user, password file, database). Which node a phone registered through is read from
+// Kamailio's log (dispatcher.cfg with WITH_DEBUG: "dispatch REGISTER from USER to
+// sip:ADDRESS:PORT", the last one of each user): the store cannot say, as a binding registered
+// through the proxy keeps the proxy's address as its source and no local address of the node
+// (the node names itself by sip.advertise).
 // Prints one JSON object:
 //   bindings        live bindings in the store
 //   refreshed       of them, those written at or after --registered-since
@@ -32,17 +36,38 @@ const option = (name) => {
 };
 const endedBefore = option('--ended-before');
 const registeredSince = option('--registered-since');
-const [dbFile, kamailioLog, ...nodeArgs] = args;
-if (!dbFile || !kamailioLog || nodeArgs.length === 0) {
-  process.stderr.write('usage: census.mjs DB KAMAILIO_LOG NODE_ADDRESS=CDR_DIR... [--ended-before MS] [--registered-since MS]\n');
+const [storeSpec, kamailioLog, ...nodeArgs] = args;
+if (!/^(sqlite|mariadb):./.test(storeSpec ?? '') || !kamailioLog || nodeArgs.length === 0) {
+  process.stderr.write('usage: census.mjs sqlite:FILE|mariadb:STATE_FILE KAMAILIO_LOG NODE_ADDRESS=CDR_DIR... [--ended-before MS] [--registered-since MS]\n');
   process.exit(2);
 }
 
-const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-db.pragma('busy_timeout = 5000');
+/** updated_at of the live bindings. */
+async function liveBindings(spec, now) {
+  const [kind, ...rest] = spec.split(':');
+  const where = rest.join(':');
+  if (kind === 'sqlite') {
+    const db = new Database(where, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    try {
+      return db.prepare('SELECT updated_at AS updatedAt FROM bindings WHERE expires_at > ?').all(now);
+    } finally {
+      db.close();
+    }
+  }
+  const mariadb = require('mariadb');
+  const state = JSON.parse(readFileSync(where, 'utf8'));
+  const password = readFileSync(state.passwordFile, 'utf8').split('\n')[0];
+  const conn = await mariadb.createConnection({ socketPath: state.socketPath, user: state.user, password, database: state.database, connectTimeout: 5000, bigIntAsNumber: true });
+  try {
+    return (await conn.query('SELECT updated_at AS updatedAt FROM bindings WHERE expires_at > ?', [now])).map((r) => ({ updatedAt: Number(r.updatedAt) }));
+  } finally {
+    await conn.end();
+  }
+}
+
 const now = Date.now();
-const rows = db.prepare('SELECT updated_at AS updatedAt FROM bindings WHERE expires_at > ?').all(now);
-db.close();
+const rows = await liveBindings(storeSpec, now);
 const bindings = rows.length;
 const refreshed = registeredSince === undefined ? 0 : rows.filter((r) => r.updatedAt >= registeredSince).length;
 const nodeOf = new Map();

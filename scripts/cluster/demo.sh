@@ -3,14 +3,18 @@
 #
 #   scripts/cluster/demo.sh
 #
-# Kamailio (deploy/kamailio/dispatcher.cfg) on 127.0.0.1, node 1 on 127.0.0.2 and node 2 on
-# 127.0.0.3, sharing one store; each node has its own data folder (CDR files, admin token) and its
-# own media port range, and relays media (media.relay: always). The demo:
+# A private MariaDB (mariadb.mjs: mariadbd on a Unix socket in the work folder), Kamailio
+# (deploy/kamailio/dispatcher.cfg) on 127.0.0.1, node 1 on 127.0.0.2 and node 2 on 127.0.0.3,
+# both on the one database (store.kind: mariadb); each node has its own data folder (CDR files,
+# admin token), its own media port range, and relays media (media.relay: always). The database
+# is migrated (`db migrate`) and the extensions imported (`ext import`) once, before the nodes
+# start. The demo:
 #
-#   1. imports PHONES extensions and registers PHONES SIPp phones through Kamailio (the hash over
-#      the From user spreads them over both nodes);
+#   1. registers PHONES SIPp phones through Kamailio (the hash over the From user spreads them
+#      over both nodes; Kamailio adds Path, so each node reaches every phone through Kamailio);
 #   2. makes CALLS calls between them through Kamailio, each from a phone registered through one
-#      node to a phone registered through the other: every one must succeed and have its CDR line;
+#      node to a phone registered through the other: every one must succeed, reach its callee
+#      through Kamailio (the node's INVITE routed by the Path) and have its CDR line;
 #   3. starts a call load (LOAD_CALLS calls at RATE/s, HOLD_MS each) and SIGKILLs node 2 in the
 #      middle of it;
 #   4. checks that new calls succeed within 10 s of the kill, that every phone re-registers
@@ -26,206 +30,61 @@
 #   LOAD_CALLS   calls of the load the kill falls into       default 600
 #   RATE         calls per second of both                    default 50
 #   HOLD_MS      how long each call lasts                    default 1000
-#   STORE        sqlite | mariadb                            default sqlite
+#   STORE        mariadb | sqlite                            default mariadb
+#                (sqlite: the nodes share one SQLite file, registrar.shared: one machine only)
 #   KEEP=1       keep the work folder (logs, CDRs, store) and print its path
 #   WORK         use this (empty or new) folder instead of a temporary one
 set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/setup.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-lab=${LAB_SIPP:-$(cd "$repo/.." && pwd)/shared/lab/sipp}
 phones=${PHONES:-1000}
 calls=${CALLS:-200}
 load_calls=${LOAD_CALLS:-600}
 rate=${RATE:-50}
 hold_ms=${HOLD_MS:-1000}
-store=${STORE:-sqlite}
-first_user=10000
+store=${STORE:-mariadb}
 # How long after the kill new calls must succeed again.
 recover_s=10
 
-die() { echo "demo: $*" >&2; exit 2; }
 for n in phones calls load_calls rate hold_ms; do
   [[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -gt 0 ] || die "${n^^} must be a positive whole number, not '${!n}'"
 done
 [ "$phones" -ge 4 ] || die "PHONES must be at least 4"
 case "$store" in
-  sqlite) ;;
-  mariadb)
-    # The nodes would share a MariaDB database (store.kind: mariadb) served by a private mariadbd
-    # in the work folder; that store is not part of this version of minisipserver.
-    die "STORE=mariadb is not available yet: it needs the MariaDB store (store.kind: mariadb), which this version of minisipserver does not have; run with STORE=sqlite" ;;
-  *) die "STORE must be sqlite or mariadb, not '$store'" ;;
+  sqlite | mariadb) ;;
+  *) die "STORE must be mariadb or sqlite, not '$store'" ;;
 esac
-for tool in kamailio kamcmd sipp node ss; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Debian: apt-get install kamailio sip-tester iproute2 nodejs)"
-done
+check_tools kamailio kamcmd sipp node ss
 for f in reg_auth.xml uac_call.xml uas_call.xml gen-users.sh; do
   [ -f "$lab/$f" ] || die "$lab/$f is missing (set LAB_SIPP to the folder of the lab's SIPp scenarios)"
 done
-[ -f "$repo/build/cli/main.js" ] || die "the server is not built: run npm run build in $repo"
+make_work
 
-if [ -n "${WORK:-}" ]; then
-  work=$WORK
-  mkdir -p "$work"
-  [ -z "$(ls -A "$work")" ] || die "WORK=$work is not empty"
-else
-  work=$(mktemp -d /tmp/mss-cluster-XXXXXX)
-fi
-
-# Everything this script starts, by pid; ended on exit (whatever the exit).
-pids=()
-cleanup() {
-  local code=$?
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  if [ "${KEEP:-0}" = 1 ] || [ $code -ne 0 ]; then echo "demo: work folder kept: $work" >&2; else rm -rf "$work"; fi
-  exit $code
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now_ms() { date +%s%3N; }
-log() { printf '[%5.1fs] %s\n' "$(( $(now_ms) - t0 ))e-3" "$*"; }
-t0=$(now_ms)
-
-# A UDP port free on ADDRESS right now (the OS picks it).
-free_udp_port() {
-  node -e "const s=require('dgram').createSocket('udp4');s.bind(0,process.argv[1],()=>{console.log(s.address().port);s.close()})" "$1"
-}
-
-# waits (bounded) until COMMAND succeeds: wait_for SECONDS WHAT COMMAND...
-wait_for() {
-  local seconds=$1 what=$2; shift 2
-  local deadline=$(( $(now_ms) + seconds * 1000 ))
-  until "$@"; do
-    [ "$(now_ms)" -lt "$deadline" ] || { echo "demo: $what not within $seconds s" >&2; return 1; }
-    sleep 0.1
-  done
-}
-
-udp_bound() { ss -H -lun "sport = :$2" 2>/dev/null | grep -q "$1:$2"; }
-
-# ---- users and the shared store ----
-"$lab/gen-users.sh" "$work/users" "$phones" "$first_user" >/dev/null
-mkdir -p "$work/store"
-node "$repo/bin/minisipserver" ext import "$work/users/users.txt" --data-dir "$work/store" >"$work/import.log" 2>&1 \
-  || { cat "$work/import.log" >&2; die "ext import failed"; }
-
-# ---- the nodes ----
-# Each node has its own data folder (its CDR files, admin token and address) whose store file is
-# the shared one: SQLite follows the link, so its WAL and locks are the shared file's.
-declare -A node_port node_pid
-start_node() {
-  local name=$1 address=$2 media_min=$3
-  local dir="$work/$name"
-  mkdir -p "$dir"
-  ln -s "$work/store/minisipserver.db" "$dir/minisipserver.db"
-  cat >"$work/$name.yaml" <<EOF
-sip:
-  transports: [udp]
-  # Behind a proxy the Request-URI names the proxy: Via, Contact and SDP must name the node.
-  advertise: $address
-registrar:
-  shared: true
-auth:
-  algorithms: [MD5]
-media:
-  relay: always
-  portMin: $media_min
-  portMax: $(( media_min + 3999 ))
-security:
-  trusted: [127.0.0.0/8]
-EOF
-  node "$repo/bin/minisipserver" serve --config "$work/$name.yaml" --data-dir "$dir" --bind "$address" --sip-port 0 \
-    --callback-port 0 --event-channel-port 0 --admin-listen "$address:0" --log-format json >"$work/$name.log" 2>&1 &
-  node_pid[$name]=$!
-  pids+=("$!")
-  # Its SIGKILL below is the point of the demo, not news for bash to report.
-  disown "$!"
-  wait_for 20 "$name listening" grep -q 'listening on port' "$work/$name.log" || { tail -20 "$work/$name.log" >&2; exit 1; }
-  node_port[$name]=$(sed -n 's/.*listening on port \([0-9]*\) .*/\1/p' "$work/$name.log" | head -1)
-  log "$name: pid ${node_pid[$name]} on udp:$address:${node_port[$name]}, media $media_min-$(( media_min + 3999 ))"
-}
+setup_store
 start_node node1 127.0.0.2 40000
 start_node node2 127.0.0.3 44000
-
-# ---- Kamailio ----
-kam_port=$(free_udp_port 127.0.0.1)
-mkdir -p "$work/kamailio"
-cat >"$work/kamailio/dispatcher.list" <<EOF
-1 sip:127.0.0.2:${node_port[node1]} 0 0
-1 sip:127.0.0.3:${node_port[node2]} 0 0
-EOF
-ctl="$work/kamailio/ctl"
-kam_defs=(-A "LISTEN=udp:127.0.0.1:$kam_port" -A "DSLIST=\"$work/kamailio/dispatcher.list\"" -A "CTLSOCK=\"unix:$ctl\"" -A CHILDREN=4 -A WITH_DEBUG)
-kamailio -f "$repo/deploy/kamailio/dispatcher.cfg" "${kam_defs[@]}" -c >"$work/kamailio/check.log" 2>&1 \
-  || { cat "$work/kamailio/check.log" >&2; die "kamailio -c refused deploy/kamailio/dispatcher.cfg"; }
-# -DD: in the foreground (its children still fork), so that $! is its main process.
-kamailio -f "$repo/deploy/kamailio/dispatcher.cfg" "${kam_defs[@]}" -DD -E -w "$work/kamailio" -m 256 -M 16 \
-  >"$work/kamailio/kamailio.log" 2>&1 </dev/null &
-kam_pid=$!
-pids+=("$kam_pid")
-wait_for 10 "kamailio bound to 127.0.0.1:$kam_port" udp_bound 127.0.0.1 "$kam_port" || { tail -20 "$work/kamailio/kamailio.log" >&2; exit 1; }
-# Both nodes answer the OPTIONS probes: flags "AP" (active, probing) for each.
-nodes_active() { [ "$(kamcmd -s "unix:$ctl" dispatcher.list 2>/dev/null | grep -c 'FLAGS: AP')" = 2 ]; }
-wait_for 10 "both nodes active in the dispatcher" nodes_active || { kamcmd -s "unix:$ctl" dispatcher.list >&2 || true; exit 1; }
-log "kamailio: pid $kam_pid on udp:127.0.0.1:$kam_port, both nodes active"
-
-# ---- SIPp: the phones' answering side ----
-start_uas() {
-  mkdir -p "$work/uas"
-  for _ in 1 2 3 4 5; do
-    uas_port=$(free_udp_port 127.0.0.1)
-    (cd "$work/uas" && exec sipp -sf "$lab/uas_call.xml" -i 127.0.0.1 -p "$uas_port" -nostdin -timeout 600 >sipp.log 2>&1) &
-    uas_pid=$!
-    pids+=("$uas_pid")
-    # Calls sent before SIPp holds its port would be lost: wait for it (another program may have
-    # taken the port meanwhile: then SIPp exits and another port is tried).
-    if wait_for 5 "SIPp UAS on $uas_port" udp_bound 127.0.0.1 "$uas_port" 2>/dev/null && kill -0 "$uas_pid" 2>/dev/null; then return 0; fi
-    kill -KILL "$uas_pid" 2>/dev/null || true
-  done
-  die "SIPp UAS did not start: $(tail -3 "$work/uas/sipp.log")"
-}
+start_kamailio node1 node2
 start_uas
-log "sipp uas: pid $uas_pid on udp:127.0.0.1:$uas_port"
 
-# run_sipp NAME ARGS...: one SIPp run to its end (bounded by -m and -timeout) in $work/NAME; sets
-# sipp_ok and sipp_failed from its final statistics.
-run_sipp() {
-  local name=$1; shift
-  mkdir -p "$work/$name"
-  local port
-  port=$(free_udp_port 127.0.0.1)
-  (cd "$work/$name" && sipp "$@" -i 127.0.0.1 -p "$port" -nostdin -trace_stat -stf stat.csv -fd 1 "127.0.0.1:$kam_port" >sipp.log 2>&1) || true
-  read -r sipp_ok sipp_failed < <(stat_counts "$work/$name/stat.csv" 0)
-}
-
-# stat_counts FILE BEFORE_MS: SuccessfulCall(C) and FailedCall(C) of the last line of SIPp's
-# statistics written before BEFORE_MS (0: the last line).
-stat_counts() {
-  [ -f "$1" ] || { echo "0 0"; return; }
-  awk -F';' -v before="$2" '
-    NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "CurrentTime") t = i; if ($i == "SuccessfulCall(C)") s = i; if ($i == "FailedCall(C)") f = i } next }
-    { split($t, parts, "\t"); ms = parts[3] * 1000; if (before == 0 || ms < before) { ok = $s; bad = $f } }
-    END { print (ok == "" ? 0 : ok), (bad == "" ? 0 : bad) }' "$1"
-}
-
-census() { node "$here/census.mjs" "$work/store/minisipserver.db" "$work/kamailio/kamailio.log" "127.0.0.2=$work/node1/cdr" "127.0.0.3=$work/node2/cdr" "$@"; }
+census() { node "$here/census.mjs" "$(store_spec)" "$work/kamailio/kamailio.log" "127.0.0.2=$work/node1/cdr" "127.0.0.3=$work/node2/cdr" "$@"; }
 
 register_all() {
   run_sipp "$1" -sf "$lab/reg_auth.xml" -inf "$work/users/users.csv" -key contact_host 127.0.0.1 -key contact_port "$uas_port" \
     -key expires 3600 -m "$phones" -r 200 -timeout 120
 }
 
+# INVITEs Kamailio received from the nodes with a Route naming it: the callee legs the nodes
+# sent through the phones' Path.
+invites_from_nodes() { grep -cE "INVITE \S+ from 127\.0\.0\.[23]:[0-9]+ route <sip:127\.0\.0\.1:$kam_port;lr>" "$work/kamailio/kamailio.log" || true; }
+
 failures=()
 
 # ---- 1. register every phone through Kamailio ----
 register_all register
 registered=$sipp_ok
+# Every binding in the store (written in batches) before calls look for them there.
+bindings_all() { [ "$(json_field "$(census)" bindings)" -ge "$registered" ]; }
+wait_for 5 "every binding in the store" bindings_all || true
 c=$(census)
 on1=$(node -e 'console.log(JSON.parse(process.argv[1]).registeredOn["127.0.0.2"]??0)' "$c")
 on2=$(node -e 'console.log(JSON.parse(process.argv[1]).registeredOn["127.0.0.3"]??0)' "$c")
@@ -239,6 +98,7 @@ node "$here/cross-calls.mjs" "$work/kamailio/kamailio.log" "$work/users/users.tx
   || failures+=("no calls between the nodes could be made up")
 run_sipp calls -sf "$lab/uac_call.xml" -inf "$work/users/cross-calls.csv" -m "$calls" -r "$rate" -d "$hold_ms" -timeout 120
 calls_ok=$sipp_ok
+through_proxy=$(invites_from_nodes)
 calls_failed=$sipp_failed
 cdr_total() { [ "$(node -e 'const c=JSON.parse(process.argv[1]).cdr;console.log(Object.values(c).reduce((a,b)=>a+b,0))' "$(census)")" -ge "$1" ]; }
 wait_for 5 "$calls_ok CDR lines" cdr_total "$calls_ok" || true
@@ -246,9 +106,11 @@ c=$(census)
 cdr_calls=$(node -e 'const c=JSON.parse(process.argv[1]).cdr;console.log(Object.values(c).reduce((a,b)=>a+b,0))' "$c")
 cross=$(node -e 'console.log(JSON.parse(process.argv[1]).crossNode)' "$c")
 log "calls: $calls_ok of $calls succeeded ($calls_failed failed), $cross of them to a phone registered through the other node; CDR lines: $cdr_calls"
+log "INVITEs the nodes sent to the phones through Kamailio (Route from the Path): $through_proxy"
 [ "$calls_ok" = "$calls" ] || failures+=("$(( calls - calls_ok )) of $calls calls before the kill failed")
 [ "$cdr_calls" = "$calls_ok" ] || failures+=("$cdr_calls CDR lines for $calls_ok calls before the kill")
 [ "$cross" -gt 0 ] || failures+=("no call went to a phone registered through the other node")
+[ "$through_proxy" -ge "$calls_ok" ] || failures+=("only $through_proxy of $calls_ok callee legs went through Kamailio (Path)")
 
 # ---- 3. a call load, and node 2 killed in the middle of it ----
 mkdir -p "$work/load"
@@ -283,6 +145,9 @@ fi
 
 register_all reregister
 reregistered=$sipp_ok
+# The surviving node writes the refreshed bindings in batches: wait (bounded) until they are in.
+refreshed_all() { [ "$(json_field "$(census --registered-since "$kill_ms")" refreshed)" -ge "$reregistered" ]; }
+wait_for 5 "the refreshed bindings in the store" refreshed_all || true
 c=$(census --registered-since "$kill_ms")
 moved=$(node -e 'console.log(JSON.parse(process.argv[1]).registeredOn["127.0.0.2"]??0)' "$c")
 refreshed=$(node -e 'console.log(JSON.parse(process.argv[1]).refreshed)' "$c")
@@ -313,14 +178,13 @@ echo
 echo "Summary ($store store, $phones phones, 2 nodes behind Kamailio, node 2 killed under load):"
 echo "  registered through Kamailio:      $registered / $phones (node 1: $on1, node 2: $on2)"
 echo "  calls before the kill:            $calls_ok / $calls, $cross to the other node's phones, $cdr_calls CDR lines"
+echo "  callee legs through Kamailio:     $through_proxy (each node reaches the phones by their Path)"
 echo "  new calls after the kill:         ${recovered_ms:-never} ms"
 echo "  re-registered after the kill:     $reregistered / $phones, $moved through node 1"
 echo "  CDR lines of calls ended before:  $ended_before (at least $must_have needed)"
 echo "  load calls lost with node 2:      $load_failed (calls in progress on a failed node are lost)"
-echo "  Note: the nodes do not yet route calls to a phone through Kamailio (RFC 3327 Path); they send"
-echo "        to its Contact directly, which works here as everything is on loopback."
-result=$(node -e 'const [a,...r]=process.argv.slice(1);console.log(JSON.stringify({ok:a==="0",registered:+r[0],phones:+r[1],calls:+r[2],callsOk:+r[3],crossNode:+r[4],cdrCalls:+r[5],recoveredMs:r[6]===""?null:+r[6],reregistered:+r[7],movedToSurvivor:+r[8],endedBeforeKill:+r[9],mustHaveCdr:+r[10],loadFailed:+r[11],failures:r.slice(12)}))' \
-  "${#failures[@]}" "$registered" "$phones" "$calls" "$calls_ok" "$cross" "$cdr_calls" "${recovered_ms:-}" "$reregistered" "$moved" "$ended_before" "$must_have" "$load_failed" "${failures[@]}")
+result=$(node -e 'const [a,s,...r]=process.argv.slice(1);console.log(JSON.stringify({ok:a==="0",store:s,registered:+r[0],phones:+r[1],calls:+r[2],callsOk:+r[3],crossNode:+r[4],cdrCalls:+r[5],recoveredMs:r[6]===""?null:+r[6],reregistered:+r[7],movedToSurvivor:+r[8],endedBeforeKill:+r[9],mustHaveCdr:+r[10],loadFailed:+r[11],throughProxy:+r[12],failures:r.slice(13)}))' \
+  "${#failures[@]}" "$store" "$registered" "$phones" "$calls" "$calls_ok" "$cross" "$cdr_calls" "${recovered_ms:-}" "$reregistered" "$moved" "$ended_before" "$must_have" "$load_failed" "$through_proxy" "${failures[@]}")
 if [ ${#failures[@]} -gt 0 ]; then
   echo "FAILED:"
   for f in "${failures[@]}"; do echo "  - $f"; done

@@ -16,6 +16,8 @@ import { LATEST_MARIADB_SCHEMA_VERSION, migrateMariaDb } from '../../lib/store/m
 import { LATEST_SCHEMA_VERSION } from '../../lib/store/migrations.js';
 import { ExtensionExistsError, StoreBusyError, StoreOpenError, type BindingRecord, type ExtensionRecord, type Store } from '../../lib/store/store.js';
 import { Logger } from '../../lib/log.js';
+import { Extensions } from '../../lib/pbx/extensions.js';
+import { computeHA1 } from '../../lib/sip/digest.js';
 import { mariaDbSkipReason, startMariaDb, type MariaDbServer } from '../helpers/mariadb-server.js';
 
 function ext(number: string, extra: Partial<ExtensionRecord> = {}): ExtensionRecord {
@@ -263,6 +265,20 @@ for (const backend of backends) {
       assert.equal(store.getMeta('missing'), undefined);
     });
 
+    test('claimMeta: the first value claimed stays; a later claim gets it back; a fresh store has a nonce secret', async (t) => {
+      const place = await backend.place(t);
+      const a = await opened(place, t);
+      const b = await opened(place, t);
+      assert.match(a.getMeta('secret') ?? '', /^[0-9a-f]{64}$/);
+      assert.equal(b.getMeta('secret'), a.getMeta('secret'), 'one nonce secret for both');
+      assert.equal(await a.claimMeta('first', 'from-a'), 'from-a');
+      assert.equal(await b.claimMeta('first', 'from-b'), 'from-a');
+      assert.equal(b.getMeta('first'), 'from-a');
+      assert.equal(a.getMeta('first'), 'from-a');
+      const c = await reopen(a, place, t);
+      assert.equal(c.getMeta('first'), 'from-a');
+    });
+
     test('two stores on the same data: writes and deletes of one reach the other, whose dataVersion changes', async (t) => {
       const place = await backend.place(t);
       const a = await opened(place, t);
@@ -362,6 +378,39 @@ describe('MariaDB store only', { skip: mariaDbSkipReason }, () => {
     await assert.rejects(openMariaDbStore({ settings: noFile, logger }), (e: unknown) => e instanceof StoreOpenError && /passwordFile/.test(e.message));
     const noDb = server!.settings('mss_missing');
     await assert.rejects(openMariaDbStore({ settings: noDb, logger }), (e: unknown) => e instanceof StoreOpenError && e.message.includes('mss_missing'));
+  });
+
+  test('first start of two servers together on an empty database: one nonce secret, one set of default extensions', async () => {
+    const database = await server!.createDatabase();
+    const open = () => openMariaDbStore({ settings: server!.settings(database), logger });
+    const [a, b] = await Promise.all([open(), open()]);
+    try {
+      const secret = a.getMeta('secret');
+      assert.match(secret ?? '', /^[0-9a-f]{64}$/);
+      assert.equal(b.getMeta('secret'), secret, 'both servers sign nonces with the same secret');
+      const rows = await server!.query<Array<{ value: string }>>(`SELECT value FROM ${database}.meta WHERE \`key\` = 'secret'`);
+      assert.deepEqual(rows.map((r) => r.value), [secret]);
+
+      const [createdA, createdB] = await Promise.all([new Extensions(a, 'pbx').ensureDefaults(), new Extensions(b, 'pbx').ensureDefaults()]);
+      const created = createdA ?? createdB;
+      assert.ok(created, 'one of them created the defaults');
+      assert.ok(createdA === null || createdB === null, 'only one of them created them');
+      await a.flush();
+      await b.flush();
+      const ha1 = (store: Store) => store.listExtensions().map((e) => `${e.number}:${e.ha1Md5}`).join(' ');
+      await eventually('both servers hold the five defaults', () => a.countExtensions() === 5 && b.countExtensions() === 5);
+      assert.equal(ha1(a), ha1(b), 'the same records on both');
+      for (const c of created) {
+        assert.equal(a.getExtension(c.number)?.ha1Md5, computeHA1('MD5', c.number, 'pbx', c.password), `the password shown for ${c.number} is the one stored`);
+      }
+      const stored = await server!.query<Array<{ n: number }>>(`SELECT COUNT(*) AS n FROM ${database}.extensions`);
+      assert.equal(Number(stored[0]!.n), 5);
+      // A later start creates nothing.
+      assert.equal(await new Extensions(b, 'pbx').ensureDefaults(), null);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   test('two servers adding the same number at once: the database keeps one, the other is told and corrected', async () => {

@@ -188,24 +188,24 @@ test('importFile: 10,000 lines as gen-users.sh writes them, in about a second', 
   assert.ok(ms < 3000, `import took ${ms} ms`);
 });
 
-test('ensureDefaults: first start creates 100..104 once; never again, even after they are removed', (t) => {
+test('ensureDefaults: first start creates 100..104 once; never again, even after they are removed', async (t) => {
   const { store } = setup(t);
   const ext = new Extensions(store, 'r');
-  const created = ext.ensureDefaults();
+  const created = await ext.ensureDefaults();
   assert.ok(created);
   assert.deepEqual(created.map((c) => c.number), ['100', '101', '102', '103', '104']);
   for (const c of created) assertPasswordMatches(store, c.number, 'r', c.password);
   assert.equal(new Set(created.map((c) => c.password)).size, 5);
-  assert.equal(ext.ensureDefaults(), null);
+  assert.equal(await ext.ensureDefaults(), null);
   for (const c of created) ext.remove(c.number);
-  assert.equal(ext.ensureDefaults(), null);
+  assert.equal(await ext.ensureDefaults(), null);
   assert.equal(store.countExtensions(), 0);
 });
 
-test('ensureDefaults does nothing when extensions already exist', (t) => {
+test('ensureDefaults does nothing when extensions already exist', async (t) => {
   const { store } = setup(t);
   const ext = new Extensions(store, 'r');
   ext.add('7', { password: 'x' });
-  assert.equal(ext.ensureDefaults(), null);
+  assert.equal(await ext.ensureDefaults(), null);
   assert.deepEqual(ext.list().map((e) => e.number), ['7']);
 });
