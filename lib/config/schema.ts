@@ -111,7 +111,7 @@ export const SCHEMA = {
     advertise: {
       type: 'string',
       default: '',
-      doc: 'Address written in Via and Contact of what the server sends; empty: the address the phone used to reach the server (its Request-URI host), else the bound address, else the interface on the phone\'s subnet.',
+      doc: 'Address written in Via and Contact of what the server sends; empty: the address the phone used to reach the server (its Request-URI host), else the bound address, else the interface on the phone\'s subnet. Behind a front proxy (docs/CLUSTER.md) set it on each node to that node\'s own address: a phone\'s requests name the proxy.',
     },
   },
   registrar: {
@@ -367,7 +367,7 @@ export const SCHEMA = {
       default: ['127.0.0.1', '::1'],
       check: addressEntryProblem,
       scalarList: true,
-      doc: 'Addresses (IPs or CIDR ranges) never banned or rate-limited: the office network, a proxy in front of the server. Trunk peers are trusted too. Loopback is in the default because nothing from the network can send from it (a proxy or a benchmark on the same host does); [] polices it too.',
+      doc: 'Addresses (IPs or CIDR ranges) never banned or rate-limited: the office network, a proxy in front of the server (which must be here: only a trusted source may send REGISTERs with Path, docs/CLUSTER.md). Trunk peers are trusted too. Loopback is in the default because nothing from the network can send from it (a proxy or a benchmark on the same host does); [] polices it too.',
     },
     tableSize: {
       type: 'int',
