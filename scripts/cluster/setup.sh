@@ -188,7 +188,9 @@ start_kamailio() {
   : >"$work/kamailio/dispatcher.list"
   for name in "$@"; do echo "1 sip:${node_address[$name]}:${node_port[$name]} 0 0" >>"$work/kamailio/dispatcher.list"; done
   ctl="$work/kamailio/ctl"
-  local defs=(-A "LISTEN=udp:127.0.0.1:$kam_port" -A "DSLIST=\"$work/kamailio/dispatcher.list\"" -A "CTLSOCK=\"unix:$ctl\"" -A CHILDREN=4 -A WITH_DEBUG)
+  local defs=(-A "LISTEN=udp:127.0.0.1:$kam_port" -A "DSLIST=\"$work/kamailio/dispatcher.list\"" -A "CTLSOCK=\"unix:$ctl\"" -A CHILDREN=4)
+  # A line per request in its log (census.mjs reads it); QUIET_PROXY=1 for a benchmark.
+  [ "${QUIET_PROXY:-0}" = 1 ] || defs+=(-A WITH_DEBUG)
   kamailio -f "$repo/deploy/kamailio/dispatcher.cfg" "${defs[@]}" -c >"$work/kamailio/check.log" 2>&1 \
     || { cat "$work/kamailio/check.log" >&2; die "kamailio -c refused deploy/kamailio/dispatcher.cfg"; }
   # -DD: in the foreground (its children still fork), so that $! is its main process.
