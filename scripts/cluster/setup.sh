@@ -194,7 +194,7 @@ start_kamailio() {
   kamailio -f "$repo/deploy/kamailio/dispatcher.cfg" "${defs[@]}" -c >"$work/kamailio/check.log" 2>&1 \
     || { cat "$work/kamailio/check.log" >&2; die "kamailio -c refused deploy/kamailio/dispatcher.cfg"; }
   # -DD: in the foreground (its children still fork), so that $! is its main process.
-  kamailio -f "$repo/deploy/kamailio/dispatcher.cfg" "${defs[@]}" -DD -E -w "$work/kamailio" -m 256 -M 16 \
+  kamailio -f "$repo/deploy/kamailio/dispatcher.cfg" "${defs[@]}" -DD -E -w "$work/kamailio" -m "${KAMAILIO_SHM_MB:-256}" -M 16 \
     >"$work/kamailio/kamailio.log" 2>&1 </dev/null &
   kam_pid=$!
   pids+=("$kam_pid")
