@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { runDb, type DbStatus } from '../../cli/db.js';
 import { runExt } from '../../cli/ext.js';
 import { runBan } from '../../cli/ban.js';
@@ -16,29 +15,21 @@ import { openSqliteStore } from '../../lib/store/sqlite.js';
 import { LATEST_SCHEMA_VERSION } from '../../lib/store/migrations.js';
 import { openMariaDbStore } from '../../lib/store/mariadb.js';
 import { silentLogger } from '../../lib/log.js';
+import { Collect } from '../helpers/collect.js';
 import { mariaDbSkipReason, startMariaDb, type MariaDbServer } from '../helpers/mariadb-server.js';
 
-async function db(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d) => (o += d));
-  err.on('data', (d) => (e += d));
-  const code = await runDb(argv, { out, err });
-  return { code, out: o, err: e };
+type Io = { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
+
+/** Runs a command's entry point with its output collected. */
+async function capture(run: (argv: string[], io: Io) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new Collect();
+  const err = new Collect();
+  const code = await run(argv, { out, err });
+  return { code, out: out.text, err: err.text };
 }
 
-async function ban(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = '';
-  let e = '';
-  out.on('data', (d) => (o += d));
-  err.on('data', (d) => (e += d));
-  const code = await runBan(argv, { out, err });
-  return { code, out: o, err: e };
-}
+const db = (...argv: string[]) => capture(runDb, argv);
+const ban = (...argv: string[]) => capture(runBan, argv);
 
 async function ext(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
