@@ -109,6 +109,21 @@ export class Authenticator {
     return { ok: true, user: creds.username };
   }
 
+  /**
+   * True when the request carries credentials for our realm whose nonce this server issued
+   * within the last `withinMs`: it answers a recent challenge, i.e. it is the second half of an
+   * attempt that was admitted once already (overload control serves it). Nothing is verified
+   * here; authenticate() still does that.
+   */
+  answersRecentChallenge(req: SipRequest, withinMs: number): boolean {
+    const values = req.headers.getAll(req.method === 'REGISTER' ? 'authorization' : 'proxy-authorization');
+    for (const v of values) {
+      const c = parseCredentials(v);
+      if (c !== null && c.realm === this.opts.realm && this.opts.nonces.issuedWithin(c.nonce, withinMs)) return true;
+    }
+    return false;
+  }
+
   /** Several credentials may be present (one per realm or algorithm): take the one for our realm. */
   private pickCredentials(values: string[]): Credentials | null {
     let fallback: Credentials | null = null;

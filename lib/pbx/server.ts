@@ -228,6 +228,7 @@ export class PbxServer {
       callsInSetup: () => this.stack.transactions.stats.invitesInProgress,
       receiveBacklogMs: () => this.stack.receiveBacklogMs(),
       knownSource: (req, source) => this.knownSource(req, source),
+      answersChallenge: (req, withinMs) => this.auth.answersRecentChallenge(req, withinMs),
     });
     const numbers = (this.numbers = new Router({ extensions: extensionCache, registrar: { lookup: (aor) => this.registrar.lookup(aor) }, trunks: this.trunks }));
     numbers.setDialPlan(config.dialplan, config.classes);

@@ -17,7 +17,10 @@
  *    retransmissions try again later), a 503 over TCP/TLS (a stream client does not retransmit,
  *    and would only wait 32 s for nothing);
  *  - requests inside a dialog (ACK, BYE, re-INVITE), CANCEL, and known phones' requests
- *    (registration refreshes, OPTIONS keep-alives) are served as always.
+ *    (registration refreshes, OPTIONS keep-alives) are served as always; so are a new request
+ *    that answers a challenge sent in the last 32 s (the second INVITE of a call admitted once
+ *    already) and a retransmission of a request being handled (the stack leaves it to its
+ *    transaction).
  *
  * The stack reads `active` for every request (one field read while not overloaded); the rest
  * runs only while overloaded.
@@ -61,6 +64,11 @@ export interface OverloadOptions {
   receiveBacklogMs?: () => number | null;
   /** A registered phone's address, a trusted address or a trunk: its requests are served. */
   knownSource: (req: SipRequest, source: Endpoint) => boolean;
+  /**
+   * The request answers a challenge this server sent within `withinMs` (its credentials carry a
+   * nonce issued that recently): the second half of an attempt admitted once already.
+   */
+  answersChallenge?: (req: SipRequest, withinMs: number) => boolean;
   /** Starts the sampling timer (default true); tests feed sample() themselves. */
   timer?: boolean;
   now?: () => number;
@@ -73,6 +81,13 @@ const DECREASE = 0.75;
 const INCREASE = 0.05;
 /** Samples in a row over the delay's high-water mark that make overload. */
 const SUSTAINED_SAMPLES = 3;
+/**
+ * A request answering a challenge sent this recently (64*T1, the longest a client's transaction
+ * lives) continues an attempt that was admitted: it is served whatever the share. Refusing it
+ * would waste the challenge already sent, and with the share applied to both INVITEs of a
+ * challenged call only share^2 of the calls would get through.
+ */
+const CHALLENGE_ANSWER_MS = 32_000;
 /** Below this share nothing is admitted (a few calls a second would only add retransmissions). */
 const MIN_ADMIT = 0.05;
 /** Event-loop utilization over a sample at which the loop counts as busy without a pause. */
@@ -108,6 +123,7 @@ export class OverloadControl {
   private readonly logger: Logger;
   private readonly callsInSetup: () => number;
   private readonly knownSource: OverloadOptions['knownSource'];
+  private readonly answersChallenge: NonNullable<OverloadOptions['answersChallenge']>;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private lastSampleAt = 0;
@@ -122,6 +138,7 @@ export class OverloadControl {
     this.logger = opts.logger;
     this.callsInSetup = opts.callsInSetup;
     this.knownSource = opts.knownSource;
+    this.answersChallenge = opts.answersChallenge ?? (() => false);
     this.now = opts.now ?? (() => performance.now());
     this.configure(opts.settings);
     if (opts.timer !== false) {
@@ -193,6 +210,7 @@ export class OverloadControl {
    * CANCEL, which the caller serves). Counted here.
    */
   verdict(req: SipRequest, source: Endpoint): OverloadVerdict {
+    if (this.answersChallenge(req, CHALLENGE_ANSWER_MS)) return 'serve';
     if (req.method === 'INVITE') {
       const credit = this.credit + this.admit;
       if (credit >= 1) {

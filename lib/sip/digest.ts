@@ -380,6 +380,17 @@ export class NonceService {
     return nonce;
   }
 
+  /**
+   * True when `nonce` is one this server issued (or accepted) within the last `withinMs` and
+   * still tracks: no MAC check, one table lookup (overload control asks it for each new request
+   * that carries credentials).
+   */
+  issuedWithin(nonce: string, withinMs: number): boolean {
+    if (!this.lastNc.has(nonce)) return false;
+    const issuedAt = timestampOf(nonce);
+    return issuedAt !== null && this.now() - issuedAt <= withinMs;
+  }
+
   check(nonce: string): 'ok' | 'stale' | 'invalid' {
     if (typeof nonce !== 'string') return 'invalid';
     if (this.lastNc.has(nonce)) {

@@ -413,6 +413,8 @@ export class SipStack {
   private refusedForOverload(req: SipRequest, source: Endpoint): boolean {
     const method = req.method;
     if (method === 'ACK' || method === 'CANCEL' || toTag(req) !== undefined) return false;
+    // A retransmission goes to its transaction, which answers it as it answered the first copy.
+    if (this.transactions.hasServerTransaction(req, source)) return false;
     const verdict = this.overload!.verdict(req, source);
     if (verdict === 'serve') return false;
     if (verdict === 'reject') {

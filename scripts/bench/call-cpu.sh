@@ -22,6 +22,7 @@
 #   REPEAT=3 scripts/bench/call-cpu.sh           # several runs, one line each (the machine is noisy)
 #   MEDIA_RELAY=always scripts/bench/call-cpu.sh # every call also sets up a relay session (SDP rewritten both ways)
 #   UDP_ENGINE=node scripts/bench/call-cpu.sh    # sip.udpEngine (default auto: the native I/O thread)
+#   WARM=4000 RATE=400 COUNT=4000 scripts/bench/call-cpu.sh   # 4000 calls first, not counted (JIT warmed up)
 #
 # Needs: sipp (sip-tester) and a built tree. Everything stays on 127.0.0.1 (ports PORT..PORT+3).
 set -euo pipefail
@@ -75,6 +76,12 @@ for run in $(seq 1 "$repeat"); do
   uas_pid=$!
   sipp -sf "$lab/sipp/reg_auth.xml" -i 127.0.0.1 -p $((port + 2)) -inf "$work/users/callees.csv" -key contact_host 127.0.0.1 \
     -key contact_port $((port + 1)) -key expires 3600 -m $((users - users / 2)) -r 500 -timeout 30 -nostdin "127.0.0.1:$port" >/dev/null 2>&1 || true
+  if [ "${WARM:-0}" -gt 0 ]; then
+    # The same calls first, not counted: what the measured ones cost on a warmed-up server.
+    sipp -sf "$lab/sipp/uac_call.xml" -i 127.0.0.1 -p $((port + 3)) -inf "$work/users/calls.csv" -m "$WARM" -r "$rate" -d 1000 \
+      -timeout 300 -nostdin "127.0.0.1:$port" >/dev/null 2>&1 || true
+    sleep 2
+  fi
   sleep 0.5
   thread_times "$srv_pid" > "$work/before-$run.txt"
   sipp -sf "$lab/sipp/uac_call.xml" -i 127.0.0.1 -p $((port + 3)) -inf "$work/users/calls.csv" -m "$count" -r "$rate" -d 1000 \

@@ -122,10 +122,11 @@ export class Phone {
   // ---- caller side ----------------------------------------------------------------------------
 
   /**
-   * Sends an INVITE to `number` and answers the 407 challenge. Returns the dialog skeleton
-   * (remote tag filled once a response with a To tag arrives, see waitFinal).
+   * Sends an INVITE to `number` and answers the 407 challenge (after `opts.afterChallenge`, when
+   * given, has run). Returns the dialog skeleton (remote tag filled once a response with a To tag
+   * arrives, see waitFinal).
    */
-  async invite(number: string, sdp = '', extra: string[] = []): Promise<OutgoingCall> {
+  async invite(number: string, sdp = '', extra: string[] = [], opts: { afterChallenge?: () => Promise<void> } = {}): Promise<OutgoingCall> {
     const callId = `call-${this.user}-${process.pid}-${++counter}`;
     const localTag = `t${counter}`;
     const dialog: Dialog = {
@@ -168,10 +169,12 @@ export class Phone {
     const values = challenge.headers.getAll('proxy-authenticate');
     const chosen = values.find((v) => (challengeParams(v).algorithm ?? 'MD5').toUpperCase() === 'MD5') ?? values[0]!;
     const auth = digestAuthorization({ challenge: chosen, user: this.user, password: this.password, method: 'INVITE', uri });
+    await opts.afterChallenge?.();
     const br2 = branch();
     dialog.cseq = 2;
-    this.send(build(2, br2, auth), sdp);
-    return new OutgoingCall(this, dialog, br2, uri);
+    const lines = build(2, br2, auth);
+    this.send(lines, sdp);
+    return new OutgoingCall(this, dialog, br2, uri, () => this.send(lines, sdp));
   }
 
   // ---- callee side ----------------------------------------------------------------------------
@@ -241,6 +244,8 @@ export class OutgoingCall {
     readonly dialog: Dialog,
     readonly inviteBranch: string,
     readonly uri: string,
+    /** Sends the (authenticated) INVITE again, as a retransmission. */
+    readonly retransmitInvite: () => void,
   ) {}
 
   /** Waits for the final response to the INVITE; for a 2xx, fills the dialog and sends ACK. */

@@ -13,7 +13,7 @@ import { Logger } from '../../lib/log.js';
 import { parseMessage } from '../../lib/sip/parser.js';
 import type { SipRequest, SipResponse } from '../../lib/sip/message.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Phone } from '../helpers/phone.js';
+import { Phone, type OutgoingCall } from '../helpers/phone.js';
 import { waitFor } from '../helpers/keep-alive.js';
 import { branch } from '../helpers/sip-peer.js';
 import { Attacker } from './attacker.js';
@@ -113,6 +113,37 @@ test('the share admitted is spread evenly over the calls; other new requests are
   run(600, 500);
   assert.equal(c.admit, 0);
   assert.ok(Array.from({ length: 20 }, () => c.verdict(request('INVITE'), udp('10.0.0.5'))).every((v) => v === 'reject'));
+});
+
+test('a request answering a challenge sent in the last 32 s is served whatever the share; an older answer is not', () => {
+  let now = 0;
+  const answeredAt = new Map<string, number>([['recent', 31_000], ['old', 33_000]]);
+  const c = new OverloadControl({
+    settings: SETTINGS,
+    logger: new Logger({ format: 'json', level: 'error', write: () => {} }),
+    callsInSetup: () => 0,
+    knownSource: () => false,
+    // The Call-ID stands for the nonce here: how long ago "its" challenge was sent.
+    answersChallenge: (req, withinMs) => (answeredAt.get(req.headers.get('call-id') ?? '') ?? Infinity) <= withinMs,
+    timer: false,
+    now: () => now,
+  });
+  for (let t = 0; t < 1000; t += 50) {
+    now += 50;
+    c.sample(500, 0);
+  }
+  assert.equal(c.admit, 0);
+  const udp = { transport: 'udp' as const, address: '192.0.2.1', port: 5060 };
+  const withCallId = (method: string, callId: string) => {
+    const r = request(method);
+    r.headers.set('call-id', callId);
+    return r;
+  };
+  assert.equal(c.verdict(withCallId('INVITE', 'recent'), udp), 'serve');
+  assert.equal(c.verdict(withCallId('REGISTER', 'recent'), udp), 'serve');
+  assert.equal(c.verdict(withCallId('INVITE', 'old'), udp), 'reject');
+  assert.equal(c.verdict(withCallId('REGISTER', 'old'), udp), 'shed');
+  assert.deepEqual(c.counters, { rejected: 1, shed: 1, onsets: 1 });
 });
 
 test('a load hovering around the mark is one episode in the log, ended after 10 s of admitting all', () => {
@@ -298,4 +329,47 @@ test('overloaded by calls being set up: 503 with Retry-After for new calls, stra
   const started = srv.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['event'] === 'overload.started');
   assert.equal(started.length, 1);
   assert.equal(started[0]!['reason'], 'calls in setup');
+});
+
+test('refusing every new call: a retransmitted INVITE goes to its transaction, and the answer to a challenge sent before the overload is served', async () => {
+  const a = await phone('401');
+  const b = await phone('402');
+  await a.register();
+  await b.register();
+  await waitFor(() => !srv.server.overload.active, 'the server to accept new calls');
+  const refusedBefore = srv.server.overload.counters.rejected;
+  const first = await a.invite('402');
+  const ringing1 = await b.incoming();
+  ringing1.ring();
+  await first.provisional(180);
+  // The third call is challenged before the overload and answers the challenge during it.
+  let second: OutgoingCall | undefined;
+  const third = await a.invite('402', '', [], {
+    afterChallenge: async () => {
+      second = await a.invite('402');
+      (await b.incoming()).ring();
+      await second.provisional(180);
+      await waitFor(() => srv.server.overload.admit === 0, 'the server to refuse every new call for two calls in setup');
+    },
+  });
+  const ringing3 = await b.incoming();
+  ringing3.ring();
+  await third.provisional(180);
+  assert.equal(srv.server.overload.admit, 0, 'still refusing new calls');
+
+  // A fresh INVITE is refused; a copy of a ringing call's INVITE goes to its transaction (the 180
+  // again, RFC 3261 section 17.2.1), never gets a second, different final response.
+  a.sendText(rawRequest('INVITE', a.port, 'inv-new-during'));
+  assert.equal((await a.waitResponse((r) => r.headers.get('call-id') === 'inv-new-during')).status, 503);
+  third.retransmitInvite();
+  const again = await a.waitResponse((r) => r.headers.get('call-id') === third.dialog.callId);
+  assert.equal(again.status, 180);
+  assert.equal(await a.quiet((m) => m.kind === 'response' && m.headers.get('call-id') === third.dialog.callId, 300), true, 'no 503 for the copy');
+  assert.equal(srv.server.overload.counters.rejected, refusedBefore + 1);
+
+  for (const call of [first, second!, third]) {
+    call.cancel();
+    assert.equal((await call.final()).status, 487);
+  }
+  await waitFor(() => !srv.server.overload.active, 'the server to accept again');
 });

@@ -363,6 +363,22 @@ export class TransactionLayer {
     }
   }
 
+  /**
+   * True when `req` (not an ACK) is a retransmission of a request a server transaction already
+   * has (§17.2.3 matching): receiveRequest() would only hand it to that transaction. Overload
+   * control asks this before refusing a new request, so that a retransmission is never answered
+   * with a second, different final response.
+   */
+  hasServerTransaction(req: SipRequest, source: Destination): boolean {
+    const via = topVia(req);
+    if (via === undefined || via.length === 0) return false;
+    const branch = viaBranch(via);
+    const legacy = branch === undefined || !branch.startsWith(MAGIC_COOKIE);
+    const head = this.servers.get(legacy ? legacyServerKey(req, via, req.method) : branch);
+    if (head === undefined) return false;
+    return this.findServer(head, legacy ? '' : (viaSentBy(via) ?? ''), req.method, source) !== undefined;
+  }
+
   private findServer(head: ServerTx | undefined, sentBy: string, method: string, source: Destination): ServerTx | undefined {
     let tx = head;
     let n = 0;

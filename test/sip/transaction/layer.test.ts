@@ -19,6 +19,23 @@ test('a request matches a server transaction by branch, sent-by and method (RFC 
   assert.equal(r.layer.stats.serverTransactions, 4);
 });
 
+test('hasServerTransaction tells a retransmission from a new request without touching the transaction', () => {
+  const r = rig();
+  r.layer.receiveRequest(request('INVITE'), UDP);
+  const legacyVia = 'SIP/2.0/UDP old.example.com:5060';
+  r.layer.receiveRequest(request('INVITE', { via: legacyVia }), UDP);
+  assert.equal(r.layer.hasServerTransaction(request('INVITE'), UDP), true);
+  assert.equal(r.layer.hasServerTransaction(request('INVITE', { via: legacyVia }), UDP), true, 'RFC 2543 key');
+  assert.equal(r.layer.hasServerTransaction(request('INVITE', { branch: 'z9hG4bKbranch2' }), UDP), false);
+  assert.equal(r.layer.hasServerTransaction(request('INVITE', { sentBy: 'other.example.com:5060' }), UDP), false);
+  assert.equal(r.layer.hasServerTransaction(request('OPTIONS'), UDP), false, 'another method');
+  assert.equal(r.layer.hasServerTransaction(request('INVITE'), { ...UDP, port: UDP.port + 1 }), false, 'another source');
+  assert.equal(r.layer.hasServerTransaction(request('INVITE', { via: legacyVia, cseq: 2 }), UDP), false);
+  assert.equal(r.requests.length, 2);
+  assert.equal(r.layer.stats.retransmissionsAbsorbed, 0);
+  assert.equal(r.sent.length, 0, 'nothing sent');
+});
+
 test('the same branch from another transport source is another transaction, answered there', () => {
   const r = rig();
   const other = { ...UDP, port: UDP.port + 1 };
