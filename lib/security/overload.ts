@@ -22,8 +22,14 @@
  *    already) and a retransmission of a request being handled (the stack leaves it to its
  *    transaction).
  *
- * The stack reads `active` for every request (one field read while not overloaded); the rest
- * runs only while overloaded.
+ * Between samples, a new request that waited `highDelayMs` or more in the receive queue before
+ * the server got to it (the native UDP engine tells each datagram's wait) is treated the same at
+ * once, whatever the share: the client's first retransmission (T1, 500 ms) is near, and refusing
+ * the new work in a late stretch of the queue drains it in a fraction of the time serving it would
+ * take, so that what was admitted is answered before the clients retransmit it.
+ *
+ * The stack reads `active` and `lateMs` for every request (two field reads while not overloaded);
+ * the rest runs only while overloaded.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
@@ -118,6 +124,8 @@ export class OverloadControl {
   delayMs = 0;
   /** The share of new calls admitted now, 0 to 1. */
   admit = 1;
+  /** A new request that waited this long (ms) in the receive queue is refused whatever the share. */
+  lateMs = Infinity;
 
   private settings!: OverloadSettings;
   private readonly logger: Logger;
@@ -171,6 +179,7 @@ export class OverloadControl {
   configure(s: OverloadSettings): void {
     this.settings = { ...s };
     this.retryAfterValue = String(s.retryAfter);
+    this.lateMs = s.enabled ? s.highDelayMs : Infinity;
     if (!s.enabled && this.active) this.setAdmit(1, this.now());
   }
 
@@ -206,12 +215,15 @@ export class OverloadControl {
   }
 
   /**
-   * While active: what becomes of a request that starts something new (no To tag; not ACK or
-   * CANCEL, which the caller serves). Counted here.
+   * While active, or for a request that waited `lateMs` or more (`late`): what becomes of a
+   * request that starts something new (no To tag; not ACK or CANCEL, which the caller serves).
+   * Counted here.
    */
-  verdict(req: SipRequest, source: Endpoint): OverloadVerdict {
+  verdict(req: SipRequest, source: Endpoint, late = false): OverloadVerdict {
     if (this.answersChallenge(req, CHALLENGE_ANSWER_MS)) return 'serve';
+    if (late) this.noteLate();
     if (req.method === 'INVITE') {
+      if (late) return this.refuse();
       const credit = this.credit + this.admit;
       if (credit >= 1) {
         this.credit = credit - 1;
@@ -233,6 +245,30 @@ export class OverloadControl {
     return 'reject';
   }
 
+  /** A late request is being refused: an episode (and its log line) starts or goes on. */
+  private noteLate(): void {
+    const t = this.now();
+    let e = this.episode;
+    if (e === null) {
+      this.counters.onsets++;
+      e = this.startEpisode(t, 'receive queue', this.lateMs, 0, this.admit);
+      e.onsets++;
+    }
+    e.lastActive = t;
+  }
+
+  private startEpisode(t: number, reason: string, delayMs: number, callsInSetup: number, admit: number): Episode {
+    const e: Episode = { start: t, lastActive: t, rejected: 0, shed: 0, onsets: 0, peakDelayMs: delayMs, lowestAdmit: admit, reason };
+    this.episode = e;
+    this.logger.warn('overload.started', {
+      reason,
+      delayMs: Math.round(delayMs),
+      callsInSetup,
+      hint: 'some new calls get 503 with Retry-After, new requests from unknown sources are shed; see docs/SECURITY.md, Overload',
+    });
+    return e;
+  }
+
   private setAdmit(admit: number, t: number, reason?: string, delayMs = 0, callsInSetup = 0): void {
     const wasActive = this.active;
     this.admit = admit;
@@ -247,17 +283,9 @@ export class OverloadControl {
       return;
     }
     this.counters.onsets++;
-    if (this.episode === null) {
-      this.episode = { start: t, lastActive: t, rejected: 0, shed: 0, onsets: 0, peakDelayMs: delayMs, lowestAdmit: admit, reason: reason ?? 'delay' };
-      this.logger.warn('overload.started', {
-        reason: reason ?? 'delay',
-        delayMs: Math.round(delayMs),
-        callsInSetup,
-        hint: 'some new calls get 503 with Retry-After, new requests from unknown sources are shed; see docs/SECURITY.md, Overload',
-      });
-    }
-    this.episode.onsets++;
-    if (this.episode.lowestAdmit > admit) this.episode.lowestAdmit = admit;
+    const e = this.episode ?? this.startEpisode(t, reason ?? 'delay', delayMs, callsInSetup, admit);
+    e.onsets++;
+    if (e.lowestAdmit > admit) e.lowestAdmit = admit;
   }
 
   private maybeEndEpisode(t: number): void {

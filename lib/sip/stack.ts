@@ -179,7 +179,7 @@ export class SipStack {
   async start(): Promise<void> {
     const { opts } = this;
     const openUdp = opts.transports.includes('udp') ? this.chooseUdpEngine() : UdpTransport.open;
-    const onMessage = (data: Buffer, source: Endpoint) => this.receive(data, source);
+    const onMessage = (data: Buffer, source: Endpoint, waitedMs?: number) => this.receive(data, source, false, waitedMs);
     const families: Array<{ family: 4 | 6; address: string }> = [{ family: 4, address: opts.bind4 }];
     if (opts.bind6) families.push({ family: 6, address: opts.bind6 });
     const connections = new ConnectionLimits({
@@ -214,7 +214,7 @@ export class SipStack {
             // copied or parsed (the private port of sip.workers gets siblings' hand-overs: not there).
             const guard = this.guard;
             const drop = guard !== null ? { drop: (a: string) => guard.banned(a) } : {};
-            const t = await openUdp({ ...common, ...drop, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint) => this.receive(data, source, true) } : {}) });
+            const t = await openUdp({ ...common, ...drop, address, port, ...(fd !== undefined ? { fd, onMessage: (data: Buffer, source: Endpoint, waitedMs?: number) => this.receive(data, source, true, waitedMs) } : {}) });
             port = t.port;
             this.udp.push(t);
             if (opts.sharedUdp) {
@@ -335,9 +335,10 @@ export class SipStack {
 
   /**
    * Entry point for bytes from any transport. Never throws. `shared`: it came in on the SIP port
-   * shared with sibling processes, and may belong to one of them.
+   * shared with sibling processes, and may belong to one of them. `waitedMs`: how long it waited
+   * in the receive queue (overload control refuses new work that waited too long).
    */
-  receive(data: Buffer, source: Endpoint, shared = false): void {
+  receive(data: Buffer, source: Endpoint, shared = false, waitedMs = 0): void {
     this.counters.received++;
     // A banned source, or one over its rate, costs a lookup or two here and nothing more.
     const guard = this.guard;
@@ -380,7 +381,8 @@ export class SipStack {
     try {
       if (msg.kind === 'request') {
         this.stampVia(msg, source);
-        if (this.overload !== null && this.overload.active && this.refusedForOverload(msg, source)) return;
+        const overload = this.overload;
+        if (overload !== null && (overload.active || waitedMs >= overload.lateMs) && this.refusedForOverload(msg, source, waitedMs >= overload.lateMs)) return;
         if (this.statelessAnswer !== undefined && msg.method !== 'ACK' && msg.method !== 'CANCEL') {
           const res = this.statelessAnswer(msg, source);
           if (res !== null) {
@@ -407,15 +409,16 @@ export class SipStack {
   }
 
   /**
-   * While overloaded: true when the request starts something new and is refused (a stateless
-   * 503 with Retry-After) or shed (dropped). In-dialog requests, ACK and CANCEL are never refused.
+   * While overloaded, or for a request that waited too long to be handled (`late`): true when the
+   * request starts something new and is refused (a stateless 503 with Retry-After) or shed
+   * (dropped). In-dialog requests, ACK and CANCEL are never refused.
    */
-  private refusedForOverload(req: SipRequest, source: Endpoint): boolean {
+  private refusedForOverload(req: SipRequest, source: Endpoint, late: boolean): boolean {
     const method = req.method;
     if (method === 'ACK' || method === 'CANCEL' || toTag(req) !== undefined) return false;
     // A retransmission goes to its transaction, which answers it as it answered the first copy.
     if (this.transactions.hasServerTransaction(req, source)) return false;
-    const verdict = this.overload!.verdict(req, source);
+    const verdict = this.overload!.verdict(req, source, late);
     if (verdict === 'serve') return false;
     if (verdict === 'reject') {
       const res = createResponse(req, 503, undefined, newTag());

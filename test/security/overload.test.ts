@@ -146,6 +146,32 @@ test('a request answering a challenge sent in the last 32 s is served whatever t
   assert.deepEqual(c.counters, { rejected: 1, shed: 1, onsets: 1 });
 });
 
+test('a new request that waited the high-water delay in the receive queue is refused whatever the share, and logged as one episode', () => {
+  const { c, run, lines, known } = control({ highDelayMs: 250 });
+  known.add('10.0.0.5');
+  run(500, 20);
+  assert.equal(c.active, false);
+  assert.equal(c.lateMs, 250);
+  const udp = (address: string) => ({ transport: 'udp' as const, address, port: 5060 });
+  assert.equal(c.verdict(request('INVITE'), udp('10.0.0.5'), true), 'reject');
+  assert.equal(c.verdict(request('INVITE'), udp('10.0.0.5'), true), 'reject');
+  assert.equal(c.verdict(request('REGISTER'), udp('10.0.0.5'), true), 'serve', 'a known source');
+  assert.equal(c.verdict(request('REGISTER'), udp('192.0.2.1'), true), 'shed');
+  assert.deepEqual(c.counters, { rejected: 2, shed: 1, onsets: 1 });
+  assert.equal(c.admit, 1, 'the share is not cut by late requests');
+  const started = lines.filter((l) => l['event'] === 'overload.started');
+  assert.equal(started.length, 1);
+  assert.equal(started[0]!['reason'], 'receive queue');
+  run(9_900, 20);
+  assert.equal(lines.filter((l) => l['event'] === 'overload.ended').length, 0);
+  run(200, 20);
+  const ended = lines.filter((l) => l['event'] === 'overload.ended');
+  assert.equal(ended.length, 1);
+  assert.equal(ended[0]!['rejected'], 2);
+  c.configure({ ...SETTINGS, enabled: false });
+  assert.equal(c.lateMs, Infinity, 'off: nothing is late');
+});
+
 test('a load hovering around the mark is one episode in the log, ended after 10 s of admitting all', () => {
   const { c, run, lines } = control();
   for (let i = 0; i < 5; i++) {

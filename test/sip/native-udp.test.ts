@@ -193,6 +193,35 @@ test('native UDP: a backlog is worked off in slices, so timers run in between, a
   }
 });
 
+test('native UDP: each datagram comes with an estimate of how long it waited in the queue while the main thread was busy', { skip: noAddon }, async () => {
+  const waits: number[] = [];
+  const t = await NativeUdpTransport.open(nativeOptions({ onMessage: (_data, _source, waitedMs) => waits.push(waitedMs ?? -1) }));
+  const peer = await openPeer();
+  try {
+    for (let i = 0; i < 20; i++) peer.socket.send(datagram(i, 200), t.port, '127.0.0.1');
+    await until(() => waits.length >= 20);
+    assert.equal(waits.length, 20);
+    assert.ok(waits.every((w) => w >= 0 && w < 60_000), `waits while idle: ${waits.join(', ')}`);
+    waits.length = 0;
+    // Sent, then the main thread kept busy for 400 ms: the I/O thread queued them meanwhile.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((resolve) => peer.socket.send(datagram(i, 200), t.port, '127.0.0.1', () => resolve()))));
+    const busyUntil = Date.now() + 400;
+    while (Date.now() < busyUntil) {
+      // busy
+    }
+    await until(() => waits.length >= 20);
+    assert.equal(waits.length, 20);
+    // The oldest waited the whole 400 ms; the others are placed evenly between it and the moment
+    // the batch was taken (the engine keeps the first arrival time of a batch, not each one).
+    const shown = `waits behind a busy main thread: ${waits.map((w) => Math.round(w)).join(', ')}`;
+    assert.ok(waits[0]! >= 300, shown);
+    assert.ok(waits.every((w, i) => w >= 0 && (i === 0 || w <= waits[i - 1]! + 1)), shown);
+  } finally {
+    peer.socket.close();
+    await t.close();
+  }
+});
+
 test('SIP stack on the native engine: what the engine drops or the kernel refuses is reported in one warn line per period', { skip: noAddon }, async () => {
   const { SipStack } = await import('../../lib/sip/stack.js');
   const { Logger } = await import('../../lib/log.js');

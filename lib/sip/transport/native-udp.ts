@@ -55,6 +55,8 @@ const RX_HEADER = 12;
 const DGRAM_MAX = 65536;
 /** Longest stretch the main thread spends on received datagrams before timers get their turn. */
 const DRAIN_SLICE_MS = 50;
+/** process.hrtime (the I/O thread's clock, CLOCK_MONOTONIC) in ms = performance.now() + this. */
+const HRTIME_OFFSET_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 
 export interface NativeUdpCounters {
   /** Received datagrams dropped (queue bound reached, or larger than 64 KiB). */
@@ -82,6 +84,8 @@ export class NativeUdpTransport {
   private pendingAt = 0;
   /** When (process.hrtime, ms) the oldest datagram of `pending` was received. */
   private pendingSince = 0;
+  /** When (process.hrtime, ms) `pending` was taken from the I/O thread (its newest is older). */
+  private pendingTaken = 0;
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
     this.drain();
@@ -133,6 +137,7 @@ export class NativeUdpTransport {
     const opts = this.opts;
     const drop = opts.drop;
     const start = performance.now();
+    let now = start + HRTIME_OFFSET_MS;
     let checked = 0;
     while (!this.closed) {
       let batch = this.pending;
@@ -142,15 +147,25 @@ export class NativeUdpTransport {
         batch = this.lib.sipIoDrain(this.handle);
         at = 0;
         if (batch === null) return;
-        this.pendingSince = since >= 0 ? since : Number(process.hrtime.bigint()) / 1e6;
+        now = this.pendingTaken = Number(process.hrtime.bigint()) / 1e6;
+        this.pendingSince = since >= 0 ? since : this.pendingTaken;
       }
+      // The batch's datagrams arrived between pendingSince and pendingTaken; each is taken to have
+      // arrived at the point of that span its place in the batch gives (arrivals spread evenly).
+      const since = this.pendingSince;
+      const span = this.pendingTaken - since;
+      const length = batch.length;
       while (at + RX_HEADER <= batch.length) {
-        if (++checked % 16 === 0 && performance.now() - start > DRAIN_SLICE_MS) {
-          this.pending = batch; // the rest of this batch comes first next time
-          this.pendingAt = at;
-          this.flush();
-          this.scheduleDrain();
-          return;
+        if (++checked % 16 === 0) {
+          const t = performance.now();
+          if (t - start > DRAIN_SLICE_MS) {
+            this.pending = batch; // the rest of this batch comes first next time
+            this.pendingAt = at;
+            this.flush();
+            this.scheduleDrain();
+            return;
+          }
+          if (t + HRTIME_OFFSET_MS > now) now = t + HRTIME_OFFSET_MS;
         }
         const len = batch.readUInt32LE(at);
         const port = batch[at + 4]! | (batch[at + 5]! << 8);
@@ -165,8 +180,9 @@ export class NativeUdpTransport {
         const data = Buffer.allocUnsafe(len);
         batch.copy(data, 0, begin, begin + len);
         at += (RX_HEADER + textLen + len + 3) & ~3;
+        const waited = now - (since + (span * at) / length);
         try {
-          opts.onMessage(data, { transport: 'udp', address, port });
+          opts.onMessage(data, { transport: 'udp', address, port }, waited);
         } catch (err) {
           opts.onError?.(err as Error);
         }

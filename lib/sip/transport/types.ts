@@ -9,8 +9,11 @@ export interface Endpoint {
   connectionId?: number;
 }
 
-/** Bytes received, with their source; the stack parses them. */
-export type InboundHandler = (data: Buffer, source: Endpoint) => void;
+/**
+ * Bytes received, with their source; the stack parses them. `waitedMs`: how long they waited in a
+ * receive queue the transport can see (the native UDP engine's), when known.
+ */
+export type InboundHandler = (data: Buffer, source: Endpoint, waitedMs?: number) => void;
 
 /**
  * TCP and TLS deliver in order or fail (RFC 3261 sections 17.1.1.2 and 17.1.2.2): no
