@@ -27,7 +27,8 @@ export interface CallOutcome {
 export interface BridgeEnv {
   allow: string;
   maxDurationMs: number;
-  log(level: 'debug' | 'info' | 'warn', event: string, fields: Record<string, unknown>): void;
+  /** `fromPeer`: caused by what a peer sent (a missing ACK, bad SDP...): within the log's budget of such lines a second. */
+  log(level: 'debug' | 'info' | 'warn', event: string, fields: Record<string, unknown>, fromPeer?: boolean): void;
   /** media.requireSrtpOverTls: a re-offer with SDES keys is refused (488) unless both legs are on TLS. */
   requireSrtpOverTls?: boolean;
 }
@@ -161,7 +162,7 @@ export class Bridge {
       try {
         body = this.rewrite(from, body, to.dialog.destination);
       } catch (err) {
-        this.env.log('warn', 'call.bad_sdp', { callId: this.a.dialog.callId, side: from, error: (err as Error).message });
+        this.env.log('warn', 'call.bad_sdp', { callId: this.a.dialog.callId, side: from, error: (err as Error).message }, true);
         tx.respond(createResponse(req, 488, 'Not Acceptable Here (unusable SDP)'));
         return;
       }
@@ -244,7 +245,7 @@ export class Bridge {
     try {
       return this.rewrite(from, body, peer);
     } catch (err) {
-      this.env.log('warn', 'call.bad_sdp', { callId: this.a.dialog.callId, side: from, error: (err as Error).message });
+      this.env.log('warn', 'call.bad_sdp', { callId: this.a.dialog.callId, side: from, error: (err as Error).message }, true);
       return Buffer.alloc(0);
     }
   }

@@ -177,7 +177,7 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
           this.env.log('info', 'call.media_direct', { callId: this.callId, reason: err.message });
           this.media.goDirect();
         } else {
-          this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'a', error: (err as Error).message });
+          this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'a', error: (err as Error).message }, true);
           destination.release?.();
           this.failA(488, CallTag.CalleeRejected, 79, 'Not Acceptable Here (unusable SDP offer)');
           return;
@@ -279,7 +279,7 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
         body = this.media.rewrite('b', res.body, this.a.source, this.b!.signalIp, this.a.hint);
         this.answerSdp = body.toString('utf8');
       } catch (err) {
-        this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'b', error: (err as Error).message });
+        this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'b', error: (err as Error).message }, true);
       }
     }
     this.a.sendProvisional(res.status, res.reason, body, isReliable(res));
@@ -302,7 +302,7 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
       try {
         answer = this.media.rewrite('b', answer, this.a.source, b.signalIp, this.a.hint);
       } catch (err) {
-        this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'b', error: (err as Error).message });
+        this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'b', error: (err as Error).message }, true);
         b.sendAck(cseq, Buffer.alloc(0));
         this.answerMs = Date.now();
         this.failA(480, CallTag.CalleeRejected, 79);
@@ -360,7 +360,7 @@ export class Call implements IncomingLegOwner, OutgoingLegOwner {
       try {
         body = this.bridge!.rewrite('a', body, b.dialog.destination);
       } catch (err) {
-        this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'a', error: (err as Error).message });
+        this.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'a', error: (err as Error).message }, true);
         b.sendAck(this.bAckCseq, Buffer.alloc(0));
         this.release('both', CallTag.CallerBye, 79);
         return;

@@ -156,7 +156,7 @@ export class CallManager {
     }
     const auth = this.deps.auth.authenticate(req, 'proxy', toTag, source);
     if (!auth.ok) {
-      if (auth.response.status === 403) this.deps.env.log('warn', 'call.auth_failed', { from: `${source.address}:${source.port}` });
+      if (auth.response.status === 403) this.deps.env.log('warn', 'call.auth_failed', { from: `${source.address}:${source.port}` }, true);
       tx.respond(auth.response);
       return;
     }

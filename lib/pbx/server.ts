@@ -207,7 +207,7 @@ export class PbxServer {
         maxDurationMs: config.calls.maxDuration * 1000,
         allow: ALLOW_HEADER,
         userAgent: config.sip.userAgent,
-        log: (level, event, fields) => logger[level](event, fields),
+        log: (level, event, fields, fromPeer) => (fromPeer === true ? logger.peer(level, event, fields) : logger[level](event, fields)),
         logs: (level) => logger.enabled(level),
     };
     this.trunks = new Trunks(config.trunks, env, options.trunkRetryMs !== undefined ? { retryMinMs: options.trunkRetryMs } : {});

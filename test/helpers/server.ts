@@ -29,6 +29,8 @@ export async function startTestServer(
     users?: Array<[string, string]>;
     /** The first retry of a failed trunk registration after this many ms (30 s otherwise). */
     trunkRetryMs?: number;
+    /** The log's budget of lines a second for events a peer causes (1000 otherwise). */
+    peerEventsPerSecond?: number;
   } = {},
 ): Promise<TestServer> {
   const config = defaultConfig();
@@ -47,7 +49,7 @@ export async function startTestServer(
   config.eventChannel.port = 0;
   opts.configure?.(config);
   const logLines: string[] = [];
-  const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: 1000 });
+  const logger = new Logger({ format: 'json', level: 'debug', write: (l) => logLines.push(l), peerEventsPerSecond: opts.peerEventsPerSecond ?? 1000 });
   // A configured MariaDB store is opened as `serve` does; the SQLite default by the server itself.
   const store = config.store.kind === 'sqlite' ? undefined : await openStore(config, logger);
   const server = new PbxServer(config, logger, undefined, { ...(store ? { store } : {}), ...(opts.trunkRetryMs !== undefined ? { trunkRetryMs: opts.trunkRetryMs } : {}) });

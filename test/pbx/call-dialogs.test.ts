@@ -293,3 +293,49 @@ test('calls.maxDuration ends an answered call with BYE to both sides (callTag 7,
     await local.stop();
   }
 });
+
+test('a caller that never ACKs the 200 gets it again until 64*T1, then the callee gets BYE; the warnings count against the budget of peer events', async () => {
+  const local = await startTestServer({
+    users: [['911', 'pw911'], ['912', 'pw912']],
+    peerEventsPerSecond: 1,
+    configure: (c) => {
+      c.media.relay = 'never';
+      c.auth.algorithms = ['MD5'];
+      c.sip.t1 = 20; // 64*T1 = 1.28 s
+      c.sip.t2 = 80;
+    },
+  });
+  const [a, b] = await registeredPair(local.port, '911', '912');
+  try {
+    const callIds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const call = await a.invite('912');
+      (await b.incoming()).answer();
+      await a.waitResponse((r) => r.headers.get('call-id') === call.dialog.callId && r.status === 200);
+      callIds.push(call.dialog.callId);
+    }
+    // Not acknowledged: sent again (RFC 3261 section 13.3.1.4).
+    for (const id of callIds) assert.equal((await a.waitResponse((r) => r.headers.get('call-id') === id && r.status === 200)).status, 200);
+    for (let i = 0; i < 2; i++) {
+      const bye = await b.waitRequest('BYE', 5000);
+      b.respond(bye, 200, 'OK');
+    }
+    const lines = () => local.logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitFor(() => lines().some((l) => l['event'] === 'call.no_ack'), 'the call.no_ack warning');
+    // The next peer event after the one-second window reports what the budget held back.
+    const budgetWindowMs = 1000;
+    await new Promise((resolve) => setTimeout(resolve, budgetWindowMs + 50));
+    a.sendText('NOT SIP AT ALL\r\n\r\n');
+    await waitFor(() => lines().some((l) => l['event'] === 'sip.bad_message'), 'the bad message logged');
+    const written = lines().filter((l) => l['event'] === 'call.no_ack').length;
+    const heldBack = lines()
+      .filter((l) => l['event'] === 'log.suppressed')
+      .reduce((n, l) => n + Number(l['count']), 0);
+    assert.ok(written >= 1);
+    assert.equal(written + heldBack, 2, 'each no-ACK call either written or counted as held back');
+  } finally {
+    a.close();
+    b.close();
+    await local.stop();
+  }
+});

@@ -232,7 +232,7 @@ export class IncomingLeg implements DialogUser, BridgedLeg {
         if (Date.now() - state.sentAt >= 64 * t1) {
           this.pending2xx = null;
           state.onAck = undefined;
-          this.env.log('warn', 'call.no_ack', { callId: this.dialog.callId });
+          this.env.log('warn', 'call.no_ack', { callId: this.dialog.callId }, true);
           this.owner.onNoAck();
           return;
         }

@@ -32,7 +32,8 @@ export interface LegEnv {
   userAgent: string;
   /** Files the dialog so that in-dialog requests reach `leg`; `undefined` unfiles it. */
   fileDialog(callId: string, localTag: string, leg: DialogUser | undefined): void;
-  log(level: 'debug' | 'info' | 'warn', event: string, fields: Record<string, unknown>): void;
+  /** `fromPeer`: caused by what a peer sent (a missing ACK, bad SDP...): within the log's budget of such lines a second. */
+  log(level: 'debug' | 'info' | 'warn', event: string, fields: Record<string, unknown>, fromPeer?: boolean): void;
   /** Whether `level` is written: fields of a disabled event are not even built. */
   logs(level: 'debug' | 'info' | 'warn'): boolean;
 }

@@ -332,7 +332,7 @@ export class IvrCall implements IncomingLegOwner {
     try {
       this.media.rewrite('b', res.body, this.source, leg.signalIp, this.leg.hint);
     } catch (err) {
-      this.deps.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'b', error: (err as Error).message });
+      this.deps.env.log('warn', 'call.bad_sdp', { callId: this.callId, side: 'b', error: (err as Error).message }, true);
       leg.bye(79);
       leg.end();
       this.recordOnward(onward.dialled, onward.number, leg, CallTag.CalleeRejected, 488, 79);
