@@ -465,7 +465,7 @@ export const SCHEMA = {
       default: 20,
       min: 1,
       max: 100000,
-      doc: 'Log lines per second about what peers send (bad messages, failed auth); the rest are counted.',
+      doc: 'Log lines per second about what peers send (bad messages, failed auth, a 200 never acknowledged, bad SDP); the rest are counted.',
     },
   },
 } as const satisfies Record<string, Record<string, KeySpec>>;
