@@ -82,6 +82,13 @@ export const SCHEMA = {
       values: ['auto', 'native', 'node'],
       doc: 'Who does UDP socket I/O. native: a thread of the native addon receives and sends in batches (recvmmsg/sendmmsg), so the kernel\'s share of every datagram runs beside the SIP logic on another core; node: Node.js dgram on the main thread; auto: native when the addon was built (npm ci builds it when a C compiler is present), else node.',
     },
+    udpCoalesceUs: {
+      type: 'int',
+      default: 2000,
+      min: 0,
+      max: 20000,
+      doc: 'With the native engine: after a datagram arrives while the server is idle, how long (µs) to wait for others before handling them together. One wake-up of the SIP logic then serves several datagrams instead of one each, which at a few hundred calls a second cuts the CPU per call by a fifth or more; each message waits at most this long. 0: handle each at once.',
+    },
     maxMessageBytes: { type: 'int', default: 65536, min: 1500, max: 1048576, doc: 'Largest SIP message accepted; larger ones get 513.' },
     maxHeaders: { type: 'int', default: 256, min: 16, max: 4096, doc: 'Most header lines in one message.' },
     maxVia: { type: 'int', default: 32, min: 2, max: 256, doc: 'Most Via values in one message.' },

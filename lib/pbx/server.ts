@@ -312,6 +312,7 @@ export class PbxServer {
         ...(tlsCredentials ? { tls: { port: config.sip.tls.port, credentials: tlsCredentials.context, handshakeTimeoutMs: config.sip.tls.handshakeTimeout * 1000 } } : {}),
         udpBufferBytes: config.sip.udpBufferBytes,
         udpEngine: config.sip.udpEngine as 'auto' | 'native' | 'node',
+        udpCoalesceUs: config.sip.udpCoalesceUs,
         limits: { maxMessageBytes: config.sip.maxMessageBytes, maxHeaders: config.sip.maxHeaders, maxVia: config.sip.maxVia },
         tcpMaxConnections: config.sip.tcpMaxConnections,
         maxConnectionsPerSource: config.sip.maxConnectionsPerSource,

@@ -28,6 +28,8 @@ export interface StackOptions {
   udpBufferBytes: number;
   /** Who does UDP socket I/O: the native addon's I/O thread, Node's dgram, or native when built. */
   udpEngine?: 'auto' | 'native' | 'node';
+  /** Native engine: how long (µs) datagrams arriving at an idle server wait for others to be handled together. */
+  udpCoalesceUs?: number;
   limits: ParseLimits;
   /** Most TCP and TLS connections open at once, in all and from one source address (absent: the total alone). */
   tcpMaxConnections: number;
@@ -208,7 +210,7 @@ export class SipStack {
       for (const { family, address } of families) {
         try {
           if (opts.transports.includes('udp')) {
-            const common = { family, bufferBytes: opts.udpBufferBytes, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
+            const common = { family, bufferBytes: opts.udpBufferBytes, coalesceUs: opts.udpCoalesceUs ?? 0, onMessage, onError: (err: Error) => opts.logger.warn('udp.error', { error: err.message }) };
             const fd = opts.sharedUdp?.(address, port);
             // A banned source's datagrams are dropped by the transport itself, before anything is
             // copied or parsed (the private port of sip.workers gets siblings' hand-overs: not there).

@@ -73,6 +73,12 @@ typedef struct {
   int rx_paused; /* the socket is out of the epoll set until JavaScript drains the queue */
   int tx_busy;   /* the I/O thread is sending a batch: later sends queue behind it (order kept) */
   double rx_first_ms; /* CLOCK_MONOTONIC ms when rx last went from empty to holding a record */
+  /*
+   * How long (ns) the thread waits, after a datagram found JavaScript's queue empty, for others to
+   * arrive before it calls JavaScript: at low rates one call then carries several datagrams
+   * instead of one each (each call is a wake-up of the main thread). 0: call at once.
+   */
+  long coalesce_ns;
   double rx_dropped;
   double tx_dropped;
   double tx_errors;
@@ -188,14 +194,20 @@ static size_t rx_room(const sipio_t *s) {
   return (RX_QUEUE_MAX - s->rx.len) / (RX_HEADER + ADDR_TEXT_MAX + DGRAM_MAX);
 }
 
+static void call_js_now(sipio_t *s) {
+  napi_call_threadsafe_function(s->tsfn, NULL, napi_tsfn_nonblocking);
+}
+
 static void receive_ready(sipio_t *s) {
+  long coalesce_ns = __atomic_load_n(&s->coalesce_ns, __ATOMIC_RELAXED);
+  int owed = 0; /* JavaScript is to be called once this round of reading ends */
   for (int round = 0; round < 16; round++) {
     /* Read no more than the queue can surely take, so that nothing read is dropped here. */
     pthread_mutex_lock(&s->mu);
     size_t room = rx_room(s);
     if (room == 0) set_paused(s, 1);
     pthread_mutex_unlock(&s->mu);
-    if (room == 0) return;
+    if (room == 0) break;
     int batch = room < RX_BATCH ? (int)room : RX_BATCH;
     for (int i = 0; i < batch; i++) {
       s->in_iov[i].iov_base = s->in_bufs + (size_t)i * DGRAM_MAX;
@@ -207,13 +219,20 @@ static void receive_ready(sipio_t *s) {
       s->in_msgs[i].msg_hdr.msg_iovlen = 1;
     }
     int n = recvmmsg(s->fd, s->in_msgs, (unsigned)batch, MSG_DONTWAIT, NULL);
-    if (n <= 0) return;
+    if (n <= 0) break;
     pthread_mutex_lock(&s->mu);
     int notify = queue_received(s, n);
     pthread_mutex_unlock(&s->mu);
-    if (notify) napi_call_threadsafe_function(s->tsfn, NULL, napi_tsfn_nonblocking);
-    if (n < batch) return;
+    if (notify && coalesce_ns > 0 && n < batch && round == 0) {
+      owed = 1;
+      struct timespec ts = { 0, coalesce_ns };
+      nanosleep(&ts, NULL);
+      continue; /* read what came meanwhile, then call */
+    }
+    if (notify) call_js_now(s);
+    if (n < batch) break;
   }
+  if (owed) call_js_now(s);
 }
 
 /* Parses "a.b.c.d", "v6" or "v6%scope" into dst; 0 if it is not an IP address. */
@@ -495,6 +514,20 @@ static napi_value js_local_port(napi_env env, napi_callback_info info) {
   return make_int(env, ntohs(((struct sockaddr_in *)&ss)->sin_port));
 }
 
+/* sipIoCoalesce(handle, microseconds): sets the wait described at coalesce_ns (0 to 20,000). */
+static napi_value js_coalesce(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  sipio_t *s = NULL;
+  int32_t us;
+  if (argc == 2) s = get_io(env, argv[0]);
+  if (!s || !get_int(env, argv[1], &us) || us < 0 || us > 20000)
+    THROW(env, "sipIoCoalesce(handle, microseconds 0..20000): bad arguments");
+  __atomic_store_n(&s->coalesce_ns, (long)us * 1000L, __ATOMIC_RELAXED);
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
 /* sipIoStart(fd, onReadable) -> handle. The handle owns the fd from then on. */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -665,6 +698,7 @@ void sipio_register(napi_env env, napi_value exports) {
     { "udpSocket", NULL, js_udp_socket, NULL, NULL, NULL, napi_default, NULL },
     { "localPort", NULL, js_local_port, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoStart", NULL, js_start, NULL, NULL, NULL, napi_default, NULL },
+    { "sipIoCoalesce", NULL, js_coalesce, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoDrain", NULL, js_drain, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoSend", NULL, js_send, NULL, NULL, NULL, napi_default, NULL },
     { "sipIoStats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },

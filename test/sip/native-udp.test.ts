@@ -222,6 +222,27 @@ test('native UDP: each datagram comes with an estimate of how long it waited in 
   }
 });
 
+test('native UDP: with coalesceUs a datagram reaching an idle socket waits that long for others, and none is lost', { skip: noAddon }, async () => {
+  const got: Array<{ i: number; waited: number }> = [];
+  const t = await NativeUdpTransport.open(nativeOptions({ coalesceUs: 20_000, onMessage: (data, _source, waitedMs) => got.push({ i: data.readUInt32BE(0), waited: waitedMs ?? -1 }) }));
+  const peer = await openPeer();
+  try {
+    for (let round = 0; round < 3; round++) {
+      const before = got.length;
+      for (let i = 0; i < 5; i++) peer.socket.send(datagram(round * 5 + i, 100), t.port, '127.0.0.1');
+      await until(() => got.length >= before + 5);
+      const mine = got.slice(before);
+      assert.deepEqual(mine.map((m) => m.i), [0, 1, 2, 3, 4].map((i) => round * 5 + i), 'all five, in order');
+      // The first found the queue empty: the I/O thread slept 20 ms before handing it over.
+      assert.ok(mine[0]!.waited >= 19, `the first waited ${mine[0]!.waited} ms`);
+    }
+    assert.throws(() => nativeUdpAddon()!.sipIoCoalesce({}, 10), /bad arguments/);
+  } finally {
+    peer.socket.close();
+    await t.close();
+  }
+});
+
 test('SIP stack on the native engine: what the engine drops or the kernel refuses is reported in one warn line per period', { skip: noAddon }, async () => {
   const { SipStack } = await import('../../lib/sip/stack.js');
   const { Logger } = await import('../../lib/log.js');

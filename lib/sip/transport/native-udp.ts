@@ -18,6 +18,7 @@ interface SipIoAddon {
   sipIoSend(h: Handle, records: Buffer, length: number): boolean;
   sipIoStats(h: Handle): [number, number, number];
   sipIoQueuedSince(h: Handle): number;
+  sipIoCoalesce(h: Handle, microseconds: number): void;
   sipIoClose(h: Handle): void;
 }
 
@@ -30,7 +31,7 @@ export function nativeUdpAddon(): SipIoAddon | null {
   try {
     const a = loadAddon<Partial<SipIoAddon>>('relay');
     if (a === null) loadError = 'the native addon is not built (node scripts/build-native.mjs, needs g++ and make)';
-    else if (typeof a.sipIoQueuedSince !== 'function') loadError = 'the native addon is older than this program: rebuild it (node scripts/build-native.mjs)';
+    else if (typeof a.sipIoQueuedSince !== 'function' || typeof a.sipIoCoalesce !== 'function') loadError = 'the native addon is older than this program: rebuild it (node scripts/build-native.mjs)';
     addon = loadError ? null : (a as SipIoAddon);
   } catch (err) {
     loadError = `the native addon cannot be loaded: ${(err as Error).message}`;
@@ -124,6 +125,7 @@ export class NativeUdpTransport {
     if (port < 0) return Promise.reject(errnoError(port, 'getsockname'));
     let transport: NativeUdpTransport | null = null;
     const handle = lib.sipIoStart(fd, () => transport?.scheduleDrain());
+    if (opts.coalesceUs !== undefined && opts.coalesceUs > 0) lib.sipIoCoalesce(handle, opts.coalesceUs);
     transport = new NativeUdpTransport(lib, handle, opts.address, port, opts);
     return Promise.resolve(transport);
   }
@@ -167,6 +169,7 @@ export class NativeUdpTransport {
           }
           if (t + HRTIME_OFFSET_MS > now) now = t + HRTIME_OFFSET_MS;
         }
+        const recordAt = at;
         const len = batch.readUInt32LE(at);
         const port = batch[at + 4]! | (batch[at + 5]! << 8);
         const textLen = batch[at + 7]!;
@@ -180,7 +183,7 @@ export class NativeUdpTransport {
         const data = Buffer.allocUnsafe(len);
         batch.copy(data, 0, begin, begin + len);
         at += (RX_HEADER + textLen + len + 3) & ~3;
-        const waited = now - (since + (span * at) / length);
+        const waited = now - (since + (span * recordAt) / length);
         try {
           opts.onMessage(data, { transport: 'udp', address, port }, waited);
         } catch (err) {

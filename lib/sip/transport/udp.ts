@@ -19,6 +19,8 @@ export interface UdpOptions {
   fd?: number;
   /** Asked first for each datagram with its source address: true drops it unread (a banned source). */
   drop?: (address: string) => boolean;
+  /** Native engine only (sip.udpCoalesceUs): how long datagrams reaching an idle socket wait for others. */
+  coalesceUs?: number;
 }
 
 /** One UDP socket (RFC 3261 section 18.1/18.2 over datagrams). */
