@@ -218,7 +218,7 @@ export const SCHEMA = {
       doc: 'Address written into SDP for the relay ports; empty: the address of the server the phone sent its SIP to (the local address that reaches it).',
     },
     portMin: { type: 'int', default: 10000, min: 1024, max: 65534, doc: 'Lowest UDP port of the relay range (RTP even, RTCP odd).' },
-    portMax: { type: 'int', default: 20000, min: 1025, max: 65535, doc: 'Highest UDP port of the relay range.' },
+    portMax: { type: 'int', default: 30000, min: 1025, max: 65535, doc: 'Highest UDP port of the relay range. 10000-30000 holds 5,000 relayed calls at once (two port pairs each).' },
     engine: {
       type: 'enum',
       default: 'auto',
