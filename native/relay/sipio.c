@@ -10,7 +10,9 @@
 //   rx: records [u32 len][u16 port][u8 family 4|6][u8 textLen][4 bytes IPv4][textLen bytes IPv6
 //       text][len bytes datagram], each padded to 4 bytes, integers little-endian. The thread
 //       calls JavaScript (thread-safe function) only when it makes the queue non-empty; JavaScript
-//       drains it whole, so every datagram is seen and the call rate falls as the load rises.
+//       drains it whole, so every datagram is seen and the call rate falls as the load rises. With
+//       sipIoCoalesce, it first sleeps that long and reads what came meanwhile, so that at low rates
+//       a call carries several datagrams too (sip.udpCoalesceUs).
 //   tx: records in the same layout (for IPv6 the text is the destination address), which
 //       JavaScript gathers during one turn of its event loop and hands over with one call. It wakes
 //       the thread (eventfd) only when it makes the queue non-empty; the thread swaps the queue
